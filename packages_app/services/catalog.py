@@ -1,0 +1,224 @@
+"""Catalog writes: import repodata into Builds, keep package links and latest versions current."""
+
+import logging
+from collections.abc import Callable
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from rattler import Version
+
+from packages_app.adapters.repodata import RepodataRecord
+from packages_app.adapters.repodata import read_repodata
+from packages_app.models import Build
+from packages_app.models import Channel
+from packages_app.models import Package
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 1000
+# Fields a re-import may change (channels patch records after upload: depends, license...).
+RECORD_FIELDS = (
+    "name",
+    "version",
+    "build_string",
+    "build_number",
+    "depends",
+    "constrains",
+    "depends_names",
+    "track_features",
+    "noarch",
+    "license",
+    "license_family",
+    "md5",
+    "sha256",
+    "size",
+    "timestamp",
+)
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What one repodata import changed."""
+
+    channel: str
+    subdir: str
+    records: int
+    created: int
+    updated: int
+    unchanged: int
+    withdrawn: int
+
+    @property
+    def wrote_anything(self) -> bool:
+        return bool(self.created or self.updated or self.withdrawn)
+
+
+def import_repodata(
+    *,
+    channel: Channel,
+    source: str,
+    withdraw_missing: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportReport:
+    """Upsert the Builds of one repodata.json into `channel`, in bulk and idempotently.
+
+    The file is read and validated completely before anything is written, and the writes run in
+    one transaction, so a bad file leaves the catalog as it was. Records whose digest did not
+    change are not written at all. With `withdraw_missing`, builds of this channel and subdir
+    that the file no longer lists are marked withdrawn (what a channel sync wants).
+    `progress(advanced, total)` is called as records are handled.
+    """
+    parsed = read_repodata(
+        source, timeout_s=settings.HTTP_TIMEOUT_S, max_bytes=settings.REPODATA_MAX_BYTES
+    )
+    with transaction.atomic():
+        report = _upsert_records(
+            channel=channel,
+            subdir=parsed.subdir,
+            records=parsed.records,
+            withdraw_missing=withdraw_missing,
+            progress=progress,
+        )
+    logger.info(
+        "imported %s into %s/%s: %d created, %d updated, %d unchanged, %d withdrawn",
+        parsed.source,
+        channel,
+        parsed.subdir,
+        report.created,
+        report.updated,
+        report.unchanged,
+        report.withdrawn,
+    )
+    return report
+
+
+def _upsert_records(
+    *,
+    channel: Channel,
+    subdir: str,
+    records: list[RepodataRecord],
+    withdraw_missing: bool,
+    progress: Callable[[int, int], None] | None,
+) -> ImportReport:
+    existing = {
+        filename: (pk, digest, state)
+        for pk, filename, digest, state in Build.objects.filter(
+            channel=channel, subdir=subdir
+        ).values_list("pk", "filename", "record_digest", "state")
+    }
+    package_ids = dict(
+        Package.objects.filter(name__in={r.name for r in records}).values_list("name", "pk")
+    )
+    to_create: list[Build] = []
+    to_update: list[Build] = []
+    for record in records:
+        digest = record.digest
+        current = existing.get(record.filename)
+        if current is None:
+            to_create.append(
+                _build_from_record(record, channel=channel, digest=digest, package_ids=package_ids)
+            )
+        elif current[1] != digest or current[2] == Build.State.WITHDRAWN:
+            build = _build_from_record(
+                record, channel=channel, digest=digest, package_ids=package_ids
+            )
+            build.pk = current[0]
+            build.state = Build.State.STAGED if current[2] == Build.State.WITHDRAWN else current[2]
+            to_update.append(build)
+    now = timezone.now()
+    for batch in _batches(to_create):
+        Build.objects.bulk_create(batch)
+        if progress:
+            progress(len(batch), len(records))
+    for batch in _batches(to_update):
+        for build in batch:
+            build.updated_at = now
+            build.withdrawn_at = None
+        Build.objects.bulk_update(
+            batch,
+            [*RECORD_FIELDS, "record_digest", "package", "state", "withdrawn_at", "updated_at"],
+        )
+        if progress:
+            progress(len(batch), len(records))
+    if progress:
+        progress(len(records) - len(to_create) - len(to_update), len(records))
+
+    withdrawn = 0
+    if withdraw_missing:
+        listed = {r.filename for r in records}
+        gone = [
+            pk
+            for filename, (pk, _, state) in existing.items()
+            if filename not in listed and state != Build.State.WITHDRAWN
+        ]
+        withdrawn = Build.objects.filter(pk__in=gone).update(
+            state=Build.State.WITHDRAWN, withdrawn_at=now, updated_at=now
+        )
+    touched = {b.name for b in to_create} | {b.name for b in to_update}
+    if withdrawn:
+        touched |= set(Build.objects.filter(pk__in=gone).values_list("name", flat=True))
+    refresh_latest_versions(names=touched)
+    return ImportReport(
+        channel=str(channel),
+        subdir=subdir,
+        records=len(records),
+        created=len(to_create),
+        updated=len(to_update),
+        unchanged=len(records) - len(to_create) - len(to_update),
+        withdrawn=withdrawn,
+    )
+
+
+def _build_from_record(
+    record: RepodataRecord, *, channel: Channel, digest: str, package_ids: dict[str, int]
+) -> Build:
+    return Build(
+        channel=channel,
+        package_id=package_ids.get(record.name),
+        subdir=record.subdir or "",
+        filename=record.filename,
+        record_digest=digest,
+        **{field: getattr(record, field) for field in RECORD_FIELDS},
+    )
+
+
+def _batches(items: list, size: int = BATCH_SIZE) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def refresh_latest_versions(*, names: Iterable[str]) -> int:
+    """Recompute Package.latest_version (conda ordering, via py-rattler) for the named packages."""
+    names = set(names)
+    if not names:
+        return 0
+    packages = list(Package.objects.filter(name__in=names).only("pk", "name", "latest_version"))
+    if not packages:
+        return 0
+    versions: dict[str, set[str]] = {}
+    for name, version in (
+        Build.objects.filter(name__in=[p.name for p in packages])
+        .exclude(state=Build.State.WITHDRAWN)
+        .values_list("name", "version")
+        .distinct()
+    ):
+        versions.setdefault(name, set()).add(version)
+    changed = []
+    for package in packages:
+        candidates = versions.get(package.name)
+        latest = max(candidates, key=Version) if candidates else ""
+        if latest != package.latest_version:
+            package.latest_version = latest
+            changed.append(package)
+    Package.objects.bulk_update(changed, ["latest_version"])
+    return len(changed)
+
+
+def link_builds_to_package(*, package: Package) -> int:
+    """Attach catalog builds of the package's name to it (after a package is registered)."""
+    linked = Build.objects.filter(name=package.name, package__isnull=True).update(package=package)
+    refresh_latest_versions(names=[package.name])
+    return linked

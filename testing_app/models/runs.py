@@ -1,0 +1,244 @@
+"""Runs (batches of work), jobs (one unit on one cell) and the latest verdict per cell."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+
+from .hosts import Host
+from .reference import Platform
+from .reference import Variant
+from .verdicts import JOB_FINAL_VERDICTS
+from .verdicts import Verdict
+
+
+class RunTrigger(models.TextChoices):
+    NEW_BUILD = "new_build", "New build"
+    REVERSE_DEPENDENCY = "reverse_dependency", "Reverse-dependency re-test"
+    TORCH_RELEASE = "torch_release", "New PyTorch release"
+    FULL = "full", "Full distribution run"
+    MANUAL = "manual", "Manual request"
+    RETRY = "retry", "Retry"
+
+
+class RunState(models.TextChoices):
+    PLANNING = "planning", "Planning"
+    RUNNING = "running", "Running"
+    FINISHED = "finished", "Finished"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Run(models.Model):
+    """A batch of jobs started by one trigger, e.g. a new build or a PyTorch release wave."""
+
+    Trigger = RunTrigger
+
+    State = RunState
+
+    trigger = models.CharField(max_length=24, choices=Trigger.choices)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PLANNING)
+    triggered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Free text for machine triggers: "sync of channel staging", "API token ci-main of kornia".
+    trigger_detail = models.CharField(max_length=300, blank=True)
+    trigger_build = models.ForeignKey(
+        "packages_app.Build", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    torch_release = models.ForeignKey(
+        "packages_app.TorchRelease",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="runs",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(trigger__in=RunTrigger.values), name="run_trigger_valid"
+            ),
+            models.CheckConstraint(condition=Q(state__in=RunState.values), name="run_state_valid"),
+        ]
+        indexes = [models.Index(fields=["state", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"Run {self.pk} ({self.get_trigger_display()})"
+
+
+class JobKind(models.TextChoices):
+    INSTALL_CHECK = "install_check", "Install check"
+    TEST = "test", "Test"
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    FINISHED = "finished", "Finished"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Job(models.Model):
+    """One unit of work on one cell: an install check (solver only) or a test (conda-build)."""
+
+    Kind = JobKind
+
+    Status = JobStatus
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="jobs")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # The cell.
+    build = models.ForeignKey("packages_app.Build", on_delete=models.CASCADE, related_name="jobs")
+    torch_release = models.ForeignKey(
+        "packages_app.TorchRelease", on_delete=models.CASCADE, related_name="jobs"
+    )
+    variant = models.ForeignKey(Variant, on_delete=models.PROTECT, related_name="jobs")
+    platform = models.ForeignKey(Platform, on_delete=models.PROTECT, related_name="jobs")
+    python = models.CharField(max_length=8, blank=True)
+    # A reverse-dependency re-test pins the upstream build that triggered it.
+    pinned_build = models.ForeignKey(
+        "packages_app.Build", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    extra_specs = models.JSONField(default=list, blank=True)
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    verdict = models.CharField(max_length=16, choices=Verdict.choices, blank=True)
+    queue_name = models.CharField(max_length=100)
+    priority = models.SmallIntegerField(default=0)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    max_attempts = models.PositiveSmallIntegerField(default=3)
+    retry_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
+    )
+    timeout_s = models.PositiveIntegerField(default=3600)
+
+    host = models.ForeignKey(
+        Host, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+    worker_name = models.CharField(max_length=200, blank=True)
+    gpu_index = models.SmallIntegerField(null=True, blank=True)
+    runner = models.CharField(max_length=32, blank=True)
+    runner_version = models.CharField(max_length=32, blank=True)
+    command = models.JSONField(default=list, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    solved_packages = models.JSONField(default=list, blank=True)
+    log_path = models.CharField(max_length=500, blank=True)
+    log_tail = models.TextField(blank=True)
+    failure_excerpt = models.TextField(blank=True)
+    error_message = models.TextField(blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_s = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "run",
+                    "kind",
+                    "build",
+                    "torch_release",
+                    "variant",
+                    "platform",
+                    "python",
+                    "attempt",
+                ],
+                name="job_unique_cell_attempt_per_run",
+            ),
+            models.CheckConstraint(condition=Q(kind__in=JobKind.values), name="job_kind_valid"),
+            models.CheckConstraint(
+                condition=Q(status__in=JobStatus.values), name="job_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(verdict="") | Q(verdict__in=sorted(JOB_FINAL_VERDICTS)),
+                name="job_verdict_valid",
+            ),
+            # A finished job always carries its verdict; an unfinished one never does.
+            models.CheckConstraint(
+                condition=(Q(status="finished") & ~Q(verdict=""))
+                | (~Q(status="finished") & Q(verdict="")),
+                name="job_verdict_iff_finished",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["run", "status", "verdict"]),
+            models.Index(fields=["status", "queue_name"]),
+            models.Index(fields=["build", "torch_release", "variant", "platform", "-created_at"]),
+            models.Index(fields=["host", "-started_at"]),
+            models.Index(fields=["-finished_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"Job {self.pk}: {self.get_kind_display()} {self.build_id} on {self.variant_id}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("testing:job-detail", kwargs={"pk": self.pk})
+
+    @property
+    def rq_job_id(self) -> str:
+        """RQ ids allow only [A-Za-z0-9_-]: derived from the primary key, never from names."""
+        return f"distro-job-{self.pk}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.FINISHED, self.Status.CANCELLED)
+
+
+class CellResult(models.Model):
+    """The latest verdict per cell, kept current when jobs finish: the matrix reads only this."""
+
+    build = models.ForeignKey(
+        "packages_app.Build", on_delete=models.CASCADE, related_name="cell_results"
+    )
+    # Denormalised from the build so the matrix groups by package with one indexed read.
+    package = models.ForeignKey(
+        "packages_app.Package",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="cell_results",
+    )
+    torch_release = models.ForeignKey(
+        "packages_app.TorchRelease", on_delete=models.CASCADE, related_name="cell_results"
+    )
+    variant = models.ForeignKey(Variant, on_delete=models.PROTECT, related_name="cell_results")
+    platform = models.ForeignKey(Platform, on_delete=models.PROTECT, related_name="cell_results")
+    python = models.CharField(max_length=8, blank=True)
+    verdict = models.CharField(max_length=16, choices=Verdict.choices, default=Verdict.QUEUED)
+    # The verdict before the latest one: tells a regression from a failure that already existed.
+    previous_verdict = models.CharField(max_length=16, choices=Verdict.choices, blank=True)
+    latest_job = models.ForeignKey(
+        Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["build", "torch_release", "variant", "platform", "python"],
+                name="cellresult_unique_cell",
+            ),
+            models.CheckConstraint(
+                condition=Q(verdict__in=Verdict.values),
+                name="cellresult_verdict_valid",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["package", "torch_release", "verdict"]),
+            models.Index(fields=["torch_release", "verdict"]),
+            models.Index(fields=["verdict", "updated_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.build_id} x {self.torch_release_id} x {self.variant_id} x "
+            f"{self.platform_id}: {self.verdict}"
+        )
