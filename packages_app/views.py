@@ -1,15 +1,69 @@
-"""Catalog pages: home counts, package list, package detail."""
+"""Catalog pages: home counts, the package list and a package's builds."""
 
-from django.http import HttpResponse
+from django.http import Http404
+from django.shortcuts import render
+
+from distro_site.paging import paginate
+from packages_app.models import Build
+from packages_app.models import Package
+from packages_app.selectors import get_catalog_counts
+from packages_app.selectors import get_package_builds
+from packages_app.selectors import get_reverse_dependencies
+from packages_app.selectors import list_packages
+from packages_app.selectors import list_versions
+
+VERSIONS_PER_PAGE = 10
 
 
 def home(request):
-    return HttpResponse("")
+    return render(request, "packages_app/home.html", {"counts": get_catalog_counts()})
 
 
 def package_list(request):
-    return HttpResponse("")
+    search = request.GET.get("q", "").strip()[:100]
+    status = request.GET.get("status", "")
+    if status not in Package.Status.values:
+        status = ""
+    page, page_query = paginate(request, list_packages(search=search, status=status))
+    return render(
+        request,
+        "packages_app/package_list.html",
+        {
+            "page": page,
+            "page_query": page_query,
+            "search": search,
+            "status": status,
+            "statuses": Package.Status.choices,
+        },
+    )
 
 
 def package_detail(request, name):
-    return HttpResponse("")
+    package = Package.objects.filter(name=name).prefetch_related("maintainers").first()
+    versions = list_versions(name=name)
+    if package is None and not versions:
+        raise Http404(f"No package or build named {name!r}")
+    page, page_query = paginate(request, versions, per_page=VERSIONS_PER_PAGE)
+    transitive = request.GET.get("rdeps") == "all"
+    reverse_dependencies = get_reverse_dependencies(name=name, transitive=transitive)
+    registered = set(
+        Package.objects.filter(name__in=reverse_dependencies).values_list("name", flat=True)
+    )
+    return render(
+        request,
+        "packages_app/package_detail.html",
+        {
+            "name": name,
+            "package": package,
+            "maintainers": list(package.maintainers.all()) if package else [],
+            "page": page,
+            "page_query": page_query,
+            "builds": get_package_builds(name=name, versions=list(page.object_list)),
+            "reverse_dependencies": [
+                (dep, depth, dep in registered)
+                for dep, depth in sorted(reverse_dependencies.items(), key=lambda i: (i[1], i[0]))
+            ],
+            "transitive": transitive,
+            "build_states": Build.State,
+        },
+    )

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import CharField
 from django.utils import timezone
 from rattler import Version
 
+from packages_app.adapters.repodata import RepodataError
 from packages_app.adapters.repodata import RepodataRecord
 from packages_app.adapters.repodata import read_repodata
 from packages_app.models import Build
@@ -74,6 +76,7 @@ def import_repodata(
     parsed = read_repodata(
         source, timeout_s=settings.HTTP_TIMEOUT_S, max_bytes=settings.REPODATA_MAX_BYTES
     )
+    _check_column_lengths(parsed.records, source=parsed.source)
     with transaction.atomic():
         report = _upsert_records(
             channel=channel,
@@ -119,11 +122,13 @@ def _upsert_records(
         current = existing.get(record.filename)
         if current is None:
             to_create.append(
-                _build_from_record(record, channel=channel, digest=digest, package_ids=package_ids)
+                _build_from_record(
+                    record, channel=channel, subdir=subdir, digest=digest, package_ids=package_ids
+                )
             )
         elif current[1] != digest or current[2] == Build.State.WITHDRAWN:
             build = _build_from_record(
-                record, channel=channel, digest=digest, package_ids=package_ids
+                record, channel=channel, subdir=subdir, digest=digest, package_ids=package_ids
             )
             build.pk = current[0]
             build.state = Build.State.STAGED if current[2] == Build.State.WITHDRAWN else current[2]
@@ -172,13 +177,36 @@ def _upsert_records(
     )
 
 
+def _check_column_lengths(records: list[RepodataRecord], *, source: str) -> None:
+    # py-rattler accepts any length; PostgreSQL would reject the batch with an error naming no
+    # record, so refuse the file here, before the transaction, with the record named.
+    limits = {
+        field: Build._meta.get_field(field).max_length
+        for field in ("filename", *RECORD_FIELDS)
+        if isinstance(Build._meta.get_field(field), CharField)
+    }
+    for record in records:
+        for field, limit in limits.items():
+            if len(getattr(record, field)) > limit:
+                raise RepodataError(
+                    f"{source}: record {record.filename}: {field} is longer than {limit} characters"
+                )
+
+
 def _build_from_record(
-    record: RepodataRecord, *, channel: Channel, digest: str, package_ids: dict[str, int]
+    record: RepodataRecord,
+    *,
+    channel: Channel,
+    subdir: str,
+    digest: str,
+    package_ids: dict[str, int],
 ) -> Build:
     return Build(
         channel=channel,
         package_id=package_ids.get(record.name),
-        subdir=record.subdir or "",
+        # The file's subdir, not the record's (which may be missing): it is the lookup key of
+        # the next import, so a re-import finds the row instead of inserting it again.
+        subdir=subdir,
         filename=record.filename,
         record_digest=digest,
         **{field: getattr(record, field) for field in RECORD_FIELDS},

@@ -1,0 +1,202 @@
+"""Catalog reads: counts, package lists, package detail, reverse dependencies, admitted releases.
+
+Every selector runs a fixed number of queries whatever the catalog size.
+"""
+
+from collections import defaultdict
+from collections import deque
+from dataclasses import dataclass
+from dataclasses import field
+
+from django.db.models import Count
+from django.db.models import Prefetch
+from django.db.models import Q
+from django.db.models import QuerySet
+from rattler import MatchSpec
+from rattler import Version
+from rattler import VersionSpec
+
+from packages_app.models import Build
+from packages_app.models import Channel
+from packages_app.models import Maintainer
+from packages_app.models import Package
+from packages_app.models import TorchRelease
+from testing_app.models import Host
+
+# The names under which PyTorch itself appears in conda channels.
+PYTORCH_NAMES = frozenset({"pytorch", "pytorch-cpu", "pytorch-gpu", "libtorch"})
+
+
+@dataclass(frozen=True)
+class CatalogCounts:
+    packages: int
+    active_packages: int
+    builds: int
+    channels: int
+    torch_releases: int
+    supported_torch_releases: int
+    hosts: int
+
+
+def get_catalog_counts() -> CatalogCounts:
+    """The headline numbers of the home page (one aggregate query per table)."""
+    packages = Package.objects.aggregate(
+        total=Count("pk"), active=Count("pk", filter=Q(status=Package.Status.ACTIVE))
+    )
+    releases = TorchRelease.objects.aggregate(
+        total=Count("pk"), supported=Count("pk", filter=Q(supported=True))
+    )
+    return CatalogCounts(
+        packages=packages["total"],
+        active_packages=packages["active"],
+        builds=Build.objects.exclude(state=Build.State.WITHDRAWN).count(),
+        channels=Channel.objects.count(),
+        torch_releases=releases["total"],
+        supported_torch_releases=releases["supported"],
+        hosts=Host.objects.count(),
+    )
+
+
+def list_packages(*, search: str = "", status: str = "") -> QuerySet[Package]:
+    """Registered packages, filtered, with build counts and maintainers prefetched."""
+    packages = Package.objects.all()
+    if search:
+        packages = packages.filter(Q(name__icontains=search) | Q(summary__icontains=search))
+    if status:
+        packages = packages.filter(status=status)
+    return (
+        packages.annotate(
+            build_count=Count("builds", filter=~Q(builds__state=Build.State.WITHDRAWN))
+        )
+        .prefetch_related(Prefetch("maintainers", queryset=Maintainer.objects.order_by("name")))
+        .order_by("name")
+    )
+
+
+def get_reverse_dependencies(
+    *, name: str, transitive: bool = False, max_depth: int | None = None
+) -> dict[str, int]:
+    """Names of catalog packages that depend on `name`, mapped to their distance from it.
+
+    Direct dependents have depth 1. With `transitive`, dependents of dependents follow, up to
+    `max_depth` (unlimited when None). One query loads the dependency graph of live builds.
+    """
+    dependents_of: dict[str, set[str]] = defaultdict(set)
+    rows = (
+        Build.objects.exclude(state=Build.State.WITHDRAWN)
+        .values_list("name", "depends_names")
+        .distinct()
+    )
+    for dependent, depends_names in rows:
+        for dependency in depends_names:
+            if dependency != dependent:
+                dependents_of[dependency].add(dependent)
+    limit = max_depth if transitive else 1
+    depths: dict[str, int] = {}
+    queue = deque([(name, 0)])
+    while queue:
+        current, depth = queue.popleft()
+        if limit is not None and depth >= limit:
+            continue
+        for dependent in sorted(dependents_of.get(current, ())):
+            if dependent != name and dependent not in depths:
+                depths[dependent] = depth + 1
+                queue.append((dependent, depth + 1))
+    return depths
+
+
+def _pytorch_version_specs(build: Build) -> list[VersionSpec]:
+    """Version constraints a build puts on PyTorch, from its depends and constrains."""
+    specs = []
+    for spec in [*build.depends, *build.constrains]:
+        match_spec = MatchSpec(spec)
+        if match_spec.name is None or match_spec.name.normalized not in PYTORCH_NAMES:
+            continue
+        if match_spec.version is not None:
+            specs.append(VersionSpec(str(match_spec.version)))
+    return specs
+
+
+def admitted_torch_releases(build: Build, releases: list[TorchRelease]) -> list[TorchRelease]:
+    """The registered PyTorch releases that a build's own constraints allow (py-rattler specs).
+
+    A build of PyTorch itself admits exactly its own version. A build with no constraint on
+    PyTorch admits every release (it is then tested against all of them).
+    """
+    if build.name in PYTORCH_NAMES:
+        own = Version(build.version)
+        return [r for r in releases if Version(r.version) == own]
+    specs = _pytorch_version_specs(build)
+    return [r for r in releases if all(s.matches(Version(r.version)) for s in specs)]
+
+
+def depends_on_pytorch(build: Build) -> bool:
+    return any(
+        (ms := MatchSpec(spec)).name is not None and ms.name.normalized in PYTORCH_NAMES
+        for spec in build.depends
+    )
+
+
+@dataclass
+class BuildView:
+    build: Build
+    admitted: list[TorchRelease]
+    admitted_supported: list[TorchRelease]
+    pytorch_dependency: bool
+
+
+@dataclass
+class VersionGroup:
+    """One version of a package: its builds per subdir."""
+
+    version: str
+    subdirs: list[tuple[str, list[BuildView]]] = field(default_factory=list)
+
+    @property
+    def build_count(self) -> int:
+        return sum(len(views) for _, views in self.subdirs)
+
+
+def list_versions(*, name: str) -> list[str]:
+    """Versions of a name's live builds, newest first in conda ordering."""
+    versions = (
+        Build.objects.filter(name=name)
+        .exclude(state=Build.State.WITHDRAWN)
+        .values_list("version", flat=True)
+        .distinct()
+    )
+    return sorted(set(versions), key=Version, reverse=True)
+
+
+@dataclass(frozen=True)
+class PackageBuilds:
+    """A page of a package's builds and the number of registered releases they were checked on."""
+
+    groups: list[VersionGroup]
+    release_count: int
+
+
+def get_package_builds(*, name: str, versions: list[str]) -> PackageBuilds:
+    """Builds of the given versions grouped by version then subdir, with admitted releases."""
+    releases = sorted(TorchRelease.objects.all(), key=lambda r: Version(r.version), reverse=True)
+    builds = (
+        Build.objects.filter(name=name, version__in=versions)
+        .exclude(state=Build.State.WITHDRAWN)
+        .select_related("channel")
+        .order_by("subdir", "-build_number", "build_string")
+    )
+    grouped: dict[str, dict[str, list[BuildView]]] = {v: defaultdict(list) for v in versions}
+    for build in builds:
+        admitted = admitted_torch_releases(build, releases)
+        grouped[build.version][build.subdir].append(
+            BuildView(
+                build=build,
+                admitted=admitted,
+                admitted_supported=[r for r in admitted if r.supported],
+                pytorch_dependency=build.name in PYTORCH_NAMES or depends_on_pytorch(build),
+            )
+        )
+    return PackageBuilds(
+        groups=[VersionGroup(version=v, subdirs=sorted(grouped[v].items())) for v in versions],
+        release_count=len(releases),
+    )

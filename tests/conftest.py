@@ -1,0 +1,37 @@
+"""Shared fixtures: real PostgreSQL (pytest-django) and a dedicated, flushed Redis database."""
+
+import pytest
+import redis
+from django.conf import settings
+from django.core.management import call_command
+
+
+def pytest_sessionstart(session):
+    # Refuse to run against a Redis database that holds someone else's data (django-rq's rule).
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        keys = client.dbsize()
+    except redis.ConnectionError as exc:
+        pytest.exit(f"Redis at {settings.REDIS_URL} is not reachable: {exc}", returncode=3)
+    if keys and not settings.REDIS_URL.endswith(("/13", "/14", "/15")):
+        pytest.exit(f"Redis database {settings.REDIS_URL} is not empty; refusing to flush it")
+
+
+@pytest.fixture(autouse=True)
+def _flush_redis():
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.flushdb()
+    yield
+    client.flushdb()
+
+
+@pytest.fixture(autouse=True)
+def _private_storage(tmp_path, settings):
+    settings.LOG_DIR = tmp_path / "logs"
+    settings.ARTIFACT_DIR = tmp_path / "artifacts"
+
+
+@pytest.fixture
+def reference_data(db):
+    """Variants, platforms, PyTorch releases (from the committed CSVs) and the demo channels."""
+    call_command("seed_reference", stdout=open("/dev/null", "w"))  # noqa: SIM115
