@@ -122,8 +122,9 @@ def parse_repodata_file(path: Path, *, source: str | None = None) -> ParsedRepod
     raw = _load_json(path, label)
     subdir = _subdir_of(raw, path, label)
     try:
+        # resolve(): a relative path (as typed on the command line) has no file:// URI.
         rattler_records = RepoData.from_path(str(path)).into_repo_data(
-            Channel(path.parent.as_uri())
+            Channel(path.parent.resolve().as_uri())
         )
     except Exception as exc:  # rattler raises its own exception types without a common base
         raise RepodataError(_locate_bad_record(raw, label) or f"{label}: {exc}") from exc
@@ -139,6 +140,8 @@ def _load_json(path: Path, label: str) -> dict:
             f"{label}: not valid JSON (truncated or malformed) at line {exc.lineno} "
             f"column {exc.colno}: {exc.msg}"
         ) from exc
+    except UnicodeDecodeError as exc:  # e.g. a compressed repodata.json.zst saved under .json
+        raise RepodataError(f"{label}: not valid JSON (not UTF-8 text): {exc}") from exc
     if not isinstance(raw, dict) or not any(key in raw for key in SUBDIR_KEYS):
         raise RepodataError(f"{label}: not a repodata.json (no 'packages' or 'packages.conda')")
     for key in SUBDIR_KEYS:
@@ -178,6 +181,20 @@ def _locate_bad_record(raw: dict, label: str) -> str | None:
             return f"{label}: record {filename}: invalid version {rec['version']!r}: {exc}"
         if not isinstance(rec.get("build_number", 0), int):
             return f"{label}: record {filename}: build_number must be an integer"
+    return _locate_record_rattler_rejects(raw, label)
+
+
+def _locate_record_rattler_rejects(raw: dict, label: str) -> str | None:
+    # Error path only: py-rattler reports a byte offset, so parse record by record to name it.
+    with tempfile.TemporaryDirectory() as tmp:
+        single = Path(tmp) / "repodata.json"
+        for key in SUBDIR_KEYS:
+            for filename, rec in (raw.get(key) or {}).items():
+                single.write_text(json.dumps({key: {filename: rec}}))
+                try:
+                    RepoData.from_path(str(single))
+                except Exception as exc:  # noqa: BLE001 - rattler errors share no base class
+                    return f"{label}: record {filename}: {exc}"
     return None
 
 
