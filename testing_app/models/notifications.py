@@ -52,7 +52,7 @@ class Notification(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["-created_at"]
+        ordering = ["-id"]  # newest first, on the primary key index
         constraints = [
             models.UniqueConstraint(
                 fields=["maintainer", "kind", "root_cause_key"], name="notification_one_per_cause"

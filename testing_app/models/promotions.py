@@ -41,7 +41,7 @@ class Waiver(models.Model):
     )
 
     class Meta:
-        ordering = ["-created_at"]
+        ordering = ["-id"]  # newest first, on the primary key index
         constraints = [
             models.CheckConstraint(condition=~Q(reason=""), name="waiver_reason_required"),
             # A waiver names a policy or a whole cell, not a half-specified cell.
@@ -105,7 +105,7 @@ class Promotion(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["-created_at"]
+        ordering = ["-id"]  # newest first, on the primary key index
         constraints = [
             models.CheckConstraint(
                 condition=Q(state__in=PromotionState.values), name="promotion_state_valid"

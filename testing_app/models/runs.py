@@ -57,7 +57,7 @@ class Run(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["-created_at"]
+        ordering = ["-id"]  # newest first, on the primary key index
         constraints = [
             models.CheckConstraint(
                 condition=Q(trigger__in=RunTrigger.values), name="run_trigger_valid"
@@ -138,7 +138,7 @@ class Job(models.Model):
     duration_s = models.FloatField(null=True, blank=True)
 
     class Meta:
-        ordering = ["-created_at"]
+        ordering = ["-id"]  # newest first, on the primary key index
         constraints = [
             models.UniqueConstraint(
                 fields=[

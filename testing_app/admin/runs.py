@@ -1,0 +1,238 @@
+"""Admin for runs, jobs and the latest verdict per cell (the large tables)."""
+
+from django.contrib import admin
+from django.db.models.functions import Coalesce
+from django.utils.html import format_html
+
+from packages_app.admin.base import LargeTableAdmin
+from packages_app.admin.base import related_count
+from testing_app.models import CellResult
+from testing_app.models import Job
+from testing_app.models import Run
+from testing_app.models import Verdict
+
+# Finished verdicts that need someone's attention, for the run's progress column.
+PROBLEM_VERDICTS = (
+    Verdict.FAILED,
+    Verdict.UNINSTALLABLE,
+    Verdict.NO_TESTS,
+    Verdict.ERROR,
+    Verdict.TIMEOUT,
+)
+
+
+def _job_count(**filters) -> Coalesce:
+    """Jobs of the outer run matching `filters`: a count on the (run, status, verdict) index."""
+    return related_count(Job.objects.filter(**filters), "run")
+
+
+@admin.register(Run)
+class RunAdmin(LargeTableAdmin):
+    list_display = (
+        "id",
+        "trigger",
+        "state",
+        "trigger_detail",
+        "triggered_by",
+        "trigger_build",
+        "torch_release",
+        "progress",
+        "created_at",
+        "finished_at",
+    )
+    list_select_related = ("triggered_by", "trigger_build", "torch_release")
+    list_filter = ("state", "trigger", "torch_release", "created_at")
+    search_fields = ("trigger_detail", "^trigger_build__name")
+    raw_id_fields = ("trigger_build",)
+    autocomplete_fields = ("triggered_by",)
+    readonly_fields = ("progress", "created_at", "started_at", "finished_at")
+    fields = (
+        ("trigger", "state"),
+        "triggered_by",
+        "trigger_detail",
+        "trigger_build",
+        "torch_release",
+        "progress",
+        ("created_at", "started_at", "finished_at"),
+    )
+
+    def get_queryset(self, request):
+        # Counted only for the rows shown: each is a correlated subquery evaluated per row.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                _jobs=_job_count(),
+                _done=_job_count(status__in=[Job.Status.FINISHED, Job.Status.CANCELLED]),
+                _problems=_job_count(verdict__in=PROBLEM_VERDICTS),
+            )
+        )
+
+    @admin.display(description="jobs done")
+    def progress(self, obj: Run) -> str:
+        if obj.pk is None:
+            return "—"
+        text = f"{obj._done} / {obj._jobs}"
+        return f"{text} ({obj._problems} need attention)" if obj._problems else text
+
+
+# What the worker records while running a job; the admin shows it, never edits it.
+JOB_EXECUTION_FIELDS = (
+    "status",
+    "verdict",
+    "host",
+    "worker_name",
+    "gpu_index",
+    "runner",
+    "runner_version",
+    "command",
+    "exit_code",
+    "solved_packages",
+    "log_path",
+    "log_tail_pre",
+    "failure_excerpt_pre",
+    "error_message",
+    "created_at",
+    "enqueued_at",
+    "started_at",
+    "finished_at",
+    "duration_s",
+)
+
+
+@admin.register(Job)
+class JobAdmin(LargeTableAdmin):
+    list_display = (
+        "id",
+        "kind",
+        "build",
+        "torch_release",
+        "variant",
+        "platform",
+        "python",
+        "status",
+        "verdict",
+        "attempt",
+        "host",
+        "run_id",
+        "finished_at",
+        "duration",
+    )
+    list_select_related = ("build", "torch_release", "variant", "platform", "host")
+    list_filter = (
+        "status",
+        "verdict",
+        "kind",
+        "variant",
+        "platform",
+        "torch_release",
+        "host",
+        "finished_at",
+    )
+    # Only indexed orderings: any other sort over millions of rows is a full sort.
+    sortable_by = ("id", "finished_at")
+    search_fields = ("^build__name", "=queue_name", "^host__name")
+    raw_id_fields = ("run", "build", "pinned_build", "retry_of")
+    readonly_fields = JOB_EXECUTION_FIELDS
+    fieldsets = (
+        (
+            "Cell",
+            {
+                "fields": (
+                    ("run", "kind"),
+                    "build",
+                    ("torch_release", "variant", "platform", "python"),
+                    "pinned_build",
+                    "extra_specs",
+                )
+            },
+        ),
+        (
+            "Dispatch",
+            {
+                "fields": (
+                    ("status", "verdict"),
+                    ("queue_name", "priority"),
+                    ("attempt", "max_attempts", "retry_of"),
+                    "timeout_s",
+                )
+            },
+        ),
+        (
+            "Execution",
+            {
+                "fields": (
+                    ("host", "worker_name", "gpu_index"),
+                    ("runner", "runner_version"),
+                    "command",
+                    "exit_code",
+                    ("created_at", "enqueued_at"),
+                    ("started_at", "finished_at", "duration_s"),
+                )
+            },
+        ),
+        (
+            "Output",
+            {
+                "fields": (
+                    "error_message",
+                    "failure_excerpt_pre",
+                    "log_tail_pre",
+                    "log_path",
+                    "solved_packages",
+                )
+            },
+        ),
+    )
+
+    @admin.display(description="run", ordering="run_id")
+    def run_id(self, obj: Job) -> int:
+        return obj.run_id
+
+    @admin.display(description="duration", ordering="duration_s")
+    def duration(self, obj: Job) -> str:
+        return f"{obj.duration_s:.0f} s" if obj.duration_s is not None else "—"
+
+    @admin.display(description="log tail")
+    def log_tail_pre(self, obj: Job) -> str:
+        return format_html("<pre>{}</pre>", obj.log_tail) if obj.log_tail else "—"
+
+    @admin.display(description="failure excerpt")
+    def failure_excerpt_pre(self, obj: Job) -> str:
+        return format_html("<pre>{}</pre>", obj.failure_excerpt) if obj.failure_excerpt else "—"
+
+
+@admin.register(CellResult)
+class CellResultAdmin(LargeTableAdmin):
+    list_display = (
+        "id",
+        "package",
+        "build",
+        "torch_release",
+        "variant",
+        "platform",
+        "python",
+        "verdict",
+        "previous_verdict",
+        "latest_job_id",
+        "updated_at",
+    )
+    list_select_related = ("package", "build", "torch_release", "variant", "platform")
+    list_filter = ("verdict", "previous_verdict", "torch_release", "variant", "platform")
+    sortable_by = ("id",)
+    search_fields = ("^package__name", "^build__name")
+    raw_id_fields = ("build",)
+    # Kept by the service that finishes jobs: editing a verdict here would desync the matrix.
+    readonly_fields = ("package", "verdict", "previous_verdict", "latest_job", "updated_at")
+    fields = (
+        "build",
+        "package",
+        ("torch_release", "variant", "platform", "python"),
+        ("verdict", "previous_verdict"),
+        "latest_job",
+        "updated_at",
+    )
+
+    @admin.display(description="latest job", ordering="latest_job")
+    def latest_job_id(self, obj: CellResult) -> int | None:
+        return obj.latest_job_id
