@@ -1,0 +1,285 @@
+"""Probe the machine a worker runs on: platform, OS, CPU, memory, GPUs, driver, runners.
+
+Standard library only, no Django: operators can run it on a new host before enrolling it
+(`python -m testing_app.adapters.host_probe`), and `distro_worker` calls `probe_host()`.
+Parsing is split from running commands so it is tested against real captured output.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import asdict
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+
+# One CSV query for the per-GPU facts; the driver's supported CUDA version is only printed in
+# the banner of plain `nvidia-smi` (and in `nvidia-smi -q`), so that is read separately.
+GPU_QUERY_FIELDS = ("index", "name", "uuid", "memory.total", "compute_cap", "driver_version")
+NVIDIA_SMI_QUERY = [
+    "--query-gpu=" + ",".join(GPU_QUERY_FIELDS),
+    "--format=csv,noheader,nounits",
+]
+COMMAND_TIMEOUT_S = 20
+SUBDIRS = {
+    ("linux", "x86_64"): "linux-64",
+    ("linux", "amd64"): "linux-64",
+    ("linux", "aarch64"): "linux-aarch64",
+    ("linux", "arm64"): "linux-aarch64",
+    ("linux", "ppc64le"): "linux-ppc64le",
+    ("darwin", "arm64"): "osx-arm64",
+    ("darwin", "x86_64"): "osx-64",
+    ("windows", "amd64"): "win-64",
+    ("windows", "x86_64"): "win-64",
+    ("windows", "arm64"): "win-arm64",
+}
+
+
+class ProbeError(Exception):
+    """Output of a probing command could not be understood."""
+
+
+@dataclass(frozen=True)
+class GpuFacts:
+    index: int
+    name: str
+    uuid: str
+    memory_mib: int | None
+    compute_capability: str
+    driver_version: str
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    subdir: str
+    os_name: str
+    os_version: str
+    kernel: str
+    glibc_version: str
+    cpu_model: str
+    cpu_count: int
+    memory_bytes: int | None
+    gpus: list[GpuFacts] = field(default_factory=list)
+    driver_version: str = ""
+    max_cuda: str = ""
+    rocm_version: str = ""
+    conda_build_version: str = ""
+    # Why a part of the probe found nothing (e.g. "nvidia-smi: not found"), for the operator.
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+Runner = Callable[[list[str]], str]
+
+
+def conda_subdir(system: str, machine: str) -> str:
+    """The conda subdir of an OS/architecture pair, e.g. ("Linux", "x86_64") -> "linux-64"."""
+    key = (system.lower(), machine.lower())
+    if key not in SUBDIRS:
+        raise ProbeError(f"unsupported platform {system}/{machine}")
+    return SUBDIRS[key]
+
+
+def parse_gpu_query(text: str) -> list[GpuFacts]:
+    """Parse `nvidia-smi --query-gpu=<GPU_QUERY_FIELDS> --format=csv,noheader,nounits`."""
+    gpus = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) != len(GPU_QUERY_FIELDS):
+            raise ProbeError(f"unexpected nvidia-smi line: {line!r}")
+        index, name, uuid, memory, compute_cap, driver = parts
+        if not index.isdigit():
+            raise ProbeError(f"unexpected GPU index in nvidia-smi line: {line!r}")
+        gpus.append(
+            GpuFacts(
+                index=int(index),
+                name=name,
+                uuid=uuid,
+                memory_mib=int(memory) if memory.isdigit() else None,
+                compute_capability="" if compute_cap.startswith("[") else compute_cap,
+                driver_version=driver,
+            )
+        )
+    return gpus
+
+
+_CUDA_VERSION = re.compile(r"CUDA Version\s*:\s*(\d+\.\d+)")
+
+
+def parse_max_cuda(text: str) -> str:
+    """The CUDA version the driver supports, from plain `nvidia-smi` or `nvidia-smi -q`."""
+    match = _CUDA_VERSION.search(text)
+    if not match:
+        raise ProbeError("no 'CUDA Version' in nvidia-smi output")
+    return match.group(1)
+
+
+def parse_conda_build_version(text: str) -> str:
+    """`conda-build --version` prints e.g. "conda-build 24.9.0"."""
+    match = re.search(r"conda-build\s+(\S+)", text)
+    if not match:
+        raise ProbeError(f"unexpected conda-build --version output: {text.strip()!r}")
+    return match.group(1)
+
+
+def parse_os_release(text: str) -> tuple[str, str]:
+    """(ID, PRETTY_NAME or VERSION_ID) out of /etc/os-release."""
+    values = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            values[key.strip()] = value.strip().strip('"')
+    return values.get("ID", "linux"), values.get("PRETTY_NAME") or values.get("VERSION_ID", "")
+
+
+def parse_meminfo(text: str) -> int | None:
+    match = re.search(r"^MemTotal:\s+(\d+)\s+kB", text, re.MULTILINE)
+    return int(match.group(1)) * 1024 if match else None
+
+
+def parse_cpuinfo_model(text: str) -> str:
+    match = re.search(r"^(?:model name|Model|cpu model)\s*:\s*(.+)$", text, re.MULTILINE)
+    return match.group(1).strip() if match else ""
+
+
+def run_command(argv: list[str]) -> str:
+    """Run a probing command; a missing binary or non-zero exit raises ProbeError."""
+    if shutil.which(argv[0]) is None and not Path(argv[0]).is_file():
+        raise ProbeError(f"{argv[0]}: not found")
+    try:
+        result = subprocess.run(  # noqa: S603 - fixed argument lists, no shell
+            argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ProbeError(f"{argv[0]}: {exc}") from exc
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        raise ProbeError(f"{' '.join(argv)} exited {result.returncode}: {' '.join(detail[-2:])}")
+    return result.stdout
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _glibc_version() -> str:
+    try:
+        value = os.confstr("CS_GNU_LIBC_VERSION") or ""
+    except (AttributeError, ValueError, OSError):
+        return ""
+    return value.split()[-1] if value.startswith("glibc") else ""
+
+
+def _memory_bytes(system: str) -> int | None:
+    if system == "linux":
+        return parse_meminfo(_read("/proc/meminfo"))
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _os_identity(system: str) -> tuple[str, str]:
+    if system == "linux":
+        return parse_os_release(_read("/etc/os-release"))
+    if system == "darwin":
+        return "macos", platform.mac_ver()[0]
+    return system, platform.version()
+
+
+def _probe_nvidia(run: Runner, notes: list[str]) -> tuple[list[GpuFacts], str, str]:
+    try:
+        gpus = parse_gpu_query(run(["nvidia-smi", *NVIDIA_SMI_QUERY]))
+        max_cuda = parse_max_cuda(run(["nvidia-smi"]))
+    except ProbeError as exc:
+        notes.append(f"NVIDIA: {exc}")
+        return [], "", ""
+    driver = gpus[0].driver_version if gpus else ""
+    return gpus, driver, max_cuda
+
+
+def _probe_rocm(notes: list[str]) -> str:
+    rocm_root = Path(os.environ.get("ROCM_PATH", "/opt/rocm"))
+    version = _read(str(rocm_root / ".info" / "version")).strip()
+    if not version:
+        notes.append(f"ROCm: no {rocm_root}/.info/version")
+    return version.split("-")[0]
+
+
+def _probe_conda_build(run: Runner, conda_build_bin: str, notes: list[str]) -> str:
+    try:
+        return parse_conda_build_version(run([conda_build_bin, "--version"]))
+    except ProbeError as exc:
+        notes.append(f"conda-build: {exc}")
+        return ""
+
+
+def probe_host(*, conda_build_bin: str = "conda-build", run: Runner = run_command) -> HostFacts:
+    """Everything the planner and the dispatcher need to know about this machine."""
+    system = platform.system().lower()
+    notes: list[str] = []
+    os_name, os_version = _os_identity(system)
+    gpus, driver, max_cuda = _probe_nvidia(run, notes)
+    cpu_model = parse_cpuinfo_model(_read("/proc/cpuinfo")) if system == "linux" else ""
+    return HostFacts(
+        subdir=conda_subdir(platform.system(), platform.machine()),
+        os_name=os_name,
+        os_version=os_version,
+        kernel=platform.release(),
+        glibc_version=_glibc_version() if system == "linux" else "",
+        cpu_model=cpu_model or platform.processor(),
+        cpu_count=os.cpu_count() or 1,
+        memory_bytes=_memory_bytes(system),
+        gpus=gpus,
+        driver_version=driver,
+        max_cuda=max_cuda,
+        rocm_version=_probe_rocm(notes) if system == "linux" else "",
+        conda_build_version=_probe_conda_build(run, conda_build_bin, notes),
+        notes=notes,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--conda-build", default="conda-build", help="conda-build executable")
+    parser.add_argument(
+        "--raw-dir",
+        type=Path,
+        help="also save each command's raw output in this folder (for test fixtures)",
+    )
+    args = parser.parse_args(argv)
+    run: Runner = run_command
+    if args.raw_dir:
+        args.raw_dir.mkdir(parents=True, exist_ok=True)
+
+        def run(command: list[str]) -> str:
+            name = "_".join(re.sub(r"[^A-Za-z0-9.-]+", "-", part).strip("-") for part in command)
+            try:
+                output = run_command(command)
+            except ProbeError as exc:
+                (args.raw_dir / f"{name[:120]}.error.txt").write_text(str(exc) + "\n")
+                raise
+            (args.raw_dir / f"{name[:120]}.txt").write_text(output)
+            return output
+
+    facts = probe_host(conda_build_bin=args.conda_build, run=run)
+    json.dump(facts.to_dict(), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
