@@ -1,0 +1,247 @@
+"""manage.py run_demo: the one-command local demo (migrate, seed, web server, one RQ worker)."""
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import redis
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.core.management.base import CommandError
+from django.db import connections
+
+WORKER_QUEUES = ("default", "install", "promote")
+STOP_TIMEOUT_S = 10
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now: the kernel picks it when we bind port 0."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True when a server could bind host:port (with SO_REUSEADDR, as runserver does)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def redis_reachable(url: str, timeout: float = 1.0) -> bool:
+    """True when a Redis server answers PING at url within timeout seconds."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    try:
+        return bool(client.ping())
+    except (redis.RedisError, OSError):
+        return False
+    finally:
+        client.close()
+
+
+def redis_server_command(binary: str, port: int, directory) -> list[str]:
+    """A throw-away redis-server: loopback only, nothing persisted, files kept in directory."""
+    fixed = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"]
+    logfile = str(directory / "redis.log")
+    return [binary, *fixed, "--port", str(port), "--dir", str(directory), "--logfile", logfile]
+
+
+def setup_commands(python: str, manage: str) -> list[list[str]]:
+    """One-shot steps before the demo starts; seed_demo is idempotent, so reruns are cheap."""
+    return [[python, manage, "migrate", "--noinput"], [python, manage, "seed_demo"]]
+
+
+def child_commands(python: str, manage: str, port: int, with_worker: bool) -> dict[str, list]:
+    """The long-running children: the web server and, when Redis exists, one CPU worker."""
+    commands = {"web": [python, manage, "runserver", f"127.0.0.1:{port}"]}
+    if with_worker:
+        # The worker also runs RQ's scheduler: the demo has no separate scheduler process.
+        commands["worker"] = [python, manage, "rqworker", "--with-scheduler", *WORKER_QUEUES]
+    return commands
+
+
+def start(command: list[str], env: dict) -> subprocess.Popen:
+    """Start a child in its own process group, so a stop also reaches its own children."""
+    return subprocess.Popen(
+        command, env=env, cwd=settings.BASE_DIR, stdin=subprocess.DEVNULL, start_new_session=True
+    )
+
+
+def group_alive(pgid: int) -> bool:
+    """True while any process of the group exists (zombies not yet reaped included)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def stop(proc: subprocess.Popen, timeout: float = STOP_TIMEOUT_S) -> int:
+    """SIGTERM the child's process group, SIGKILL what is left after timeout s; its exit code.
+
+    The whole group must be gone, not only the child: the worker's scheduler still talks to
+    Redis while it shuts down, and Redis is stopped last.
+    """
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):  # the whole group is already gone
+            os.killpg(proc.pid, sig)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None and not group_alive(proc.pid):
+                return proc.returncode
+            time.sleep(0.05)
+    return proc.wait()
+
+
+def first_exited(children: dict[str, subprocess.Popen]) -> tuple[str, int] | None:
+    """(name, exit code) of a child that has stopped, or None while all of them run."""
+    for name, proc in children.items():
+        code = proc.poll()
+        if code is not None:
+            return name, code
+    return None
+
+
+def no_redis_banner(url: str) -> str:
+    """The loud start-up warning for a demo that has to run its jobs without Redis."""
+    bar = "!" * 80
+    lines = (
+        f"!!! NO REDIS: {url} is unreachable and there is no redis-server binary.",
+        "!!! RQ_SYNC=1: every job runs INSIDE the web request and no worker is started.",
+        "!!! Install Redis (Debian: apt-get install redis-server) to see the real queues.",
+    )
+    return "\n".join(("", bar, *lines, bar, ""))
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the local demo: migrate, seed the demo catalog, start the web server and one RQ "
+        "worker (a private redis-server when REDIS_URL is unreachable). Ctrl-C stops it all."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 8000))
+        parser.add_argument("--check", action="store_true", help="Prepare, start no child, exit 0")
+
+    def handle(self, *args, port, check, **options):
+        if not settings.DEBUG:
+            raise CommandError("run_demo is a local demo: run it with DEBUG=1 (make demo does).")
+        if not port_is_free(port):
+            raise CommandError(f"127.0.0.1:{port} is in use; choose another with --port or PORT=.")
+        settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+        for sig in (signal.SIGTERM, signal.SIGHUP):  # stop as cleanly as on Ctrl-C
+            signal.signal(sig, signal.default_int_handler)
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        python, manage = sys.executable, str(settings.BASE_DIR / "manage.py")
+        children: dict[str, subprocess.Popen] = {}
+        try:
+            if private_redis := self._choose_redis(env):
+                children["redis"] = private_redis
+            for command in setup_commands(python, manage):
+                self.stdout.flush()  # keep our lines ahead of the child's output
+                if subprocess.run(command, env=env, cwd=settings.BASE_DIR).returncode:
+                    raise CommandError(f"`{' '.join(command[1:])}` failed; demo not started.")
+            self._admin_user()
+            commands = child_commands(python, manage, port, with_worker=env.get("RQ_SYNC") != "1")
+            if check:
+                for name, command in commands.items():
+                    self.stdout.write(f"would start {name}: {' '.join(command[1:])}")
+                self.stdout.write(self.style.SUCCESS("run_demo --check: ready, started nothing"))
+                return
+            for name, command in commands.items():
+                children[name] = start(command, env)
+            self._announce(port, children)
+            self._watch(children)
+        except KeyboardInterrupt:
+            self.stdout.write("\nStopping the demo...")
+        finally:
+            self._stop_all(children)
+
+    def _choose_redis(self, env: dict) -> subprocess.Popen | None:
+        """A reachable REDIS_URL, else a private redis-server, else in-process jobs (RQ_SYNC)."""
+        if settings.RQ_SYNC:
+            env["RQ_SYNC"] = "1"
+            self.stdout.write("RQ_SYNC is set: jobs run inside the web process, no worker.")
+            return None
+        if redis_reachable(settings.REDIS_URL):
+            self.stdout.write(f"Using Redis at {settings.REDIS_URL}")
+            return None
+        binary = shutil.which("redis-server")
+        if binary is None:
+            env["RQ_SYNC"] = "1"
+            self.stderr.write(self.style.WARNING(no_redis_banner(settings.REDIS_URL)))
+            return None
+        return self._start_private_redis(binary, env)
+
+    def _start_private_redis(self, binary: str, env: dict) -> subprocess.Popen:
+        directory = settings.VAR_DIR / "redis"
+        directory.mkdir(parents=True, exist_ok=True)
+        for _attempt in range(3):  # someone may take the free port before redis-server binds it
+            port = free_port()
+            proc = start(redis_server_command(binary, port, directory), env)
+            url = f"redis://127.0.0.1:{port}/0"
+            deadline = time.monotonic() + 5
+            while proc.poll() is None and time.monotonic() < deadline:
+                if redis_reachable(url, timeout=0.2):
+                    env["REDIS_URL"] = url
+                    self.stdout.write(
+                        f"{settings.REDIS_URL} is unreachable: started private redis-server "
+                        f"(pid {proc.pid}) at {url}, log in {directory / 'redis.log'}"
+                    )
+                    return proc
+                time.sleep(0.1)
+            stop(proc)
+        raise CommandError(f"Could not start a private redis-server; see {directory}/redis.log")
+
+    def _admin_user(self) -> None:
+        password = os.environ.get("DEMO_ADMIN_PASSWORD")
+        if not password:
+            self.stdout.write(
+                "No admin user created. Set DEMO_ADMIN_PASSWORD to get user 'admin', or run "
+                "`DEBUG=1 .venv/bin/python manage.py createsuperuser`."
+            )
+            return
+        user, _ = get_user_model().objects.get_or_create(username="admin")
+        user.is_staff = user.is_superuser = True
+        user.set_password(password)
+        user.save()
+        connections.close_all()  # the web and worker processes share the SQLite file
+        self.stdout.write("Admin user 'admin' is ready, password from DEMO_ADMIN_PASSWORD.")
+
+    def _announce(self, port: int, children: dict) -> None:
+        """Wait until the web server accepts connections, then print the URL."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and first_exited(children) is None:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        url = f"http://127.0.0.1:{port}/"
+        self.stdout.write(self.style.SUCCESS(f"\nconda-distro demo: {url}  (admin: {url}admin/)"))
+        self.stdout.write(f"Running: {', '.join(children)}. Press Ctrl-C to stop.\n")
+
+    def _watch(self, children: dict) -> None:
+        while (exited := first_exited(children)) is None:
+            time.sleep(0.5)
+        name, code = exited
+        raise CommandError(f"The {name} process exited with code {code}; stopped the demo.")
+
+    def _stop_all(self, children: dict) -> None:
+        # A second Ctrl-C must not cut the cleanup short and leave orphans behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        # Web and worker first, Redis last, so that the worker can still say goodbye to it.
+        for name in sorted(children, key=lambda n: n == "redis"):
+            stop(children[name])
+            label = "private redis-server" if name == "redis" else name
+            self.stdout.write(f"stopped {label} (pid {children[name].pid})")

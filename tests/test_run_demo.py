@@ -1,0 +1,191 @@
+"""manage.py run_demo: its helpers, and a real `--check` run on SQLite with a private Redis."""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from testing_app.management.commands import run_demo
+
+MANAGE = str(Path(settings.BASE_DIR) / "manage.py")
+
+
+def test_free_port_is_bindable():
+    port = run_demo.free_port()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))
+    assert run_demo.port_is_free(port)
+
+
+def test_port_is_not_free_while_something_listens():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        assert not run_demo.port_is_free(sock.getsockname()[1])
+
+
+def test_redis_reachable_is_false_for_a_closed_port():
+    url = f"redis://127.0.0.1:{run_demo.free_port()}/0"
+    assert run_demo.redis_reachable(url, timeout=0.5) is False
+
+
+def test_redis_reachable_is_true_for_the_test_redis():
+    assert run_demo.redis_reachable(settings.REDIS_URL) is True
+
+
+def test_child_commands_run_web_and_one_worker_for_the_cpu_queues():
+    commands = run_demo.child_commands("py", "manage.py", 8765, with_worker=True)
+    assert commands == {
+        "web": ["py", "manage.py", "runserver", "127.0.0.1:8765"],
+        "worker": [
+            "py", "manage.py", "rqworker", "--with-scheduler", "default", "install", "promote",
+        ],
+    }  # fmt: skip
+
+
+def test_child_commands_without_redis_start_no_worker():
+    assert list(run_demo.child_commands("py", "m", 8000, with_worker=False)) == ["web"]
+
+
+def test_setup_commands_migrate_then_seed():
+    steps = run_demo.setup_commands("py", "manage.py")
+    assert [step[2] for step in steps] == ["migrate", "seed_demo"]
+
+
+def test_private_redis_listens_on_loopback_and_persists_nothing(tmp_path):
+    command = run_demo.redis_server_command("redis-server", 7001, tmp_path)
+    assert command[0] == "redis-server"
+    options = dict(zip(command[1::2], command[2::2], strict=True))
+    assert options == {
+        "--bind": "127.0.0.1",
+        "--save": "",
+        "--appendonly": "no",
+        "--daemonize": "no",
+        "--port": "7001",
+        "--dir": str(tmp_path),
+        "--logfile": str(tmp_path / "redis.log"),
+    }
+
+
+def test_first_exited_reports_a_dead_child():
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    dead = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    dead.wait()
+    try:
+        assert run_demo.first_exited({"web": alive}) is None
+        assert run_demo.first_exited({"web": alive, "worker": dead}) == ("worker", 3)
+    finally:
+        alive.kill()
+        alive.wait()
+
+
+def _alive(pid: int) -> bool:
+    """True while pid runs; a zombie waiting for its reaper counts as gone."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def _wait_until(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _spawn_with_grandchild(tmp_path, leader_exits: bool) -> tuple[subprocess.Popen, int]:
+    """A child in its own session that starts a grandchild, as runserver and rqworker do."""
+    pid_file = tmp_path / "grandchild.pid"
+    script = (
+        "import pathlib, subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        f"pathlib.Path({str(pid_file)!r}).write_text(str(child.pid))\n"
+        f"time.sleep({0 if leader_exits else 60})\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    assert _wait_until(lambda: pid_file.exists() and pid_file.read_text())
+    return proc, int(pid_file.read_text())
+
+
+def test_stop_ends_the_whole_process_group(tmp_path):
+    proc, grandchild = _spawn_with_grandchild(tmp_path, leader_exits=False)
+    assert run_demo.stop(proc, timeout=5) == -signal.SIGTERM
+    assert not _alive(grandchild)
+
+
+def test_stop_ends_what_a_dead_child_left_behind(tmp_path):
+    # The worker killed outright leaves its scheduler process running in the group.
+    proc, grandchild = _spawn_with_grandchild(tmp_path, leader_exits=True)
+    proc.wait(timeout=10)
+    assert _alive(grandchild)
+    assert run_demo.stop(proc, timeout=5) == 0
+    assert not _alive(grandchild)
+    assert not run_demo.group_alive(proc.pid)
+
+
+def _demo_env(tmp_path, **extra) -> dict:
+    """The demo's embedded defaults (SQLite under VAR_DIR), for this subprocess only."""
+    env = {k: v for k, v in os.environ.items() if k not in {"RQ_SYNC", "PORT"}}
+    env.update(
+        DJANGO_SETTINGS_MODULE="distro_site.settings.base",
+        DEBUG="1",
+        VAR_DIR=str(tmp_path / "var"),
+        DATABASE_URL=f"sqlite:///{tmp_path / 'demo.sqlite3'}",
+        REDIS_URL=f"redis://127.0.0.1:{run_demo.free_port()}/0",  # nothing listens there
+        DEMO_ADMIN_PASSWORD="demo-password",
+    )
+    return env | extra
+
+
+def _run_check(env: dict) -> subprocess.CompletedProcess:
+    command = [sys.executable, MANAGE, "run_demo", "--check", "--port", str(run_demo.free_port())]
+    return subprocess.run(
+        command, env=env, cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=180
+    )
+
+
+def test_run_demo_check_starts_and_stops_a_private_redis(tmp_path):
+    if shutil.which("redis-server") is None:
+        pytest.skip("no redis-server binary here; the RQ_SYNC path is tested below")
+    result = _run_check(_demo_env(tmp_path))
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    started = re.search(r"started private redis-server \(pid (\d+)\) at (redis://\S+)", output)
+    assert started, output
+    assert f"stopped private redis-server (pid {started[1]})" in output
+    assert not run_demo.redis_reachable(started[2], timeout=0.5)
+    assert "Admin user 'admin' is ready" in output
+    assert "would start worker:" in output
+    assert "run_demo --check: ready" in output
+    assert (tmp_path / "demo.sqlite3").exists()  # migrated and seeded there, not elsewhere
+    assert (tmp_path / "var" / "redis" / "redis.log").exists()
+
+
+def test_run_demo_check_without_redis_server_says_rq_sync_loudly(tmp_path):
+    empty_bin = tmp_path / "bin"
+    empty_bin.mkdir()
+    result = _run_check(_demo_env(tmp_path, PATH=str(empty_bin)))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "NO REDIS" in result.stderr
+    assert "RQ_SYNC=1" in result.stderr
+    assert "would start web:" in result.stdout
+    assert "would start worker:" not in result.stdout
+
+
+def test_run_demo_refuses_to_run_without_debug(tmp_path):
+    env = _demo_env(tmp_path, DEBUG="0", SECRET_KEY="x" * 50)
+    result = _run_check(env)
+    assert result.returncode != 0
+    assert "DEBUG=1" in result.stderr
