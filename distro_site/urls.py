@@ -11,4 +11,9 @@ urlpatterns = [
     path("packages/", include("packages_app.urls", namespace="packages")),
     path("admin/", admin.site.urls),
     path("django-rq/", include("django_rq.urls")),
+    path("api/", include("testing_app.api.urls", namespace="api")),
+    path("", include("testing_app.urls", namespace="testing")),
+    # /propose/, /proposals/<token>/, /review/ (proposal flow) and /accounts/ (sign-in).
+    path("", include("packages_app.proposal_urls", namespace="proposals")),
+    path("accounts/", include("packages_app.account_urls", namespace="accounts")),
 ]

@@ -1,5 +1,6 @@
 """Catalog models: maintainers, packages, proposals, channels, builds, PyTorch releases."""
 
+import hashlib
 import secrets
 
 from django.conf import settings
@@ -14,6 +15,16 @@ CONDA_NAME_REGEX = r"^[a-z0-9][a-z0-9._-]*$"
 def new_status_token() -> str:
     """An unguessable token for the proposer's private status URL."""
     return secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    """What is stored of a capability token: a leaked table must not hand out working links."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_unused_token_hash() -> str:
+    """The hash of a fresh token nobody holds (a row made outside the form has no status link)."""
+    return hash_token(new_status_token())
 
 
 class MaintainerNotifyMode(models.TextChoices):
@@ -121,6 +132,7 @@ class ProposalState(models.TextChoices):
     SUBMITTED = "submitted", "Submitted"
     CHECKING = "checking", "Pre-checks running"
     IN_REVIEW = "in_review", "Waiting for review"
+    CHANGES_REQUESTED = "changes_requested", "Changes requested"
     APPROVED = "approved", "Approved"
     REJECTED = "rejected", "Rejected"
     WITHDRAWN = "withdrawn", "Withdrawn"
@@ -155,8 +167,14 @@ class Proposal(models.Model):
     confirms_recipe_exists = models.BooleanField(default=False)
     commits_to_maintain = models.BooleanField(default=False)
 
-    state = models.CharField(max_length=16, choices=State.choices, default=State.SUBMITTED)
-    status_token = models.CharField(max_length=64, unique=True, default=new_status_token)
+    # Where the status link and every decision are emailed.
+    contact_email = models.EmailField(blank=True)
+
+    state = models.CharField(max_length=20, choices=State.choices, default=State.SUBMITTED)
+    # sha256 of the status-page token; the token itself is only in the email and the redirect.
+    status_token_hash = models.CharField(
+        max_length=64, unique=True, default=new_unused_token_hash, editable=False
+    )
     precheck_outcome = models.CharField(
         max_length=16, choices=PrecheckOutcome.choices, default=PrecheckOutcome.PENDING
     )
@@ -192,15 +210,97 @@ class Proposal(models.Model):
                 condition=Q(package_name__regex=CONDA_NAME_REGEX),
                 name="proposal_name_conda_rules",
             ),
+            # Two people proposing the same name at once: the second gets a clear conflict.
+            models.UniqueConstraint(
+                fields=["package_name"],
+                condition=Q(state__in=["submitted", "checking", "in_review", "changes_requested"]),
+                name="proposal_one_open_per_name",
+            ),
         ]
         indexes = [
             models.Index(fields=["state", "created_at"]),
             models.Index(fields=["package_name"]),
             models.Index(fields=["client_fingerprint", "created_at"]),
         ]
+        permissions = [("review_proposal", "Can review proposals and decide on them")]
 
     def __str__(self) -> str:
         return f"Proposal of {self.package_name} ({self.get_state_display()})"
+
+    def get_absolute_url(self) -> str:
+        """The public summary (no contact data); the status page needs the private token."""
+        return reverse("proposals:proposal-summary", kwargs={"pk": self.pk})
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_PROPOSAL_STATES
+
+
+# Proposals still waiting on pre-checks, a reviewer or the proposer.
+OPEN_PROPOSAL_STATES = (
+    ProposalState.SUBMITTED,
+    ProposalState.CHECKING,
+    ProposalState.IN_REVIEW,
+    ProposalState.CHANGES_REQUESTED,
+)
+
+
+class ProposalNoteKind(models.TextChoices):
+    NOTE = "note", "Note"
+    DECISION = "decision", "Decision"
+    EVENT = "event", "Event"
+
+
+class ProposalDecision(models.TextChoices):
+    APPROVE = "approve", "Approved"
+    REJECT = "reject", "Rejected"
+    REQUEST_CHANGES = "request_changes", "Changes requested"
+
+
+class ProposalNote(models.Model):
+    """One entry of a proposal's thread: a note, a reviewer's decision, or a recorded event.
+
+    Entries are never edited: the thread is the audit of who decided what and when.
+    """
+
+    Kind = ProposalNoteKind
+
+    Decision = ProposalDecision
+
+    proposal = models.ForeignKey(Proposal, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="proposal_notes",
+    )
+    # Shown name, kept when the account goes: a reviewer, "proposer" or "pre-checks".
+    author_name = models.CharField(max_length=150)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.NOTE)
+    decision = models.CharField(max_length=16, choices=Decision.choices, blank=True)
+    body = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Decisions are emailed to the proposal's contact; delivery is recorded here.
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    email_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=ProposalNoteKind.values), name="proposalnote_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=(Q(kind="decision") & Q(decision__in=ProposalDecision.values))
+                | (~Q(kind="decision") & Q(decision="")),
+                name="proposalnote_decision_iff_kind",
+            ),
+        ]
+        indexes = [models.Index(fields=["proposal", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on proposal {self.proposal_id} by {self.author_name}"
 
 
 class ChannelRole(models.TextChoices):

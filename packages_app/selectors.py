@@ -8,7 +8,9 @@ from collections import deque
 from dataclasses import dataclass
 from dataclasses import field
 
+from django.core.cache import cache
 from django.db.models import Count
+from django.db.models import Max
 from django.db.models import Prefetch
 from django.db.models import Q
 from django.db.models import QuerySet
@@ -25,6 +27,7 @@ from testing_app.models import Host
 
 # The names under which PyTorch itself appears in conda channels.
 PYTORCH_NAMES = frozenset({"pytorch", "pytorch-cpu", "pytorch-gpu", "libtorch"})
+DEPENDENTS_GRAPH_CACHE_S = 3600
 
 
 @dataclass(frozen=True)
@@ -73,14 +76,19 @@ def list_packages(*, search: str = "", status: str = "") -> QuerySet[Package]:
     )
 
 
-def get_reverse_dependencies(
-    *, name: str, transitive: bool = False, max_depth: int | None = None
-) -> dict[str, int]:
-    """Names of catalog packages that depend on `name`, mapped to their distance from it.
+def _dependents_graph() -> dict[str, frozenset[str]]:
+    """dependency name -> names of live builds that depend on it, cached per catalog state.
 
-    Direct dependents have depth 1. With `transitive`, dependents of dependents follow, up to
-    `max_depth` (unlimited when None). One query loads the dependency graph of live builds.
+    Reading every build's dependency names costs ~0.1 s at design scale (40,000 builds), so the
+    graph is cached under a key that changes whenever a build is added, changed or withdrawn
+    (count and newest `updated_at`: one cheap aggregate per call).
     """
+    state = Build.objects.aggregate(count=Count("pk"), newest=Max("updated_at"))
+    newest = state["newest"].isoformat() if state["newest"] else "-"
+    key = f"catalog:dependents-graph:{state['count']}:{newest}"
+    graph = cache.get(key)
+    if graph is not None:
+        return graph
     dependents_of: dict[str, set[str]] = defaultdict(set)
     rows = (
         Build.objects.exclude(state=Build.State.WITHDRAWN)
@@ -91,6 +99,20 @@ def get_reverse_dependencies(
         for dependency in depends_names:
             if dependency != dependent:
                 dependents_of[dependency].add(dependent)
+    graph = {name: frozenset(names) for name, names in dependents_of.items()}
+    cache.set(key, graph, timeout=DEPENDENTS_GRAPH_CACHE_S)
+    return graph
+
+
+def get_reverse_dependencies(
+    *, name: str, transitive: bool = False, max_depth: int | None = None
+) -> dict[str, int]:
+    """Names of catalog packages that depend on `name`, mapped to their distance from it.
+
+    Direct dependents have depth 1. With `transitive`, dependents of dependents follow, up to
+    `max_depth` (unlimited when None). Two queries at most, whatever the catalog size.
+    """
+    dependents_of = _dependents_graph()
     limit = max_depth if transitive else 1
     depths: dict[str, int] = {}
     queue = deque([(name, 0)])

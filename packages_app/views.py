@@ -11,6 +11,8 @@ from packages_app.selectors import get_package_builds
 from packages_app.selectors import get_reverse_dependencies
 from packages_app.selectors import list_packages
 from packages_app.selectors import list_versions
+from testing_app.selectors.maintenance import get_package_health
+from testing_app.selectors.package_matrix import get_package_matrix
 
 VERSIONS_PER_PAGE = 10
 
@@ -65,5 +67,9 @@ def package_detail(request, name):
             ],
             "transitive": transitive,
             "build_states": Build.State,
+            "health": get_package_health(name=name, package=package, versions=versions),
+            "test_matrix": get_package_matrix(
+                name=name, versions=versions, requested_version=request.GET.get("mv", "")
+            ),
         },
     )

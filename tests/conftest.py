@@ -26,6 +26,15 @@ def _flush_redis():
 
 
 @pytest.fixture(autouse=True)
+def _empty_cache():
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _private_storage(tmp_path, settings):
     settings.LOG_DIR = tmp_path / "logs"
     settings.ARTIFACT_DIR = tmp_path / "artifacts"

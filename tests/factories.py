@@ -4,6 +4,7 @@ import hashlib
 
 import factory
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from packages_app.models import Build
 from packages_app.models import Channel
@@ -223,3 +224,57 @@ class NotificationFactory(factory.django.DjangoModelFactory):
     root_cause_key = factory.Sequence(lambda n: f"build:{n}")
     subject = "Your package failed"
     body = "See the matrix."
+
+
+class ProposalNoteFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "packages_app.ProposalNote"
+
+    proposal = factory.SubFactory(ProposalFactory)
+    author_name = "reviewer"
+    kind = "note"
+    body = "Looks good so far."
+
+
+# --- release impact, lifecycle events, maintainer claims, notice issues (issue 8) -------------
+
+
+class ReleaseImpactFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "testing_app.ReleaseImpact"
+
+    torch_release = factory.SubFactory(TorchReleaseFactory)
+    package = factory.SubFactory(PackageFactory)
+    category = "excludes"
+    version = "1.0.0"
+    specs = "pytorch >=2.4,<2.6"
+    computed_at = factory.LazyFunction(timezone.now)
+
+
+class PackageStatusEventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "testing_app.PackageStatusEvent"
+
+    package = factory.SubFactory(PackageFactory)
+    from_status = "active"
+    to_status = "at_risk"
+    reason = "No passing build for the newest supported PyTorch."
+    created_at = factory.LazyFunction(timezone.now)
+
+
+class MaintainerClaimFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "testing_app.MaintainerClaim"
+
+    package = factory.SubFactory(PackageFactory)
+    name = factory.Sequence(lambda n: f"Claimant {n}")
+    email = factory.Sequence(lambda n: f"claimant{n}@example.org")
+    rationale = "I use it every day."
+
+
+class PackageNoticeIssueFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "testing_app.PackageNoticeIssue"
+
+    package = factory.SubFactory(PackageFactory)
+    issue_url = factory.Sequence(lambda n: f"https://github.com/org/repo/issues/{n + 1}")

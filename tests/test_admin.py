@@ -19,18 +19,24 @@ from packages_app.models import Maintainer
 from packages_app.models import Package
 from packages_app.models import PackageToken
 from packages_app.models import Proposal
+from packages_app.models import ProposalNote
 from packages_app.models import TorchRelease
 from testing_app.models import CellResult
 from testing_app.models import EnrollmentToken
 from testing_app.models import Host
 from testing_app.models import Job
+from testing_app.models import MaintainerClaim
 from testing_app.models import Notification
+from testing_app.models import PackageNoticeIssue
+from testing_app.models import PackageStatusEvent
 from testing_app.models import Platform
 from testing_app.models import Promotion
 from testing_app.models import PromotionItem
+from testing_app.models import ReleaseImpact
 from testing_app.models import Run
 from testing_app.models import Variant
 from testing_app.models import Waiver
+from testing_app.models import WorkerProcess
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -69,6 +75,15 @@ def _proposals(n: int) -> list:
             reviewed_at=timezone.now(),
             package=factories.PackageFactory(),
             precheck_results=[{"check": "test section", "outcome": "pass", "detail": "ok"}],
+        )
+        for _ in range(n)
+    ]
+
+
+def _proposal_notes(n: int) -> list:
+    return [
+        factories.ProposalNoteFactory(
+            kind="decision", decision="approve", author=factories.UserFactory()
         )
         for _ in range(n)
     ]
@@ -130,6 +145,15 @@ def _hosts(n: int) -> list:
             max_cuda=("12.4", "12.8")[i % 2],
         )
         for i in range(n)
+    ]
+
+
+def _worker_processes(n: int) -> list:
+    return [
+        WorkerProcess.objects.create(
+            host=host, name=f"{host.name}.gpu0.{i}", gpu_index=0, last_heartbeat_at=timezone.now()
+        )
+        for i, host in enumerate(_hosts(n))
     ]
 
 
@@ -205,11 +229,39 @@ def _notifications(n: int) -> list:
     ]
 
 
+def _release_impacts(n: int) -> list:
+    categories = ["admits", "excludes", "unbounded"]
+    return [factories.ReleaseImpactFactory(category=categories[i % 3]) for i in range(n)]
+
+
+def _status_events(n: int) -> list:
+    steps = [("active", "at_risk"), ("at_risk", "deprecated"), ("deprecated", "removed")]
+    return [
+        factories.PackageStatusEventFactory(
+            from_status=steps[i % 3][0], to_status=steps[i % 3][1], by=factories.UserFactory()
+        )
+        for i in range(n)
+    ]
+
+
+def _maintainer_claims(n: int) -> list:
+    states = ["submitted", "approved", "rejected"]
+    return [
+        factories.MaintainerClaimFactory(state=states[i % 3], reviewed_by=factories.UserFactory())
+        for i in range(n)
+    ]
+
+
+def _notice_issues(n: int) -> list:
+    return factories.PackageNoticeIssueFactory.create_batch(n)
+
+
 MAKERS: dict[type, Callable[[int], list]] = {
     Maintainer: _maintainers,
     Package: _packages,
     PackageToken: _package_tokens,
     Proposal: _proposals,
+    ProposalNote: _proposal_notes,
     Channel: _channels,
     Build: _builds,
     TorchRelease: _torch_releases,
@@ -217,6 +269,7 @@ MAKERS: dict[type, Callable[[int], list]] = {
     Platform: _platforms,
     EnrollmentToken: _enrollment_tokens,
     Host: _hosts,
+    WorkerProcess: _worker_processes,
     Run: _runs,
     Job: _jobs,
     CellResult: _cell_results,
@@ -224,9 +277,16 @@ MAKERS: dict[type, Callable[[int], list]] = {
     Promotion: _promotions,
     PromotionItem: _promotion_items,
     Notification: _notifications,
+    ReleaseImpact: _release_impacts,
+    PackageStatusEvent: _status_events,
+    MaintainerClaim: _maintainer_claims,
+    PackageNoticeIssue: _notice_issues,
 }
-# Tokens are issued by a service that shows the secret once; the admin only lists them.
-NO_ADD = {PackageToken, EnrollmentToken}
+# Package tokens are issued by a service that shows the secret once; the admin only lists them
+# (enrollment tokens are added through the same kind of service, from the admin's add form).
+# Proposal notes are an audit trail written by the review pages; worker rows by the workers.
+# Lifecycle events are taken (and notified) by the maintenance service only.
+NO_ADD = {PackageToken, ProposalNote, WorkerProcess, PackageStatusEvent}
 MODELS = pytest.mark.parametrize("model", list(MAKERS), ids=lambda m: m.__name__)
 
 
@@ -330,7 +390,7 @@ def test_capability_tokens_of_maintainers_and_proposals_are_not_shown_in_full(ad
     proposal = factories.ProposalFactory()
     for obj, secret in (
         (maintainer, maintainer.unsubscribe_token),
-        (proposal, proposal.status_token),
+        (proposal, proposal.status_token_hash),
     ):
         content = admin_client.get(_url(type(obj), "change", obj.pk)).content.decode()
         assert secret[:8] in content

@@ -35,6 +35,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_rq",
+    "rest_framework",
+    "drf_spectacular",
     "packages_app",
     "testing_app",
 ]
@@ -46,6 +48,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "distro_site.access.PublicReadMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -80,6 +83,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # PostgreSQL's JIT compiles queries with a high estimated cost; for page-sized reads it costs
+    # more than it saves (0.5 s of compiling for a 0.3 s matrix query, bench/matrix_scale.py).
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("options", "-c jit=off")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -179,10 +185,42 @@ ANACONDA_API_TOKEN = env.str("ANACONDA_API_TOKEN", default="")
 CONDA_BUILD_BIN = env.str("CONDA_BUILD_BIN", default="conda-build")
 HOST_OFFLINE_AFTER_S = env.int("HOST_OFFLINE_AFTER_S", default=120)
 
+# --- Workers and the job lifecycle (testing_app.services.execution / reconcile) ----------------
+# Each worker writes a heartbeat to PostgreSQL this often; one silent for WORKER_LOST_AFTER_S is
+# lost, and the reconciler turns its running job into `error (worker lost)` and retries it.
+WORKER_HEARTBEAT_S = env.int("WORKER_HEARTBEAT_S", default=10)
+WORKER_LOST_AFTER_S = env.int("WORKER_LOST_AFTER_S", default=90)
+# Queues every worker also serves besides its capability queues (e.g. "install,default").
+WORKER_CPU_QUEUES = env.list("WORKER_CPU_QUEUES", default=[])
+# Queued jobs younger than this are left alone by the reconciler (their on-commit enqueue may
+# still be running).
+RECONCILE_GRACE_S = env.int("RECONCILE_GRACE_S", default=30)
+# Delay before automatic retry N (seconds, one value per retry; the last one repeats).
+RETRY_BACKOFF_S = [int(v) for v in env.list("RETRY_BACKOFF_S", default=["60", "300"])]
+# Manual retries one person may ask for per hour.
+MANUAL_RETRY_LIMIT_PER_HOUR = env.int("MANUAL_RETRY_LIMIT_PER_HOUR", default=20)
+# The live view: the last LOG_TAIL_LINES lines are saved on the job every LOG_TAIL_INTERVAL_S.
+LOG_TAIL_INTERVAL_S = env.float("LOG_TAIL_INTERVAL_S", default=5.0)
+LOG_TAIL_LINES = env.int("LOG_TAIL_LINES", default=60)
+# After a timeout, SIGTERM the process group, then SIGKILL it this many seconds later.
+JOB_KILL_GRACE_S = env.float("JOB_KILL_GRACE_S", default=10.0)
+# RQ's own job timeout = the job's timeout + this margin (download, setup), so our runner's
+# timeout always fires first and records a clean `timeout` verdict.
+JOB_TIMEOUT_MARGIN_S = env.int("JOB_TIMEOUT_MARGIN_S", default=900)
+# Private `--croot` folders (one per job) and the package cache all jobs of a host share.
+CONDA_BUILD_CROOT_DIR = Path(env.str("CONDA_BUILD_CROOT_DIR", default=str(VAR_DIR / "croot")))
+CONDA_PKGS_DIR = Path(env.str("CONDA_PKGS_DIR", default=str(VAR_DIR / "conda-pkgs")))
+# Which flavour of Variant.select_specs to pass as --extra-deps ("pytorch" or "conda-forge").
+VARIANT_SPECS_FLAVOUR = env.str("VARIANT_SPECS_FLAVOUR", default="conda-forge")
+DOWNLOAD_ATTEMPTS = env.int("DOWNLOAD_ATTEMPTS", default=3)
+# Dotted path of the function that runs a test job; empty means conda-build (the benchmark
+# swaps in a no-op runner to measure the lifecycle alone).
+DISTRO_JOB_RUNNER = env.str("DISTRO_JOB_RUNNER", default="")
+
 # --- Security ---------------------------------------------------------------------------------
-SECURE_PROXY_SSL_HEADER = (
-    ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
-)
+# Behind the reverse proxy: trust its X-Forwarded-Proto, and its X-Forwarded-For for rate limits.
+BEHIND_TLS_PROXY = env.bool("BEHIND_TLS_PROXY", default=False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS_PROXY else None
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
@@ -211,3 +249,110 @@ LOGGING = {
 
 # --- Pages ------------------------------------------------------------------------------------
 PAGE_SIZE = env.int("PAGE_SIZE", default=50)
+
+# --- Read access and the JSON API --------------------------------------------------------------
+# Read pages and the read-only API are public unless PUBLIC_READ is false (then sign-in is
+# required); write actions always need sign-in and a permission.
+PUBLIC_READ = env.bool("PUBLIC_READ", default=True)
+LOGIN_URL = "accounts:login"
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["testing_app.api.permissions.PublicReadOnly"],
+    "DEFAULT_PAGINATION_CLASS": "testing_app.api.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "conda-distro API",
+    "DESCRIPTION": "Read-only: packages, builds, the compatibility matrix, runs, jobs, hosts.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Several models have a "status"/"state" field with different choices: name each set.
+    "ENUM_NAME_OVERRIDES": {
+        "PackageStatusEnum": "packages_app.models.PackageStatus",
+        "JobStatusEnum": "testing_app.models.runs.JobStatus",
+        "BuildStateEnum": "packages_app.models.BuildState",
+        "RunStateEnum": "testing_app.models.runs.RunState",
+    },
+}
+
+# --- Proposals --------------------------------------------------------------------------------
+# Absolute base URL of the site, for links in emails sent outside a request (decisions).
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Proposals accepted per client address and hour (counted from stored proposals).
+PROPOSAL_RATE_LIMIT_PER_HOUR = env.int("PROPOSAL_RATE_LIMIT_PER_HOUR", default=5)
+# Recipe fetches refuse private, loopback and link-local addresses unless this is set.
+RECIPE_FETCH_ALLOW_PRIVATE = env.bool("RECIPE_FETCH_ALLOW_PRIVATE", default=False)
+RECIPE_FETCH_TIMEOUT_S = env.float("RECIPE_FETCH_TIMEOUT_S", default=10.0)
+RECIPE_MAX_BYTES = env.int("RECIPE_MAX_BYTES", default=1024 * 1024)
+# RQ limit of one pre-check job: a recipe whose templating runs away is stopped and recorded.
+PRECHECK_JOB_TIMEOUT_S = env.int("PRECHECK_JOB_TIMEOUT_S", default=120)
+
+# --- Promotion: the gate, installability checks, copies into the target (issue 7) -------------
+# The local-file target channel (backend "local"): `manage.py init_target_channel` registers it
+# as the target channel; promotions copy into <dir>/<subdir>/ and re-index it.
+TARGET_CHANNEL_DIR = Path(env.str("TARGET_CHANNEL_DIR", default=str(VAR_DIR / "channels/target")))
+# "auto" picks the backend from the target channel's URL (file:// -> local, else anaconda).
+PROMOTION_BACKEND = env.str("PROMOTION_BACKEND", default="auto")
+# Licenses that forbid redistribution: a build whose license names one is blocked (matched
+# case-insensitively, ignoring punctuation, so "LicenseRef-NVIDIA-End-User-License-Agreement"
+# matches the entry below). Comma-separated.
+NON_REDISTRIBUTABLE_LICENSES = env.list(
+    "NON_REDISTRIBUTABLE_LICENSES", default=["NVIDIA End User License Agreement"]
+)
+# The sets users install together: the gate checks each candidate together with each set, and
+# after a promotion every set is solved per supported PyTorch release and platform (pytorch,
+# torchvision and torchaudio are pinned to the release's versions). JSON list of name lists.
+try:
+    INSTALL_SETS = json.loads(
+        env.str("INSTALL_SETS", default='[["pytorch", "torchvision", "torchaudio"]]')
+    )
+except json.JSONDecodeError as exc:
+    raise ImproperlyConfigured(f"INSTALL_SETS is not valid JSON: {exc}") from exc
+# Channels the solver may take dependencies from besides the target, highest priority first
+# (names of Channel rows); empty means every upstream channel.
+INSTALL_CHECK_CHANNELS = env.list("INSTALL_CHECK_CHANNELS", default=[])
+# Virtual packages of the machine an installability check pretends to be, per subdir.
+try:
+    INSTALL_CHECK_VIRTUAL_PACKAGES = json.loads(
+        env.str(
+            "INSTALL_CHECK_VIRTUAL_PACKAGES",
+            default=json.dumps(
+                {
+                    "linux-64": ["__unix=0", "__linux=5.15", "__glibc=2.28", "__cuda=12.4"],
+                    "linux-aarch64": ["__unix=0", "__linux=5.15", "__glibc=2.28"],
+                    "osx-64": ["__unix=0", "__osx=11.0"],
+                    "osx-arm64": ["__unix=0", "__osx=13.0"],
+                    "win-64": ["__win=0", "__cuda=12.4"],
+                }
+            ),
+        )
+    )
+except json.JSONDecodeError as exc:
+    raise ImproperlyConfigured(f"INSTALL_CHECK_VIRTUAL_PACKAGES is not valid JSON: {exc}") from exc
+SOLVER_TIMEOUT_S = env.int("SOLVER_TIMEOUT_S", default=120)
+# Pauses between attempts of one copy after a 5xx or network error (one value per retry).
+PROMOTION_RETRY_BACKOFF_S = [
+    float(v) for v in env.list("PROMOTION_RETRY_BACKOFF_S", default=["5", "30", "120"])
+]
+# A running promotion renews this lease after every item; one whose lease ran out was lost (its
+# worker died) and may be resumed.
+PROMOTION_LEASE_S = env.int("PROMOTION_LEASE_S", default=900)
+
+# --- Notifications and the maintenance policy (testing_app.services.notifications/maintenance) -
+# Optional GitHub notices: a comment per root cause on a package's notice issue (set by its
+# maintainers); needs a token that may comment there. Empty: email only.
+GITHUB_TOKEN = env.str("GITHUB_TOKEN", default="")
+GITHUB_API_URL = env.str("GITHUB_API_URL", default="https://api.github.com")
+# When the daily digest goes out (cron syntax, the scheduler machine's local time).
+NOTIFICATION_DIGEST_CRON = env.str("NOTIFICATION_DIGEST_CRON", default="0 7 * * *")
+# Days after the newest supported PyTorch release before a package without a passing build for
+# it becomes at_risk, and days at_risk before it is deprecated (no further promotions).
+MAINTENANCE_GRACE_DAYS = env.int("MAINTENANCE_GRACE_DAYS", default=30)
+MAINTENANCE_DEPRECATE_AFTER_DAYS = env.int("MAINTENANCE_DEPRECATE_AFTER_DAYS", default=30)
+# Maintainer claims accepted per client address and hour.
+CLAIM_RATE_LIMIT_PER_HOUR = env.int("CLAIM_RATE_LIMIT_PER_HOUR", default=5)

@@ -7,6 +7,8 @@ from packages_app.admin.base import LargeTableAdmin
 from packages_app.models import Build
 from packages_app.models import Channel
 from packages_app.models import TorchRelease
+from testing_app.admin_actions import has_promote_permission
+from testing_app.admin_actions import promote_builds
 from testing_app.models import Platform
 
 
@@ -80,6 +82,8 @@ class BuildAdmin(LargeTableAdmin):
     list_filter = ("state", "channel", SubdirFilter, "timestamp")
     search_fields = ("^name", "^filename")
     autocomplete_fields = ("package",)
+    # Release managers only (testing_app.add_promotion); it opens the confirmation step.
+    actions = (promote_builds,)
     fieldsets = (
         (
             "Artifact",
@@ -105,6 +109,9 @@ class BuildAdmin(LargeTableAdmin):
         if obj is None:
             return BUILD_DERIVED_FIELDS
         return BUILD_RECORD_FIELDS + BUILD_DERIVED_FIELDS
+
+    def has_promote_permission(self, request) -> bool:
+        return has_promote_permission(request)
 
     @admin.display(description="size", ordering="size")
     def human_size(self, obj: Build) -> str:

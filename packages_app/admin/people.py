@@ -7,10 +7,12 @@ from django.utils.timesince import timesince
 
 from packages_app.admin.base import related_count
 from packages_app.admin.base import secret_prefix
+from packages_app.models import OPEN_PROPOSAL_STATES
 from packages_app.models import Maintainer
 from packages_app.models import Package
 from packages_app.models import PackageToken
 from packages_app.models import Proposal
+from packages_app.models import ProposalNote
 
 
 @admin.register(Maintainer)
@@ -144,12 +146,17 @@ class PackageTokenAdmin(admin.ModelAdmin):
         return secret_prefix(obj.token_hash)
 
 
-# Proposals still waiting on the pre-checks or a reviewer: their age is what the queue shows.
-OPEN_PROPOSAL_STATES = (
-    Proposal.State.SUBMITTED,
-    Proposal.State.CHECKING,
-    Proposal.State.IN_REVIEW,
-)
+class ProposalNoteInline(admin.TabularInline):
+    """The thread is an audit trail: shown, never edited here (services write it)."""
+
+    model = ProposalNote
+    extra = 0
+    can_delete = False
+    fields = ("created_at", "author_name", "kind", "decision", "body", "emailed_at", "email_error")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(Proposal)
@@ -170,14 +177,19 @@ class ProposalAdmin(admin.ModelAdmin):
         "precheck_outcome",
         ("reviewed_by", admin.RelatedOnlyFieldListFilter),
     )
-    search_fields = ("package_name", "summary", "repo_url", "recipe_url")
+    search_fields = ("package_name", "summary", "repo_url", "recipe_url", "contact_email")
     date_hierarchy = "created_at"
-    autocomplete_fields = ("package",)
+    inlines = (ProposalNoteInline,)
+    actions = ("rerun_prechecks",)
     readonly_fields = (
         "precheck_outcome",
         "precheck_table",
         "precheck_error",
         "prechecked_at",
+        # Decisions go through the review page (services.reviews), which keeps the audit thread.
+        "state",
+        "review_note",
+        "package",
         "reviewed_by",
         "reviewed_at",
         "status_token_prefix",
@@ -197,6 +209,7 @@ class ProposalAdmin(admin.ModelAdmin):
                     "license",
                     "rationale",
                     "maintainers_data",
+                    "contact_email",
                 )
             },
         ),
@@ -240,6 +253,64 @@ class ProposalAdmin(admin.ModelAdmin):
         )
         return format_html("<table><tbody>{}</tbody></table>", body)
 
-    @admin.display(description="status token")
+    @admin.display(description="status token hash")
     def status_token_prefix(self, obj: Proposal) -> str:
-        return secret_prefix(obj.status_token)
+        return secret_prefix(obj.status_token_hash)
+
+    @admin.action(description="Re-run the pre-checks of the selected open proposals")
+    def rerun_prechecks(self, request, queryset):
+        from packages_app.services.reviews import rerun_proposal_prechecks
+
+        rerun = 0
+        for proposal in queryset.filter(state__in=OPEN_PROPOSAL_STATES):
+            rerun_proposal_prechecks(proposal=proposal, requested_by=request.user)
+            rerun += 1
+        skipped = queryset.count() - rerun
+        message = f"Pre-checks queued again for {rerun} proposal(s)."
+        if skipped:
+            message += f" {skipped} closed proposal(s) skipped."
+        self.message_user(request, message)
+
+
+@admin.register(ProposalNote)
+class ProposalNoteAdmin(admin.ModelAdmin):
+    """The audit trail of every proposal: read-only here (the review pages write it)."""
+
+    list_display = (
+        "proposal",
+        "kind",
+        "decision",
+        "author_name",
+        "created_at",
+        "emailed_at",
+        "email_failed",
+    )
+    list_select_related = ("proposal",)
+    list_filter = ("kind", "decision", ("email_error", admin.EmptyFieldListFilter))
+    search_fields = ("proposal__package_name", "author_name", "body")
+    date_hierarchy = "created_at"
+    readonly_fields = (
+        "proposal",
+        "author",
+        "author_name",
+        "kind",
+        "decision",
+        "body",
+        "created_at",
+        "emailed_at",
+        "email_error",
+    )
+    fields = readonly_fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="email failed", boolean=True)
+    def email_failed(self, obj: ProposalNote) -> bool:
+        return bool(obj.email_error)

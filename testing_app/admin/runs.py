@@ -1,6 +1,7 @@
 """Admin for runs, jobs and the latest verdict per cell (the large tables)."""
 
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.db.models.functions import Coalesce
 from django.utils.html import format_html
 
@@ -10,7 +11,11 @@ from testing_app.models import CellResult
 from testing_app.models import Job
 from testing_app.models import Run
 from testing_app.models import Verdict
+from testing_app.services.dispatch import retry_job
+from testing_app.services.execution import cancel_job
 
+# An admin action touches at most this many jobs at once (each is its own transaction).
+MAX_ACTION_JOBS = 500
 # Finished verdicts that need someone's attention, for the run's progress column.
 PROBLEM_VERDICTS = (
     Verdict.FAILED,
@@ -102,6 +107,8 @@ JOB_EXECUTION_FIELDS = (
 
 @admin.register(Job)
 class JobAdmin(LargeTableAdmin):
+    # Retry and cancel go through the services (rate limit, guarded transitions); no bulk delete.
+    actions = ["retry_selected", "cancel_selected"]
     list_display = (
         "id",
         "kind",
@@ -184,6 +191,27 @@ class JobAdmin(LargeTableAdmin):
             },
         ),
     )
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.action(description="Retry selected finished jobs (rate-limited)")
+    def retry_selected(self, request, queryset):
+        for job in queryset[:MAX_ACTION_JOBS]:
+            try:
+                retry = retry_job(job=job, requested_by=request.user)
+            except ValidationError as exc:
+                self.message_user(request, f"Job {job.pk}: {' '.join(exc.messages)}", "error")
+            else:
+                self.message_user(request, f"Job {job.pk}: retried as job {retry.pk}.")
+
+    @admin.action(description="Cancel selected queued or running jobs")
+    def cancel_selected(self, request, queryset):
+        reason = f"Cancelled by {request.user.get_username()} in the admin."
+        done = [job.pk for job in queryset[:MAX_ACTION_JOBS] if cancel_job(job=job, reason=reason)]
+        self.message_user(request, f"Cancelled {len(done)} job(s).")
 
     @admin.display(description="run", ordering="run_id")
     def run_id(self, obj: Job) -> int:

@@ -2,6 +2,12 @@
 
 from .hosts import EnrollmentToken
 from .hosts import Host
+from .hosts import WorkerProcess
+from .installability import InstallabilityCheck
+from .maintenance import MaintainerClaim
+from .maintenance import PackageNoticeIssue
+from .maintenance import PackageStatusEvent
+from .maintenance import ReleaseImpact
 from .notifications import Notification
 from .promotions import Promotion
 from .promotions import PromotionItem
@@ -17,13 +23,19 @@ __all__ = [
     "CellResult",
     "EnrollmentToken",
     "Host",
+    "InstallabilityCheck",
     "Job",
+    "MaintainerClaim",
     "Notification",
+    "PackageNoticeIssue",
+    "PackageStatusEvent",
     "Platform",
     "Promotion",
     "PromotionItem",
+    "ReleaseImpact",
     "Run",
     "Variant",
     "Verdict",
     "Waiver",
+    "WorkerProcess",
 ]

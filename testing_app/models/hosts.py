@@ -102,3 +102,41 @@ class Host(models.Model):
     def effective_state(self) -> str:
         """The state to show: a silent host is offline whatever it last reported."""
         return self.State.OFFLINE if self.is_silent else self.state
+
+
+class WorkerProcess(models.Model):
+    """One running `distro_worker` (one per GPU): its queues, heartbeat and current job.
+
+    A row per process start: a worker killed with -9 keeps its row, whose heartbeat goes stale,
+    which is how the reconciler tells that the job it was running is lost.
+    """
+
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="workers")
+    # The RQ worker name: unique among live workers, so it carries the pid.
+    name = models.CharField(max_length=200, unique=True)
+    gpu_index = models.SmallIntegerField(null=True, blank=True)
+    gpu_uuid = models.CharField(max_length=64, blank=True)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    queues = models.JSONField(default=list, blank=True)
+    current_job = models.ForeignKey(
+        "testing_app.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_at = models.DateTimeField(default=timezone.now)
+    last_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    stop_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-id"]  # newest first, on the primary key index
+        indexes = [models.Index(fields=["stopped_at", "last_heartbeat_at"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_alive(self) -> bool:
+        """Not stopped and heard from within WORKER_LOST_AFTER_S."""
+        if self.stopped_at is not None or self.last_heartbeat_at is None:
+            return False
+        age = (timezone.now() - self.last_heartbeat_at).total_seconds()
+        return age <= settings.WORKER_LOST_AFTER_S

@@ -11,7 +11,9 @@ class NotificationKind(models.TextChoices):
     BUMP_NEEDED = "bump_needed", "A new PyTorch release needs a bump"
     PROPOSAL_DECISION = "proposal_decision", "Proposal decision"
     AT_RISK = "at_risk", "Package at risk"
+    DEPRECATED = "deprecated", "Package deprecated"
     REMOVAL = "removal", "Package removal"
+    REINSTATED = "reinstated", "Package active again"
     PROMOTION_DONE = "promotion_done", "Promotion done"
 
 
@@ -48,6 +50,8 @@ class Notification(models.Model):
     link = models.CharField(max_length=500, blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
     error_message = models.TextField(blank=True)
+    # The comment posted on the package's notice issue for this cause (optional GitHub notices).
+    github_comment_url = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 

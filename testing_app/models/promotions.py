@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 
 from .reference import Platform
 from .reference import Variant
@@ -103,6 +104,11 @@ class Promotion(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The job copying it renews this after every item; once it has run out, the job is presumed
+    # dead (worker killed) and the promotion may be resumed.
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # What happened after the copies: [{"step", "ok", "detail"}] (re-sync, notices, checks).
+    followups = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-id"]  # newest first, on the primary key index
@@ -119,6 +125,23 @@ class Promotion(models.Model):
 
     def __str__(self) -> str:
         return f"Promotion {self.pk} ({self.get_state_display()})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("testing:promotion-detail", kwargs={"pk": self.pk})
+
+    @property
+    def is_open(self) -> bool:
+        """Still holds its builds: copying, waiting to, or stopped part-way (resumable)."""
+        return self.state in OPEN_PROMOTION_STATES
+
+
+# A build in a promotion in one of these states is taken: it cannot join another one.
+OPEN_PROMOTION_STATES = (
+    PromotionState.PENDING,
+    PromotionState.RUNNING,
+    PromotionState.PARTIAL,
+    PromotionState.FAILED,
+)
 
 
 class PromotionItemState(models.TextChoices):
@@ -141,6 +164,11 @@ class PromotionItem(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     error_message = models.TextField(blank=True)
     copied_at = models.DateTimeField(null=True, blank=True)
+    # Where the file comes from and goes to, as shown on the confirmation page.
+    source = models.CharField(max_length=500, blank=True)
+    destination = models.CharField(max_length=500, blank=True)
+    # How it landed: copied, or found already in the target with the same sha256.
+    detail = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["promotion", "id"]

@@ -116,11 +116,27 @@ class Job(models.Model):
     )
     timeout_s = models.PositiveIntegerField(default=3600)
 
+    # Earliest time an automatic retry may start (backoff); null: at once.
+    not_before = models.DateTimeField(null=True, blank=True)
+    # Hosts where earlier attempts of this cell hit an infrastructure error: prefer others.
+    avoid_host_ids = models.JSONField(default=list, blank=True)
+    # Times a worker on an avoided host passed the job on to another host (bounded).
+    handoffs = models.PositiveSmallIntegerField(default=0)
+
     host = models.ForeignKey(
         Host, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
     )
+    worker = models.ForeignKey(
+        "testing_app.WorkerProcess",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="jobs",
+    )
     worker_name = models.CharField(max_length=200, blank=True)
     gpu_index = models.SmallIntegerField(null=True, blank=True)
+    gpu_name = models.CharField(max_length=200, blank=True)
+    driver_version = models.CharField(max_length=32, blank=True)
     runner = models.CharField(max_length=32, blank=True)
     runner_version = models.CharField(max_length=32, blank=True)
     command = models.JSONField(default=list, blank=True)
@@ -136,9 +152,13 @@ class Job(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_s = models.FloatField(null=True, blank=True)
+    # The parts of duration_s: fetching the package, then conda-build (environment + tests).
+    download_s = models.FloatField(null=True, blank=True)
+    test_s = models.FloatField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]  # newest first, on the primary key index
+        permissions = [("retry_any_job", "Can retry any job (release manager)")]
         constraints = [
             models.UniqueConstraint(
                 fields=[

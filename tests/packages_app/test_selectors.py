@@ -55,13 +55,26 @@ def test_reverse_dependencies_ignore_withdrawn_builds(chain):
     assert "gone" not in get_reverse_dependencies(name="pytorch", transitive=True)
 
 
-def test_reverse_dependencies_use_one_query_whatever_the_catalog(chain):
+def test_reverse_dependencies_use_two_queries_whatever_the_catalog(chain):
     for index in range(50):
         BuildFactory(name=f"dep{index}", depends=[f"dep{index - 1}" if index else "pytorch"])
     with CaptureQueriesContext(connection) as captured:
         depths = get_reverse_dependencies(name="pytorch", transitive=True)
-    assert len(captured) == 1
+    assert len(captured) == 2
     assert depths["dep49"] == 50
+    # The graph is cached for this catalog state: the next call only checks the state.
+    with CaptureQueriesContext(connection) as captured:
+        assert get_reverse_dependencies(name="dep10") == {"dep11": 1}
+    assert len(captured) == 1
+
+
+def test_reverse_dependencies_see_new_and_withdrawn_builds_at_once(chain):
+    assert "late" not in get_reverse_dependencies(name="kornia")
+    late = BuildFactory(name="late", depends=["kornia"])
+    assert get_reverse_dependencies(name="kornia") == {"kornia-app": 1, "late": 1}
+    late.state = Build.State.WITHDRAWN
+    late.save()
+    assert get_reverse_dependencies(name="kornia") == {"kornia-app": 1}
 
 
 @pytest.fixture

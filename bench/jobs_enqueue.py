@@ -1,0 +1,91 @@
+"""Benchmark: N jobs (default 10,000) written to PostgreSQL and pushed to Redis by the real
+path (`enqueue_jobs`: bulk insert, cell upkeep, commit, then `enqueue_many` per queue), against
+raw RQ `enqueue_many` of the same count, in the same run. Target: ours >= 0.5 x raw.
+
+Run as `.venv/bin/python bench/jobs_enqueue.py [N] [ROUNDS]`. It prints figures and asserts
+nothing. DATABASE_URL (PostgreSQL) and REDIS_URL (an empty database) as in bench/_jobs_setup.py.
+"""
+
+import statistics
+import sys
+import time
+
+from _jobs_setup import cell_axes
+from _jobs_setup import configure_environment
+from _jobs_setup import flush_redis
+from _jobs_setup import require_empty_redis
+
+TARGET_RATIO = 0.5
+
+
+def ours(count: int, axes: dict) -> float:
+    from django.db import transaction
+
+    from testing_app.models import CellResult
+    from testing_app.models import Job
+    from testing_app.models import Run
+    from testing_app.services.dispatch import enqueue_jobs
+    from testing_app.services.dispatch import rq_queue
+
+    run = Run.objects.create(trigger=Run.Trigger.MANUAL, trigger_detail="bench/jobs_enqueue")
+    started = time.perf_counter()
+    with transaction.atomic():  # the push happens when this commits
+        jobs = [Job(kind="test", python=f"e{i}", **axes) for i in range(count)]
+        created = enqueue_jobs(run=run, jobs=jobs)
+    elapsed = time.perf_counter() - started
+    queue = rq_queue(created[0].queue_name)
+    if queue.count != count:
+        print(f"warning: {queue.count} of {count} jobs reached Redis")
+    CellResult.objects.filter(build=axes["build"]).delete()
+    run.delete()
+    flush_redis()
+    return elapsed
+
+
+def raw(count: int) -> float:
+    import django_rq
+    from rq import Queue
+
+    queue = Queue("bench-raw-enqueue-many", connection=django_rq.get_connection("default"))
+    started = time.perf_counter()
+    data = [
+        Queue.prepare_data(
+            "testing_app.jobs.rq_execute_job",
+            args=(i,),
+            job_id=f"raw-{i}",
+            timeout=4500,
+            result_ttl=600,
+        )
+        for i in range(count)
+    ]
+    queue.enqueue_many(data)
+    elapsed = time.perf_counter() - started
+    flush_redis()
+    return elapsed
+
+
+def main() -> None:
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
+    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    configure_environment()
+    require_empty_redis()
+    axes = cell_axes()
+    ours_s, raw_s = [], []
+    for _ in range(rounds):  # interleaved, so both see the same machine load
+        ours_s.append(ours(count, axes))
+        raw_s.append(raw(count))
+    ours_median, raw_median = statistics.median(ours_s), statistics.median(raw_s)
+    print(f"{count} jobs, {rounds} rounds (median; all rounds in brackets)")
+    print(
+        f"enqueue_jobs (PostgreSQL rows + cells + Redis): {ours_median:.2f} s = "
+        f"{count / ours_median:,.0f} jobs/s  [{', '.join(f'{s:.2f}' for s in ours_s)}]"
+    )
+    print(
+        f"raw RQ enqueue_many:                            {raw_median:.2f} s = "
+        f"{count / raw_median:,.0f} jobs/s  [{', '.join(f'{s:.2f}' for s in raw_s)}]"
+    )
+    print(f"ratio (ours / raw, jobs/s): {raw_median / ours_median:.2f} (target >= {TARGET_RATIO})")
+
+
+if __name__ == "__main__":
+    main()

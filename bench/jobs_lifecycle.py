@@ -1,0 +1,91 @@
+"""Benchmark: one real `distro_worker` (RQ's forking worker) runs N jobs through the whole
+lifecycle (dequeue, guarded start, runner, guarded finish, cell and run upkeep) with a no-op
+runner, so what is measured is the per-job overhead of the engine itself.
+
+Run as `.venv/bin/python bench/jobs_lifecycle.py [N]` (default 2,000). It prints figures and
+asserts nothing. DATABASE_URL (PostgreSQL) and REDIS_URL (an empty database) as in
+bench/_jobs_setup.py.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+from _jobs_setup import BASE_DIR
+from _jobs_setup import cell_axes
+from _jobs_setup import configure_environment
+from _jobs_setup import flush_redis
+from _jobs_setup import require_empty_redis
+
+TARGET_OVERHEAD_MS = 30.0
+
+
+def noop_runner(*, job, worker, on_progress):
+    """DISTRO_JOB_RUNNER for this benchmark: passes at once, runs nothing."""
+    from testing_app.services.execution import JobOutcome
+
+    return JobOutcome(verdict="passed", runner="noop")
+
+
+def main() -> None:
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+    configure_environment()
+    require_empty_redis()
+
+    from django.db.models import Max
+    from django.db.models import Min
+
+    from testing_app.models import Job
+    from testing_app.models import Run
+    from testing_app.services.dispatch import enqueue_jobs
+    from testing_app.services.hosts import create_enrollment_token
+
+    axes = cell_axes(subdir=_local_subdir())
+    run = Run.objects.create(trigger=Run.Trigger.MANUAL, trigger_detail="bench/jobs_lifecycle")
+    enqueue_jobs(
+        run=run,
+        jobs=[Job(kind="test", python=f"b{i}", **axes) for i in range(count)],
+    )
+    token = create_enrollment_token(name="bench", pre_approved=True)[1]
+    env = {
+        **os.environ,
+        "DISTRO_JOB_RUNNER": "jobs_lifecycle.noop_runner",
+        "PYTHONPATH": os.pathsep.join([str(BASE_DIR / "bench"), str(BASE_DIR)]),
+        "DISTRO_ENROLL_TOKEN": token,
+        "PATH": os.environ.get("PATH", ""),
+    }
+    started = time.perf_counter()
+    subprocess.run(  # noqa: S603
+        [sys.executable, str(BASE_DIR / "manage.py"), "distro_worker", "--burst"]
+        + ["--name", f"bench-{socket.gethostname()}"],
+        env=env,
+        cwd=BASE_DIR,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    wall = time.perf_counter() - started
+    jobs = Job.objects.filter(run=run)
+    span = jobs.aggregate(first=Min("started_at"), last=Max("finished_at"))
+    done = jobs.filter(status="finished", verdict="passed").count()
+    busy = (span["last"] - span["first"]).total_seconds()
+    per_job_ms = 1000 * busy / count
+    print(f"jobs run through the lifecycle: {done} of {count}")
+    print(f"worker wall time (start-up included): {wall:.1f} s")
+    print(f"first start -> last finish: {busy:.1f} s = {count / busy:.0f} jobs/s")
+    print(f"per-job overhead: {per_job_ms:.1f} ms (target <= {TARGET_OVERHEAD_MS:.0f} ms)")
+    run.delete()
+    flush_redis()
+
+
+def _local_subdir() -> str:
+    import platform
+
+    from testing_app.adapters.host_probe import conda_subdir
+
+    return conda_subdir(platform.system(), platform.machine())
+
+
+if __name__ == "__main__":
+    main()

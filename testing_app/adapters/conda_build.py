@@ -1,0 +1,306 @@
+"""Run `conda-build --test <package file>` as a subprocess and report what happened.
+
+It reports facts (exit code, the markers conda-build printed, the test environment's package
+list, whether it timed out); `services/conda_runner.py` turns them into a verdict. The process
+runs in its own session so that a timeout kills the whole group, and on Linux it is told to die
+with the worker process that started it, so no test keeps running as an orphan.
+"""
+
+import contextlib
+import ctypes
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+
+from testing_app.adapters.job_log import JobLog
+
+# Output markers conda-build prints (stable since 3.x; reference/conda.md section 1).
+TEST_START = "test_start"
+TEST_END = "test_end"
+TESTS_FAILED = "tests_failed"
+NOTHING_TO_TEST = "nothing_to_test"
+ALL_TESTS_PASSED = "all_tests_passed"
+SOLVER_ERROR = "solver_error"
+# conda-build wraps unsolvable test environments in DependencyNeedsBuildingError ("Unsatisfiable
+# dependencies for platform ..."); conda, libmamba and rattler word the same thing their way.
+SOLVER_ERROR_PATTERN = re.compile(
+    r"Unsatisfiable dependencies for platform|UnsatisfiableError|NoPackagesFoundError|"
+    r"PackagesNotFoundError|ResolvePackageNotFound|LibMambaUnsatisfiableError|"
+    r"DependencyNeedsBuildingError|Could not solve for environment specs|"
+    r"Cannot solve the request"
+)
+INSTALL_PLAN_HEADER = "The following NEW packages will be INSTALLED:"
+# conda >= 4.6: "  python   conda-forge/linux-64::python-3.11.9-hb806964_0_cpython"
+_PLAN_LINE = re.compile(r"^\s+(?P<name>\S+)\s+(?P<channel>\S+)::(?P<package>\S+)")
+# older conda: "    pyqt: 4.11.4-py27_2 conda-forge"
+_OLD_PLAN_LINE = re.compile(r"^\s+(?P<name>\S+):\s+(?P<version>\S+)\s+(?P<channel>\S+)")
+EXCERPT_BEFORE = 40
+EXCERPT_AFTER = 30
+VERSION_TIMEOUT_S = 60
+PROCESS_GROUP_FILE = ".process-group"
+PR_SET_PDEATHSIG = 1
+
+# Loaded before any fork: the child may only make async-signal-safe calls before exec.
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    if _LIBC is not None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@dataclass(frozen=True)
+class CondaBuildTest:
+    """One `conda-build --test` invocation."""
+
+    binary: str
+    package_path: Path
+    channels: Sequence[str]
+    extra_deps: Sequence[str]
+    croot: Path
+
+    def argv(self) -> list[str]:
+        """The command line. The package path comes before --extra-deps, whose nargs='+' would
+        otherwise swallow it; --croot gives each job its own build root."""
+        argv = [self.binary, "--test", str(self.package_path), "--override-channels"]
+        for channel in self.channels:
+            argv += ["-c", channel]
+        argv += ["--croot", str(self.croot)]
+        if self.extra_deps:
+            argv += ["--extra-deps", *self.extra_deps]
+        return argv
+
+
+@dataclass(frozen=True)
+class CondaBuildTestRun:
+    """What one run did; no verdict here."""
+
+    argv: tuple[str, ...]
+    exit_code: int | None
+    timed_out: bool
+    duration_s: float
+    markers: frozenset[str]
+    # The test environment conda printed: [{"name", "package", "channel"}].
+    packages: tuple[dict, ...] = ()
+    failure_excerpt: str = ""
+
+
+@dataclass
+class _OutputScanner:
+    """Watches conda-build's output line by line for markers, the install plan and excerpts."""
+
+    markers: set[str] = field(default_factory=set)
+    packages: list[dict] = field(default_factory=list)
+    recent: deque = field(default_factory=lambda: deque(maxlen=EXCERPT_BEFORE))
+    excerpt: list[str] = field(default_factory=list)
+    _plan_state: str = ""  # "", "header" (blank lines before entries), "entries", "done"
+    _solver_lines_left: int = 0
+
+    def feed(self, line: str) -> None:
+        self._scan_markers(line)
+        self._scan_plan(line)
+        if self._solver_lines_left:
+            self.excerpt.append(line)
+            self._solver_lines_left -= 1
+        self.recent.append(line)
+
+    def _scan_markers(self, line: str) -> None:
+        stripped = line.strip()
+        if stripped.startswith("TEST START:"):
+            self.markers.add(TEST_START)
+        elif stripped.startswith("TEST END:"):
+            self.markers.add(TEST_END)
+        elif stripped.startswith("Nothing to test for:"):
+            self.markers.add(NOTHING_TO_TEST)
+        elif stripped == "All tests passed":
+            self.markers.add(ALL_TESTS_PASSED)
+        if "TESTS FAILED:" in line and TESTS_FAILED not in self.markers:
+            self.markers.add(TESTS_FAILED)
+            if SOLVER_ERROR not in self.markers:
+                self.excerpt = [*self.recent, line]
+        if (
+            SOLVER_ERROR_PATTERN.search(line)
+            and SOLVER_ERROR not in self.markers
+            and not self.packages
+        ):
+            # The solver's explanation beats "TESTS FAILED", which conda-build prints as well;
+            # once the test environment was installed, such words come from the tests instead.
+            self.markers.add(SOLVER_ERROR)
+            self.excerpt = [*list(self.recent)[-2:], line]
+            self._solver_lines_left = EXCERPT_AFTER
+
+    def _scan_plan(self, line: str) -> None:
+        if line.strip() == INSTALL_PLAN_HEADER:
+            self.packages = []
+            self._plan_state = "header"
+            return
+        if self._plan_state not in ("header", "entries"):
+            return
+        if not line.strip():
+            if self._plan_state == "entries":
+                self._plan_state = "done"
+            return
+        self._plan_state = "entries"
+        match = _PLAN_LINE.match(line)
+        if match:
+            self.packages.append(match.groupdict())
+            return
+        old = _OLD_PLAN_LINE.match(line)
+        if old:
+            name = old["name"]
+            self.packages.append(
+                {"name": name, "package": f"{name}-{old['version']}", "channel": old["channel"]}
+            )
+
+
+def run_conda_build_test(
+    test: CondaBuildTest,
+    *,
+    env: Mapping[str, str],
+    timeout_s: float,
+    log: JobLog,
+    on_progress: Callable[[str], None] | None = None,
+    progress_interval_s: float = 5.0,
+    kill_grace_s: float = 10.0,
+) -> CondaBuildTestRun:
+    """Run the test, streaming every output line into `log`.
+
+    `on_progress(tail)` is called about every `progress_interval_s` while it runs. After
+    `timeout_s` the whole process group gets SIGTERM, then SIGKILL `kill_grace_s` later.
+    """
+    argv = test.argv()
+    test.croot.mkdir(parents=True, exist_ok=True)
+    log.write("$ " + " ".join(argv))
+    started = time.monotonic()
+    proc = subprocess.Popen(  # noqa: S603 - argument list, no shell
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=dict(env),
+        cwd=test.croot,
+        start_new_session=True,
+        preexec_fn=_die_with_parent if _LIBC is not None else None,  # noqa: PLW1509
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        bufsize=1,
+    )
+    # Recorded so that whoever outlives this process can end the group (kill_leftovers).
+    (test.croot / PROCESS_GROUP_FILE).write_text(str(proc.pid))
+    scanner = _OutputScanner()
+    reader = threading.Thread(target=_pump, args=(proc, log, scanner), daemon=True)
+    reader.start()
+    try:
+        timed_out = _wait(proc, started, timeout_s, log, on_progress, progress_interval_s)
+        if timed_out:
+            log.write(f"timeout: {timeout_s:.0f} s exceeded, stopping the process group")
+            _stop_group(proc, kill_grace_s)
+    finally:
+        # Whatever the test started in its session goes with it, also when this process is
+        # interrupted (RQ's own timeout, a stop request): no orphans.
+        _kill_group(proc.pid, signal.SIGKILL)
+        proc.wait()
+    reader.join(timeout=kill_grace_s)
+    if reader.is_alive():
+        log.write("warning: output pipe still open after the process group ended")
+    duration = time.monotonic() - started
+    log.write(f"conda-build exited with {proc.returncode} after {duration:.1f} s")
+    return CondaBuildTestRun(
+        argv=tuple(argv),
+        exit_code=proc.returncode,
+        timed_out=timed_out,
+        duration_s=duration,
+        markers=frozenset(scanner.markers),
+        packages=tuple(scanner.packages),
+        failure_excerpt="\n".join(log.redact(line) for line in scanner.excerpt),
+    )
+
+
+def _pump(proc: subprocess.Popen, log: JobLog, scanner: _OutputScanner) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        scanner.feed(log.write(line))
+    proc.stdout.close()
+
+
+def _wait(proc, started, timeout_s, log, on_progress, interval_s) -> bool:
+    """Wait for the process; True when it ran past the timeout."""
+    while True:
+        remaining = timeout_s - (time.monotonic() - started)
+        if remaining <= 0:
+            return True
+        try:
+            proc.wait(timeout=min(interval_s, remaining))
+            return False
+        except subprocess.TimeoutExpired:
+            if on_progress is not None:
+                on_progress(log.tail())
+
+
+def _kill_group(pgid: int, sig: signal.Signals) -> None:
+    # The group may already be gone entirely: that is the outcome we want, not an error.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _stop_group(proc: subprocess.Popen, grace_s: float) -> None:
+    _kill_group(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def kill_leftovers(croot: Path) -> int:
+    """Kill what is left of a test whose runner died (work-horse or worker killed with -9):
+    the processes of its recorded process group that still work inside `croot`. Checking the
+    working folder means a recycled group id can never hit someone else's processes. Linux
+    only (/proc); returns how many processes were killed."""
+    try:
+        pgid = int((croot / PROCESS_GROUP_FILE).read_text())
+    except (OSError, ValueError):
+        return 0
+    root = str(croot.resolve())
+    killed = 0
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            pid = int(entry.name)
+            if os.getpgid(pid) != pgid:
+                continue
+            cwd = os.readlink(entry / "cwd")
+        except (OSError, ValueError):
+            continue  # gone meanwhile, or not ours to inspect
+        if cwd == root or cwd.startswith(root + os.sep):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+    return killed
+
+
+def conda_build_version(binary: str, *, env: Mapping[str, str] | None = None) -> str:
+    """`conda-build --version` -> "24.9.0"; raises OSError/ValueError when it cannot tell."""
+    result = subprocess.run(  # noqa: S603 - argument list, no shell
+        [binary, "--version"],
+        capture_output=True,
+        text=True,
+        timeout=VERSION_TIMEOUT_S,
+        env=dict(env) if env is not None else None,
+        check=False,
+    )
+    match = re.search(r"conda-build\s+(\S+)", result.stdout + result.stderr)
+    if result.returncode != 0 or not match:
+        raise ValueError(f"{binary} --version: exit {result.returncode}: {result.stdout.strip()}")
+    return match.group(1)

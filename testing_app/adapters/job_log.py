@@ -1,0 +1,122 @@
+"""A job's log file: written line by line while the job runs, secrets redacted, kept whole
+(gzip-compressed) once it is finished, with the last lines kept in memory for the live view.
+
+No Django here: the services decide where the file lives and what counts as a secret.
+"""
+
+import gzip
+import os
+import re
+import shutil
+import threading
+from collections import deque
+from collections.abc import Iterable
+from collections.abc import Mapping
+from pathlib import Path
+
+REDACTED = "[redacted]"
+# Environment variables whose values are secrets, by name.
+SECRET_NAME_PARTS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL")
+# Variables that carry credentials inside URLs, or configure this service itself: a package's
+# test script has no business seeing them.
+SERVICE_VARIABLES = frozenset(
+    {"DATABASE_URL", "REDIS_URL", "EMAIL_URL", "DISTRO_CHANNELS", "DJANGO_SETTINGS_MODULE"}
+)
+# Values shorter than this are not treated as secrets: redacting "1" or "true" would mangle logs.
+MIN_SECRET_LENGTH = 6
+
+
+def is_secret_name(name: str) -> bool:
+    upper = name.upper()
+    return any(part in upper for part in SECRET_NAME_PARTS)
+
+
+def secret_values(environ: Mapping[str, str], extra: Iterable[str] = ()) -> list[str]:
+    """Values to redact: secret-named and service variables of `environ`, plus `extra`."""
+    values = [
+        value
+        for name, value in environ.items()
+        if is_secret_name(name) or name in SERVICE_VARIABLES
+    ]
+    values.extend(extra)
+    # Longest first, so a secret that contains another is replaced whole.
+    return sorted({v for v in values if v and len(v) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
+
+
+def scrubbed_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` without secrets and service configuration: what a test process may see."""
+    return {
+        name: value
+        for name, value in environ.items()
+        if not is_secret_name(name) and name not in SERVICE_VARIABLES
+    }
+
+
+# Channel URLs carry anaconda.org tokens as a path segment: https://host/t/<token>/channel
+_URL_TOKEN = re.compile(r"/t/[A-Za-z0-9_.-]{6,}/")
+
+
+class Redactor:
+    """Replaces every known secret value, and every token in a channel URL, in a text."""
+
+    def __init__(self, secrets: Iterable[str]):
+        self.secrets = [s for s in secrets if s]
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        if "/t/" in text:
+            text = _URL_TOKEN.sub(f"/t/{REDACTED}/", text)
+        return text
+
+
+class JobLog:
+    """Append-only log of one job. Thread-safe: a reader thread writes, the main thread reads
+    the tail. `finish()` compresses the file and returns the path of the .gz."""
+
+    def __init__(self, path: Path, *, redact: Redactor, tail_lines: int = 60):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.redact = redact
+        self._tail: deque[str] = deque(maxlen=tail_lines)
+        self._lock = threading.Lock()
+        # Line buffered: a live view reading the file sees whole lines promptly.
+        self._file = self.path.open("a", encoding="utf-8", buffering=1)
+
+    def write(self, line: str) -> str:
+        """Write one line (redacted); returns what was written."""
+        clean = self.redact(line.rstrip("\n"))
+        with self._lock:
+            self._file.write(clean + "\n")
+            self._tail.append(clean)
+        return clean
+
+    def tail(self) -> str:
+        with self._lock:
+            return "\n".join(self._tail)
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._file.closed:
+                self._file.close()
+
+    def finish(self) -> Path:
+        """Close and gzip the log; the plain file is replaced by `<name>.gz` atomically."""
+        self.close()
+        target = self.path.with_name(self.path.name + ".gz")
+        partial = target.with_name(target.name + ".partial")
+        with self.path.open("rb") as source, gzip.open(partial, "wb") as sink:
+            shutil.copyfileobj(source, sink)
+        os.replace(partial, target)
+        self.path.unlink()
+        return target
+
+
+def read_log_text(path: Path) -> str:
+    """A log's text whether it is still plain (running) or already compressed (finished)."""
+    path = Path(path)
+    if path.suffix == ".gz":
+        with gzip.open(path, "rt", encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+    return path.read_text(encoding="utf-8", errors="replace")

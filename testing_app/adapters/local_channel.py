@@ -1,0 +1,183 @@
+"""A conda channel in a local directory: place a package file, re-index, all atomically.
+
+The promotion backend for targets with a file:// URL. No ORM here.
+
+Readers (conda, rattler, a web server in front of the directory) must never see a half-written
+package or repodata.json: files are written under a temporary name in the same directory and
+renamed into place. Re-indexing runs rattler's `index_fs` on a private copy of the subdir
+(hard links to the package files plus the current repodata.json, which lets rattler reuse the
+records it already has) and then renames each produced file over the published one. An
+exclusive lock on `<channel>/.promotion.lock` serialises writers on one machine.
+
+Fork hazard: `index_fs` is async rattler; call these functions only inside an RQ work-horse,
+a SimpleWorker or a subprocess, never in the web process or a worker parent.
+"""
+
+import fcntl
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from urllib.parse import unquote
+from urllib.parse import urlparse
+
+from rattler import Subdir
+from rattler.index import index_fs
+
+from testing_app.adapters.rattler_sync import run_rattler
+
+LOCK_NAME = ".promotion.lock"
+# Files index_fs produces per subdir that readers use; each is renamed into place.
+INDEX_FILES = ("repodata.json", "repodata.json.zst")
+PACKAGE_SUFFIXES = (".conda", ".tar.bz2")
+CHUNK_BYTES = 1024 * 1024
+
+
+class LocalChannelError(Exception):
+    """The file could not be placed or indexed. `retryable` is False when another attempt
+    cannot help (a different file of that name is already published, a checksum mismatch)."""
+
+    def __init__(self, message: str, *, retryable: bool = False):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class PlacedFile:
+    path: Path
+    already_present: bool
+
+
+def channel_root(url: str) -> Path:
+    """The directory of a file:// channel URL."""
+    parsed = urlparse(url)
+    if parsed.scheme != "file":
+        raise LocalChannelError(f"{url} is not a file:// channel")
+    return Path(unquote(parsed.path))
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@contextmanager
+def channel_lock(root: Path) -> Iterator[None]:
+    """Exclusive writer lock of one channel directory (blocks until it is free)."""
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / LOCK_NAME).open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_channel(root: Path) -> None:
+    """Make `root` a valid, possibly empty channel (conda requires noarch/repodata.json)."""
+    if (root / "noarch" / "repodata.json").is_file():
+        return
+    with channel_lock(root):
+        if not (root / "noarch" / "repodata.json").is_file():
+            _reindex_locked(root, ["noarch"])
+
+
+def place_package(
+    *, source: Path, root: Path, subdir: str, filename: str, sha256: str
+) -> PlacedFile:
+    """Copy `source` to `<root>/<subdir>/<filename>` and re-index that subdir.
+
+    Idempotent: a file already there with the same sha256 is left alone (and the index is
+    refreshed, in case an earlier attempt died between copy and index). A different file of
+    that name is never overwritten: what users downloaded must not change under them.
+    """
+    if Path(filename).name != filename or not filename.endswith(PACKAGE_SUFFIXES):
+        raise LocalChannelError(f"refusing unsafe package file name {filename!r}")
+    if not source.is_file():
+        raise LocalChannelError(f"source file {source} does not exist", retryable=True)
+    if sha256 and sha256_of(source) != sha256.lower():
+        raise LocalChannelError(f"{source} does not match the build's sha256 {sha256}")
+    with channel_lock(root):
+        target = root / subdir / filename
+        already = target.is_file()
+        if already and sha256_of(target) != sha256_of(source):
+            raise LocalChannelError(
+                f"{subdir}/{filename} is already in the target channel with other contents; "
+                "a published file is never replaced"
+            )
+        if not already:
+            _atomic_copy(source, target)
+        _reindex_locked(root, sorted({subdir, "noarch"}))
+    return PlacedFile(path=target, already_present=already)
+
+
+def reindex(root: Path, *, subdirs: Iterable[str]) -> None:
+    """Re-index `subdirs` of the channel under its lock (see the module docstring)."""
+    with channel_lock(root):
+        _reindex_locked(root, sorted(set(subdirs) | {"noarch"}))
+
+
+def _atomic_copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=".incoming-", dir=target.parent)
+    try:
+        with os.fdopen(handle, "wb") as out, source.open("rb") as src:
+            shutil.copyfileobj(src, out, CHUNK_BYTES)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _reindex_locked(root: Path, subdirs: list[str]) -> None:
+    """Index a private mirror of each subdir, then rename the results over the published ones."""
+    for subdir in subdirs:
+        (root / subdir).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".reindex-", dir=root) as scratch:
+            mirror = Path(scratch)
+            _mirror_subdir(root / subdir, mirror / subdir)
+            (mirror / "noarch").mkdir(exist_ok=True)
+            try:
+                run_rattler(
+                    partial(
+                        index_fs,
+                        mirror,
+                        target_platform=Subdir(subdir),
+                        write_zst=True,
+                        write_shards=False,
+                        force=False,
+                    )
+                )
+            except Exception as exc:  # rattler raises its own exception types from Rust
+                raise LocalChannelError(f"indexing {subdir} failed: {exc}", retryable=True) from exc
+            for name in INDEX_FILES:
+                produced = mirror / subdir / name
+                if produced.is_file():
+                    os.replace(produced, root / subdir / name)
+
+
+def _mirror_subdir(published: Path, mirror: Path) -> None:
+    """Hard links to the published package files (copies across file systems) and a copy of
+    the current repodata.json, from which index_fs reuses the records it already knows."""
+    mirror.mkdir(parents=True)
+    for entry in published.iterdir():
+        if entry.is_file() and entry.name.endswith(PACKAGE_SUFFIXES):
+            try:
+                os.link(entry, mirror / entry.name)
+            except OSError:
+                shutil.copy2(entry, mirror / entry.name)
+    current = published / "repodata.json"
+    if current.is_file():
+        shutil.copy2(current, mirror / "repodata.json")

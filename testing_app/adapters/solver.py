@@ -1,0 +1,207 @@
+"""A synchronous-facing py-rattler solve: channels + platform + specs -> SolveResult.
+
+Used by installability checks (the promotion gate, the check before a promotion copies, the
+checks after it) and meant for the planning side's install checks too. No ORM here.
+
+Fork hazard (reference/libraries.md 1e): rattler's async runtime is not fork-safe. Call
+`solve_environment` only inside an RQ work-horse (or a subprocess, or a SimpleWorker that never
+forks), never in the web process or in a worker parent that forks horses afterwards.
+
+Specs are parsed by rattler's lenient MatchSpec (so "torchvision 0.18.1" means ==0.18.1 as conda
+reads it); a spec or virtual package it cannot read is the caller's error (SolverInputError).
+An unsolvable request is a normal answer (ok=False with the solver's explanation); a channel that
+cannot be read is an infrastructure problem (SolverUnavailable).
+"""
+
+import json
+import time
+from collections.abc import Iterable
+from collections.abc import Sequence
+from dataclasses import asdict
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from rattler import BuildString
+from rattler import Gateway
+from rattler import GenericVirtualPackage
+from rattler import MatchSpec
+from rattler import PackageName
+from rattler import SourceConfig
+from rattler import Version
+from rattler import solve
+from rattler.exceptions import GatewayError
+from rattler.exceptions import InvalidMatchSpecError
+from rattler.exceptions import InvalidPackageNameError
+from rattler.exceptions import InvalidVersionError
+from rattler.exceptions import SolverError
+
+from testing_app.adapters.rattler_sync import run_rattler
+
+# Record fields a candidate channel's repodata.json carries (CEP 34 index.json + channel fields).
+CANDIDATE_RECORD_FIELDS = (
+    "name",
+    "version",
+    "build",
+    "build_number",
+    "depends",
+    "constrains",
+    "subdir",
+    "noarch",
+    "track_features",
+    "license",
+    "license_family",
+    "timestamp",
+    "md5",
+    "sha256",
+    "size",
+)
+
+
+class SolverInputError(ValueError):
+    """A spec, virtual package or platform the solver cannot read: the request is wrong."""
+
+
+class SolverUnavailable(RuntimeError):
+    """A channel could not be read (unreachable, missing, broken repodata): try again later."""
+
+
+@dataclass(frozen=True)
+class SolvedPackage:
+    """One package of a solved environment."""
+
+    name: str
+    version: str
+    build: str
+    subdir: str
+    channel: str
+    filename: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SolveResult:
+    """What the solver said: ok with the environment, or not ok with its explanation."""
+
+    ok: bool
+    packages: tuple[SolvedPackage, ...]
+    explanation: str
+    seconds: float
+
+    def find(self, name: str) -> SolvedPackage | None:
+        return next((p for p in self.packages if p.name == name), None)
+
+
+def parse_virtual_package(text: str) -> GenericVirtualPackage:
+    """`__cuda=12.4`, `__glibc=2.28` or `__osx=13.0=0` (name=version[=build]) as rattler's type."""
+    name, _, rest = text.strip().partition("=")
+    version, _, build = rest.partition("=")
+    if not name.startswith("__") or not version:
+        raise SolverInputError(f"virtual package {text!r} is not of the form __name=version")
+    try:
+        return GenericVirtualPackage(PackageName(name), Version(version), BuildString(build or "0"))
+    except (InvalidVersionError, InvalidPackageNameError) as exc:
+        raise SolverInputError(f"virtual package {text!r}: {exc}") from exc
+
+
+def parse_specs(specs: Iterable[str]) -> list[MatchSpec]:
+    """MatchSpec objects (lenient, as conda reads repodata); raises SolverInputError."""
+    parsed = []
+    for spec in specs:
+        try:
+            parsed.append(MatchSpec(spec))
+        except InvalidMatchSpecError as exc:
+            raise SolverInputError(f"spec {spec!r} cannot be read: {exc}") from exc
+    return parsed
+
+
+def solve_environment(
+    *,
+    channels: Sequence[str],
+    platform: str,
+    specs: Sequence[str],
+    virtual_packages: Sequence[str] = (),
+    timeout_s: float = 120.0,
+    cache_dir: Path | None = None,
+) -> SolveResult:
+    """Solve `specs` for `platform` (+ noarch) from `channels` (file://, http(s):// URLs, highest
+    priority first, strict channel priority as conda's default). Blocking; see the fork note.
+
+    Each call uses a fresh gateway, so a channel re-indexed a moment ago is read as it is now.
+    """
+    if not channels:
+        raise SolverInputError("no channel to solve from")
+    if not specs:
+        raise SolverInputError("nothing to solve: no spec given")
+    match_specs = parse_specs(specs)
+    virtuals = [parse_virtual_package(v) for v in virtual_packages]
+    gateway = Gateway(
+        cache_dir=cache_dir, default_config=SourceConfig(sharded_enabled=False), show_progress=False
+    )
+    started = time.monotonic()
+    try:
+        records = run_rattler(
+            lambda: solve(
+                sources=list(channels),
+                specs=match_specs,
+                gateway=gateway,
+                platforms=[platform, "noarch"] if platform != "noarch" else ["noarch"],
+                virtual_packages=virtuals,
+                timeout=timedelta(seconds=timeout_s),
+            )
+        )
+    except SolverError as exc:
+        return SolveResult(False, (), str(exc).strip(), time.monotonic() - started)
+    except GatewayError as exc:
+        raise SolverUnavailable(str(exc).strip()) from exc
+    packages = tuple(
+        sorted(
+            (
+                SolvedPackage(
+                    name=record.name.normalized,
+                    version=str(record.version),
+                    build=str(record.build),
+                    subdir=record.subdir,
+                    channel=str(record.channel or ""),
+                    filename=record.file_name,
+                )
+                for record in records
+            ),
+            key=lambda p: p.name,
+        )
+    )
+    return SolveResult(True, packages, "", time.monotonic() - started)
+
+
+def exact_spec(record: dict) -> str:
+    """The spec that selects exactly this record: `name ==version build`."""
+    return f"{record['name']} =={record['version']} {record['build']}"
+
+
+def write_candidate_channel(directory: Path, records: Iterable[dict]) -> str:
+    """Write a channel holding only `records` (repodata only, no package files) and return its
+    file:// URL. Put first in the channel list, it makes the solver see candidate builds that
+    are not in any channel users read, and nothing else of the channel they came from.
+
+    Each record needs "fn" (the file name) and the fields of CANDIDATE_RECORD_FIELDS it has.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    by_subdir: dict[str, dict] = {"noarch": {}}
+    for record in records:
+        filename = record["fn"]
+        subdir = record["subdir"]
+        entry = {k: record[k] for k in CANDIDATE_RECORD_FIELDS if record.get(k) not in (None, "")}
+        entry.setdefault("depends", [])
+        by_subdir.setdefault(subdir, {})[filename] = entry
+    for subdir, entries in by_subdir.items():
+        (directory / subdir).mkdir(exist_ok=True)
+        repodata = {
+            "info": {"subdir": subdir},
+            "packages": {fn: r for fn, r in entries.items() if fn.endswith(".tar.bz2")},
+            "packages.conda": {fn: r for fn, r in entries.items() if fn.endswith(".conda")},
+            "repodata_version": 1,
+        }
+        (directory / subdir / "repodata.json").write_text(json.dumps(repodata))
+    return directory.resolve().as_uri()

@@ -1,0 +1,22 @@
+"""API URLs under /api/: the OpenAPI schema and the read-only resources."""
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework.routers import DefaultRouter
+
+from testing_app.api import views
+
+app_name = "api"
+
+router = DefaultRouter()
+router.register("packages", views.PackageViewSet, basename="package")
+router.register("builds", views.BuildViewSet, basename="build")
+router.register("runs", views.RunViewSet, basename="run")
+router.register("jobs", views.JobViewSet, basename="job")
+router.register("hosts", views.HostViewSet, basename="host")
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("matrix/", views.MatrixView.as_view(), name="matrix"),
+    *router.urls,
+]

@@ -1,0 +1,219 @@
+"""Plotly figures from selector output: pure functions returning an HTML fragment each.
+
+The page loads plotly.js once from static/vendor/plotly/ (never a CDN); the fragments only
+carry the figure, so `include_plotlyjs=False`. Symbols and text accompany every colour.
+"""
+
+from collections import defaultdict
+from itertools import accumulate
+
+import plotly.graph_objects as go
+
+from testing_app.selectors.hosts import HostDay
+from testing_app.selectors.matrix import ResultsMatrix
+from testing_app.selectors.trends import DailyVerdicts
+from testing_app.selectors.trends import ReleaseWave
+from testing_app.verdict_display import DISPLAY_ORDER
+from testing_app.verdict_display import SEVERITY_RANK
+from testing_app.verdict_display import style_of
+
+PLOT_CONFIG = {"displaylogo": False, "responsive": True}
+LAYOUT = {
+    "margin": {"l": 60, "r": 20, "t": 40, "b": 50},
+    "font": {"family": "system-ui, sans-serif", "size": 12},
+    "plot_bgcolor": "#ffffff",
+    "paper_bgcolor": "#ffffff",
+    "autosize": True,
+}
+# Days as categories: a period with one or two days of data stays readable instead of zooming
+# into milliseconds of a date axis.
+DAY_AXIS = {"type": "category", "title": "day (UTC)"}
+
+
+def _html(figure: go.Figure) -> str:
+    return figure.to_html(full_html=False, include_plotlyjs=False, config=PLOT_CONFIG)
+
+
+def _empty(title: str, message: str) -> str:
+    figure = go.Figure()
+    figure.update_layout(
+        title=title,
+        height=220,
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+        annotations=[{"text": message, "showarrow": False, "font": {"size": 14}}],
+        **LAYOUT,
+    )
+    return _html(figure)
+
+
+def matrix_heatmap(matrix: ResultsMatrix) -> str:
+    """The matrix page's rows as a heatmap: colour by worst verdict, symbol and count as text."""
+    if not matrix.rows or not matrix.columns:
+        return _empty("Compatibility heatmap", "No packages match these filters.")
+    # Discrete colours: z is the severity rank, each rank owns one band of the colour scale.
+    bands = len(DISPLAY_ORDER)
+    scale = []
+    for rank, key in enumerate(DISPLAY_ORDER):
+        colour = style_of(key).colour if key != "missing" else "#eaeef2"
+        scale += [[rank / bands, colour], [(rank + 1) / bands, colour]]
+    z, text, hover = [], [], []
+    for row in matrix.rows:
+        z.append([SEVERITY_RANK[cell.worst] for cell in row.cells])
+        text.append(
+            [
+                f"{style_of(cell.worst).symbol} {cell.worst_count or ''}".strip()
+                for cell in row.cells
+            ]
+        )
+        hover.append(
+            [
+                ", ".join(f"{n} {style_of(v).label}" for v, n in cell.counts) or "no result"
+                for cell in row.cells
+            ]
+        )
+    figure = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=[release.version for release in matrix.columns],
+            y=[row.package.name for row in matrix.rows],
+            text=text,
+            texttemplate="%{text}",
+            customdata=hover,
+            hovertemplate="%{y} × PyTorch %{x}<br>%{customdata}<extra></extra>",
+            colorscale=scale,
+            zmin=0,
+            zmax=bands,
+            showscale=False,
+            xgap=2,
+            ygap=2,
+        )
+    )
+    figure.update_layout(
+        title="Worst verdict per package × PyTorch release",
+        height=max(260, 28 * len(matrix.rows) + 120),
+        xaxis={"type": "category", "side": "top", "title": "PyTorch"},
+        yaxis={"type": "category", "autorange": "reversed"},
+        **LAYOUT,
+    )
+    return _html(figure)
+
+
+def pass_rate_over_time(days: list[DailyVerdicts], *, title: str) -> str:
+    """Daily pass rate (line, % of jobs that ran) over the number of test jobs (bars)."""
+    if not days:
+        return _empty(title, "No finished test jobs in this period.")
+    x = [d.day.isoformat() for d in days]
+    figure = go.Figure()
+    figure.add_bar(
+        x=x,
+        y=[d.ran for d in days],
+        name="jobs that ran",
+        marker_color="#d0d7de",
+        yaxis="y2",
+        hovertemplate="%{x}: %{y} jobs<extra></extra>",
+    )
+    figure.add_scatter(
+        x=x,
+        y=[d.pass_rate for d in days],
+        name="pass rate %",
+        mode="lines+markers",
+        line={"color": style_of("passed").colour, "width": 3},
+        hovertemplate="%{x}: %{y}% passed<extra></extra>",
+    )
+    figure.update_layout(
+        title=title,
+        height=320,
+        xaxis=DAY_AXIS,
+        yaxis={"title": "pass rate %", "range": [0, 100]},
+        yaxis2={"title": "jobs", "overlaying": "y", "side": "right", "showgrid": False},
+        legend={"orientation": "h", "y": -0.2},
+        **LAYOUT,
+    )
+    return _html(figure)
+
+
+def durations_by_variant(durations: dict[str, list[float]], *, title: str) -> str:
+    """Box plot of job durations (minutes) per variant."""
+    if not durations:
+        return _empty(title, "No finished test jobs with a duration yet.")
+    figure = go.Figure()
+    for variant, seconds in durations.items():
+        figure.add_box(
+            y=[s / 60 for s in seconds], name=variant, boxpoints=False, marker_color="#0969da"
+        )
+    figure.update_layout(
+        title=title, height=320, yaxis={"title": "minutes"}, showlegend=False, **LAYOUT
+    )
+    return _html(figure)
+
+
+def release_wave_progress(wave: ReleaseWave) -> str:
+    """Cells of one PyTorch release that reached their current verdict, cumulated per day."""
+    title = f"PyTorch {wave.release.version}: cells by current verdict over time"
+    if not wave.cells_by_day:
+        return _empty(title, "No cell has a result for this release yet.")
+    x = [day.isoformat() for day, _ in wave.cells_by_day]
+    figure = go.Figure()
+    for key in DISPLAY_ORDER:
+        daily = [counts.get(key, 0) for _, counts in wave.cells_by_day]
+        if not any(daily):
+            continue
+        style = style_of(key)
+        figure.add_scatter(
+            x=x,
+            y=list(accumulate(daily)),
+            name=f"{style.symbol} {style.label}",
+            stackgroup="cells",
+            mode="lines",
+            line={"color": style.colour},
+        )
+    figure.update_layout(
+        title=title,
+        height=340,
+        xaxis=DAY_AXIS,
+        yaxis={"title": "cells"},
+        legend={"orientation": "h", "y": -0.2},
+        **LAYOUT,
+    )
+    return _html(figure)
+
+
+JOBS_TITLE = "Jobs finished per day"
+FAILURE_TITLE = "Failure rate per day (failed, uninstallable, timeout, infra error)"
+
+
+def host_activity(stats: list[HostDay]) -> tuple[str, str]:
+    """Two figures: jobs finished per day per host, and each host's daily problem rate (%)."""
+    if not stats:
+        message = "No job finished on any host in this period."
+        return _empty(JOBS_TITLE, message), _empty(FAILURE_TITLE, message)
+    per_host: dict[str, list[HostDay]] = defaultdict(list)
+    for row in stats:
+        per_host[row.host].append(row)
+    jobs, rate = go.Figure(), go.Figure()
+    for host, rows in per_host.items():
+        x = [r.day.isoformat() for r in rows]
+        jobs.add_bar(x=x, y=[r.jobs for r in rows], name=host)
+        rate.add_scatter(
+            x=x,
+            y=[round(100.0 * r.problems / r.jobs, 1) for r in rows],
+            name=host,
+            mode="lines+markers",
+        )
+    jobs.update_layout(
+        title=JOBS_TITLE,
+        barmode="stack",
+        height=300,
+        xaxis=DAY_AXIS,
+        yaxis={"title": "jobs"},
+        **LAYOUT,
+    )
+    rate.update_layout(
+        title=FAILURE_TITLE,
+        height=300,
+        xaxis=DAY_AXIS,
+        yaxis={"title": "% of jobs", "rangemode": "tozero"},
+        **LAYOUT,
+    )
+    return _html(jobs), _html(rate)

@@ -1,0 +1,190 @@
+"""manage.py distro_worker: probe this host, enroll or refresh it, run its worker(s).
+
+One worker per GPU, each pinned with CUDA_VISIBLE_DEVICES: with `--gpu I` this process is the
+worker of GPU I; without it, on a host with several GPUs, it starts and supervises one child
+per GPU (systemd can instead run one `--gpu %i` unit per GPU, see docs/operators.md).
+"""
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import django_rq
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand
+from django.core.management.base import CommandError
+from django.db import connections
+
+from testing_app.adapters.host_probe import GpuFacts
+from testing_app.adapters.host_probe import HostFacts
+from testing_app.adapters.host_probe import ProbeError
+from testing_app.adapters.host_probe import probe_host
+from testing_app.models import Host
+from testing_app.models import Variant
+from testing_app.queues import Capabilities
+from testing_app.queues import queues_for_worker
+from testing_app.services.hosts import enroll_host
+from testing_app.services.hosts import register_worker
+from testing_app.services.hosts import stop_worker
+from testing_app.workers import DistroWorker
+
+logger = logging.getLogger(__name__)
+
+TOKEN_ENV = "DISTRO_ENROLL_TOKEN"
+RESTART_DELAY_S = 5
+
+
+class Command(BaseCommand):
+    help = "Probe this host, enroll it (or refresh its facts), and run its RQ worker(s)."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--enroll-token",
+            default="",
+            help=f"Enrollment token (needed the first time; or set ${TOKEN_ENV}, which keeps it "
+            "out of the process list).",
+        )
+        parser.add_argument("--name", default="", help="Host name (default: the machine's).")
+        parser.add_argument("--gpu", type=int, help="Run the worker of this GPU index only.")
+        parser.add_argument(
+            "--cpu-queue",
+            action="append",
+            dest="cpu_queues",
+            help="Also serve this queue (install, default, promote); repeatable. "
+            "Default: WORKER_CPU_QUEUES.",
+        )
+        parser.add_argument("--burst", action="store_true", help="Exit when the queues are empty.")
+
+    def handle(self, *args, **options):
+        token = options["enroll_token"] or os.environ.get(TOKEN_ENV, "")
+        name = options["name"] or socket.gethostname()
+        cpu_queues = options["cpu_queues"]
+        if cpu_queues is None:
+            cpu_queues = list(settings.WORKER_CPU_QUEUES)
+        try:
+            facts = probe_host(conda_build_bin=settings.CONDA_BUILD_BIN)
+        except ProbeError as exc:
+            raise CommandError(f"Cannot probe this host: {exc}") from exc
+        for note in facts.notes:
+            self.stdout.write(f"probe: {note}")
+        try:
+            host = enroll_host(name=name, facts=facts, token=token, cpu_queues=cpu_queues)
+        except ValidationError as exc:
+            raise CommandError("; ".join(exc.messages)) from exc
+        self._describe(host, facts)
+        if options["gpu"] is None and len(facts.gpus) > 1:
+            return self._supervise(host, facts, cpu_queues, burst=options["burst"])
+        gpu = self._pick_gpu(facts, options["gpu"])
+        return self._run_worker(host, facts, gpu, cpu_queues, burst=options["burst"])
+
+    def _describe(self, host: Host, facts: HostFacts) -> None:
+        gpus = ", ".join(f"{g.index}: {g.name}" for g in facts.gpus) or "none"
+        self.stdout.write(
+            f"host {host.name} ({host.platform.subdir}): {host.get_state_display()}; GPUs: {gpus}; "
+            f"driver CUDA {facts.max_cuda or '-'}; conda-build {facts.conda_build_version or '-'}"
+        )
+        self.stdout.write(f"queues: {', '.join(host.queues)}")
+        if host.state == Host.State.PENDING:
+            self.stdout.write(
+                "waiting for an admin to approve this host; it takes no job until then"
+            )
+
+    @staticmethod
+    def _pick_gpu(facts: HostFacts, index: int | None) -> GpuFacts | None:
+        if index is None:
+            return facts.gpus[0] if facts.gpus else None
+        for gpu in facts.gpus:
+            if gpu.index == index:
+                return gpu
+        raise CommandError(f"No GPU {index}: nvidia-smi lists {[g.index for g in facts.gpus]}.")
+
+    def _run_worker(self, host, facts, gpu, cpu_queues, *, burst: bool) -> None:
+        if gpu is not None:
+            # nvidia-smi numbers GPUs in PCI order, CUDA by speed unless told otherwise; the
+            # UUID names exactly the GPU this worker owns.
+            os.environ["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+            os.environ["CUDA_VISIBLE_DEVICES"] = gpu.uuid or str(gpu.index)
+        capabilities = Capabilities(
+            subdir=facts.subdir,
+            max_cuda=facts.max_cuda if gpu is not None else "",
+            rocm_version=facts.rocm_version if gpu is None else "",
+        )
+        queues = queues_for_worker(
+            capabilities=capabilities, variants=Variant.objects.all(), cpu_queues=cpu_queues
+        )
+        slot = f"gpu{gpu.index}" if gpu is not None else "cpu"
+        name = f"{host.name}.{slot}.{os.getpid()}"
+        record = register_worker(
+            host=host,
+            name=name,
+            queues=queues,
+            pid=os.getpid(),
+            gpu_index=gpu.index if gpu is not None else None,
+            gpu_uuid=gpu.uuid if gpu is not None else "",
+        )
+        worker = DistroWorker(
+            queues,
+            connection=django_rq.get_connection("default"),
+            name=name,
+            worker_process_id=record.pk,
+        )
+        self.stdout.write(f"worker {name} listening on {', '.join(queues)}")
+        self.stdout.flush()
+        connections.close_all()
+        reason = "shut down"
+        try:
+            worker.work(burst=burst, with_scheduler=True, logging_level=settings.LOG_LEVEL)
+        except BaseException as exc:
+            reason = f"crashed: {exc!r}"
+            raise
+        finally:
+            stop_worker(worker_id=record.pk, reason=reason)
+
+    def _supervise(self, host, facts, cpu_queues, *, burst: bool) -> None:
+        """One child worker per GPU; a child that dies is restarted; SIGTERM/SIGINT go to all
+        children, which finish their running job first (RQ's warm shutdown)."""
+        env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
+        argv = {
+            gpu.index: [
+                sys.executable,
+                str(settings.BASE_DIR / "manage.py"),
+                "distro_worker",
+                "--name",
+                host.name,
+                "--gpu",
+                str(gpu.index),
+                *[arg for q in cpu_queues for arg in ("--cpu-queue", q)],
+                *(["--burst"] if burst else []),
+            ]
+            for gpu in facts.gpus
+        }
+        stopping = False
+
+        def stop(signum, _frame):
+            nonlocal stopping
+            stopping = True
+            for child in children.values():
+                if child.poll() is None:
+                    child.send_signal(signum)
+
+        children = {i: subprocess.Popen(a, env=env) for i, a in argv.items()}  # noqa: S603
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        self.stdout.write(f"supervising {len(children)} GPU workers: {sorted(children)}")
+        while children:
+            time.sleep(1)
+            for index, child in list(children.items()):
+                code = child.poll()
+                if code is None:
+                    continue
+                if stopping or burst:
+                    del children[index]
+                    continue
+                logger.error("worker of GPU %s exited with %s; restarting it", index, code)
+                time.sleep(RESTART_DELAY_S)
+                children[index] = subprocess.Popen(argv[index], env=env)  # noqa: S603

@@ -1,0 +1,110 @@
+"""Queue names: one per capability, derived from Variant/Platform rows and a host's probed facts.
+
+Nothing here hard-codes a variant: adding a Variant row (say cuda13.4) adds its queue
+`test.<subdir>.cuda13.4`, served by every host whose driver supports CUDA >= its minimum.
+"""
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cmp_to_key
+
+from rattler import Version
+from rattler.exceptions import InvalidVersionError
+
+from testing_app.models import Variant
+
+logger = logging.getLogger(__name__)
+
+TEST_QUEUE_PREFIX = "test"
+INSTALL_QUEUE = "install"
+PROMOTE_QUEUE = "promote"
+DEFAULT_QUEUE = "default"
+# Queues served by plain CPU workers (`manage.py rqworker`), never derived from capabilities.
+CPU_SERVICE_QUEUES = (DEFAULT_QUEUE, INSTALL_QUEUE, PROMOTE_QUEUE)
+
+
+def capability_queue_name(*, subdir: str, variant_name: str) -> str:
+    """`test.<subdir>.<variant>`, e.g. test.linux-64.cuda12.4: the queue of one capability."""
+    return f"{TEST_QUEUE_PREFIX}.{subdir}.{variant_name}"
+
+
+def queue_for_cell(*, kind: str, subdir: str, variant_name: str) -> str:
+    """Where a job of `kind` on that cell is enqueued: install checks need no particular host."""
+    if kind == "install_check":
+        return INSTALL_QUEUE
+    return capability_queue_name(subdir=subdir, variant_name=variant_name)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What one worker process can serve: its host's platform and, if it drives one, a GPU."""
+
+    subdir: str
+    # Highest CUDA version the NVIDIA driver supports ("" without an NVIDIA GPU for this worker).
+    max_cuda: str = ""
+    # Installed ROCm version ("" without an AMD GPU for this worker).
+    rocm_version: str = ""
+
+
+def _version(text: str) -> Version | None:
+    if not text:
+        return None
+    try:
+        return Version(text)
+    except InvalidVersionError:
+        logger.warning("ignoring unparsable version %r", text)
+        return None
+
+
+def serves_variant(capabilities: Capabilities, variant: Variant) -> bool:
+    """True when a worker with these capabilities can run jobs of `variant`.
+
+    cpu always; CUDA when the driver supports at least the variant's minimum driver CUDA (a
+    driver runs code built for any older CUDA); ROCm likewise against the installed ROCm.
+    """
+    if variant.kind == Variant.Kind.CPU:
+        return True
+    if variant.kind == Variant.Kind.CUDA:
+        have = _version(capabilities.max_cuda)
+        need = _version(variant.min_driver_cuda or variant.accelerator_version)
+        return have is not None and need is not None and have >= need
+    if variant.kind == Variant.Kind.ROCM:
+        have = _version(capabilities.rocm_version)
+        need = _version(variant.accelerator_version)
+        return have is not None and need is not None and have >= need
+    return False
+
+
+def served_variants(capabilities: Capabilities, variants: Iterable[Variant]) -> list[Variant]:
+    """The variants served, scarcest first: newest CUDA (only new drivers take it), then ROCm,
+    then cpu, because a GPU worker should not sit on CPU jobs while GPU jobs wait."""
+    kind_rank = {Variant.Kind.CUDA: 0, Variant.Kind.ROCM: 1, Variant.Kind.CPU: 2}
+    served = [v for v in variants if serves_variant(capabilities, v)]
+
+    def compare(a: Variant, b: Variant) -> int:
+        rank_a, rank_b = kind_rank.get(a.kind, 3), kind_rank.get(b.kind, 3)
+        if rank_a != rank_b:
+            return -1 if rank_a < rank_b else 1
+        version_a = _version(a.accelerator_version) or Version("0")
+        version_b = _version(b.accelerator_version) or Version("0")
+        if version_a != version_b:
+            return -1 if version_a > version_b else 1  # newest first
+        return (a.name > b.name) - (a.name < b.name)
+
+    return sorted(served, key=cmp_to_key(compare))
+
+
+def queues_for_worker(
+    *, capabilities: Capabilities, variants: Iterable[Variant], cpu_queues: Iterable[str] = ()
+) -> list[str]:
+    """Every queue a worker listens on, highest priority first: its capability queues, then the
+    CPU service queues it is configured for (install, default, promote)."""
+    names = [
+        capability_queue_name(subdir=capabilities.subdir, variant_name=v.name)
+        for v in served_variants(capabilities, variants)
+    ]
+    for name in cpu_queues:
+        if name and name not in names:
+            names.append(name)
+    return names

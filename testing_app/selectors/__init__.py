@@ -1,0 +1,1 @@
+"""Reads for the matrix, runs, jobs, hosts and trends (one module per topic)."""

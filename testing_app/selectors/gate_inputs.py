@@ -1,0 +1,280 @@
+"""Everything the promotion gate reads, for many builds at once, in a fixed number of queries.
+
+The gate (selectors/gate.py) is a pure function of these inputs, so the promotion queue can
+judge every candidate with the same dozen queries that one excuses page needs.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import datetime
+
+from django.db.models import Count
+from django.db.models import F
+from django.db.models import Q
+from django.utils import timezone
+
+from packages_app.models import Build
+from packages_app.models import Channel
+from packages_app.models import Package
+from packages_app.models import TorchRelease
+from testing_app.models import CellResult
+from testing_app.models import InstallabilityCheck
+from testing_app.models import Job
+from testing_app.models import Platform
+from testing_app.models import PromotionItem
+from testing_app.models import Variant
+from testing_app.models import Waiver
+from testing_app.models.promotions import OPEN_PROMOTION_STATES
+
+# A dependent's live builds of these package states are expected to be re-tested.
+LIVE_PACKAGE_STATES = (Package.Status.ACTIVE, Package.Status.AT_RISK)
+
+
+@dataclass(frozen=True)
+class CellRow:
+    torch_release_id: int
+    variant_id: int
+    platform_id: int
+    python: str
+    verdict: str
+    previous_verdict: str
+    latest_job_id: int | None
+
+
+@dataclass(frozen=True)
+class JobRow:
+    pk: int
+    build_id: int
+    build_name: str
+    torch_release_id: int
+    variant_id: int
+    platform_id: int
+    python: str
+    status: str
+    verdict: str
+    pinned_build_id: int | None
+
+    @property
+    def cell(self) -> tuple:
+        return (
+            self.build_id,
+            self.torch_release_id,
+            self.variant_id,
+            self.platform_id,
+            self.python,
+        )
+
+
+@dataclass(frozen=True)
+class DependentBuild:
+    """A live build of a registered package at its latest version: what re-tests cover."""
+
+    name: str
+    version: str
+    build_string: str
+    subdir: str
+    depends: tuple[str, ...]
+
+
+@dataclass
+class ReleaseAxes:
+    """Supported PyTorch releases and what each ships: the axes of the required cells."""
+
+    releases: list[TorchRelease]
+    release_variants: dict[int, list[Variant]]
+    release_platforms: dict[int, list[Platform]]
+    variants: dict[int, Variant]
+    platforms: dict[int, Platform]
+    platform_by_subdir: dict[str, Platform]
+
+
+def load_release_axes() -> ReleaseAxes:
+    """Four queries: supported releases with their variants and platforms, and both tables."""
+    releases = list(
+        TorchRelease.objects.filter(supported=True).prefetch_related("variants", "platforms")
+    )
+    variants = {v.pk: v for v in Variant.objects.all()}
+    platforms = {p.pk: p for p in Platform.objects.all()}
+    return ReleaseAxes(
+        releases=releases,
+        release_variants={r.pk: list(r.variants.all()) for r in releases},
+        release_platforms={r.pk: list(r.platforms.all()) for r in releases},
+        variants=variants,
+        platforms=platforms,
+        platform_by_subdir={p.subdir: p for p in platforms.values()},
+    )
+
+
+@dataclass
+class GateInputs(ReleaseAxes):
+    now: datetime | None = None
+    maintainer_counts: dict[int, int] = field(default_factory=dict)
+    cells: dict[int, list[CellRow]] = field(default_factory=dict)
+    waivers: dict[int, list[Waiver]] = field(default_factory=dict)
+    pinned_jobs: dict[int, list[JobRow]] = field(default_factory=dict)
+    # Pinned job pk -> the latest earlier finished job of the same cell without any pin.
+    baselines: dict[int, JobRow] = field(default_factory=dict)
+    dependents: dict[str, list[DependentBuild]] = field(default_factory=dict)
+    checks: dict[str, list[InstallabilityCheck]] = field(default_factory=dict)
+    open_items: dict[int, tuple[int, str]] = field(default_factory=dict)
+    in_target: set[tuple[str, str]] = field(default_factory=set)
+    target_channel: Channel | None = None
+
+
+def candidate_builds(ids) -> list[Build]:
+    """Builds with what the gate reads of them (package, channel) in one query."""
+    return list(Build.objects.filter(pk__in=ids).select_related("package", "channel"))
+
+
+def load_gate_inputs(
+    builds: list[Build],
+    *,
+    subjects: tuple[str, ...] = (),
+    ignore_promotion_id: int | None = None,
+    now: datetime | None = None,
+) -> GateInputs:
+    """Read the gate's inputs for `builds` (and the installability checks of `subjects`)."""
+    ids = [b.pk for b in builds]
+    package_ids = {b.package_id for b in builds if b.package_id}
+    axes = load_release_axes()
+    inputs = GateInputs(
+        **vars(axes),
+        now=now or timezone.now(),
+        maintainer_counts=dict(
+            Package.maintainers.through.objects.filter(package_id__in=package_ids)
+            .values("package_id")
+            .annotate(n=Count("maintainer_id"))
+            .values_list("package_id", "n")
+        ),
+    )
+    _load_cells(inputs, ids)
+    _load_waivers(inputs, ids)
+    _load_reverse_dependency_results(inputs, ids)
+    _load_dependents(inputs, {b.name for b in builds})
+    subject_keys = {*(f"build:{pk}" for pk in ids), *subjects}
+    for check in InstallabilityCheck.objects.filter(subject_key__in=subject_keys).order_by("-id"):
+        inputs.checks.setdefault(check.subject_key, []).append(check)
+    _load_promotion_state(inputs, builds, ignore_promotion_id=ignore_promotion_id)
+    return inputs
+
+
+def _load_cells(inputs: GateInputs, ids: list[int]) -> None:
+    rows = CellResult.objects.filter(build_id__in=ids).values_list(
+        "build_id",
+        "torch_release_id",
+        "variant_id",
+        "platform_id",
+        "python",
+        "verdict",
+        "previous_verdict",
+        "latest_job_id",
+    )
+    for build_id, *values in rows:
+        inputs.cells.setdefault(build_id, []).append(CellRow(*values))
+
+
+def _load_waivers(inputs: GateInputs, ids: list[int]) -> None:
+    valid = (
+        Waiver.objects.filter(build_id__in=ids, revoked_at__isnull=True)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=inputs.now))
+        .select_related("created_by")
+        .order_by("-id")
+    )
+    for waiver in valid:
+        inputs.waivers.setdefault(waiver.build_id, []).append(waiver)
+
+
+JOB_FIELDS = (
+    "pk",
+    "build_id",
+    "build__name",
+    "torch_release_id",
+    "variant_id",
+    "platform_id",
+    "python",
+    "status",
+    "verdict",
+    "pinned_build_id",
+)
+
+
+def _load_reverse_dependency_results(inputs: GateInputs, ids: list[int]) -> None:
+    """The latest re-test per dependent cell pinned to each build, and each one's baseline: the
+    latest earlier finished job of the same cell with no pin at all (the dependent tested
+    against the channels as they were, not against some other candidate)."""
+    latest: dict[tuple, JobRow] = {}
+    for values in (
+        Job.objects.filter(pinned_build_id__in=ids)
+        .exclude(status=Job.Status.CANCELLED)
+        .order_by("pk")
+        .values_list(*JOB_FIELDS)
+    ):
+        row = JobRow(*values)
+        latest[(row.pinned_build_id, row.cell)] = row  # ascending pk: the last one wins
+    for row in latest.values():
+        inputs.pinned_jobs.setdefault(row.pinned_build_id, []).append(row)
+    if not latest:
+        return
+    wanted = defaultdict(list)
+    for row in latest.values():
+        wanted[row.cell].append(row)
+    history = (
+        Job.objects.filter(
+            build_id__in={row.build_id for row in latest.values()},
+            torch_release_id__in={row.torch_release_id for row in latest.values()},
+            status=Job.Status.FINISHED,
+            pinned_build__isnull=True,
+            pk__lt=max(row.pk for row in latest.values()),
+        )
+        .order_by("pk")
+        .values_list(*JOB_FIELDS)
+    )
+    for values in history:
+        earlier = JobRow(*values)
+        for pinned in wanted.get(earlier.cell, ()):
+            if earlier.pk < pinned.pk:
+                inputs.baselines[pinned.pk] = earlier  # ascending pk: the latest earlier wins
+
+
+def _load_dependents(inputs: GateInputs, names: set[str]) -> None:
+    """Live builds, at their package's latest version, that name one of `names` in depends."""
+    if not names:
+        return
+    condition = Q()
+    for name in names:
+        condition |= Q(depends_names__contains=[name])
+    rows = (
+        Build.objects.filter(condition, package__status__in=LIVE_PACKAGE_STATES)
+        .filter(version=F("package__latest_version"))
+        .exclude(state=Build.State.WITHDRAWN)
+        .values_list("name", "version", "build_string", "subdir", "depends", "depends_names")
+    )
+    for name, version, build_string, subdir, depends, depends_names in rows:
+        dependent = DependentBuild(name, version, build_string, subdir, tuple(depends or ()))
+        for dependency in set(depends_names or ()) & names:
+            if dependency != name:
+                inputs.dependents.setdefault(dependency, []).append(dependent)
+
+
+def _load_promotion_state(
+    inputs: GateInputs, builds: list[Build], *, ignore_promotion_id: int | None
+) -> None:
+    open_items = PromotionItem.objects.filter(
+        build_id__in=[b.pk for b in builds], promotion__state__in=OPEN_PROMOTION_STATES
+    ).exclude(state=PromotionItem.State.DONE)
+    if ignore_promotion_id is not None:
+        open_items = open_items.exclude(promotion_id=ignore_promotion_id)
+    for build_id, promotion_id, state in open_items.values_list(
+        "build_id", "promotion_id", "promotion__state"
+    ):
+        inputs.open_items[build_id] = (promotion_id, state)
+    inputs.target_channel = Channel.objects.filter(role=Channel.Role.TARGET).first()
+    if inputs.target_channel is not None:
+        inputs.in_target = set(
+            Build.objects.filter(
+                channel=inputs.target_channel, filename__in={b.filename for b in builds}
+            )
+            .exclude(state=Build.State.WITHDRAWN)
+            .values_list("subdir", "filename")
+        )

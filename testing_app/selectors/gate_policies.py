@@ -1,0 +1,448 @@
+"""The policies of the promotion gate (DESIGN.md section 6), each a pure function of one build
+and the inputs gate_inputs.py read for it. `waiting` is never a failure: it means a result is
+still to come (a cell in flight, a check not run yet)."""
+
+from collections import defaultdict
+
+from django.conf import settings
+from django.urls import reverse
+from rattler import BuildString
+from rattler import MatchSpec
+from rattler import PackageRecord
+from rattler.exceptions import InvalidMatchSpecError
+from rattler.exceptions import InvalidVersionError
+from rattler.exceptions import InvalidVersionSpecError
+
+from packages_app.models import Build
+from packages_app.models import Package
+from packages_app.selectors import admitted_torch_releases
+from testing_app.models import InstallabilityCheck
+from testing_app.models import Job
+from testing_app.models import Waiver
+from testing_app.models.verdicts import IN_FLIGHT_VERDICTS
+from testing_app.models.verdicts import Verdict
+from testing_app.selectors.gate_inputs import GateInputs
+from testing_app.selectors.gate_types import FAIL
+from testing_app.selectors.gate_types import PASS
+from testing_app.selectors.gate_types import POLICY_CELLS
+from testing_app.selectors.gate_types import POLICY_INSTALLABILITY
+from testing_app.selectors.gate_types import POLICY_LICENSE
+from testing_app.selectors.gate_types import POLICY_LINT
+from testing_app.selectors.gate_types import POLICY_NOT_PROMOTED
+from testing_app.selectors.gate_types import POLICY_PACKAGE
+from testing_app.selectors.gate_types import POLICY_REVERSE_DEPENDENCIES
+from testing_app.selectors.gate_types import POLICY_TESTS
+from testing_app.selectors.gate_types import WAITING
+from testing_app.selectors.gate_types import WAIVED
+from testing_app.selectors.gate_types import Evidence
+from testing_app.selectors.gate_types import GateLine
+from testing_app.selectors.gate_types import PolicyResult
+from testing_app.selectors.installability_plan import ALONE
+from testing_app.selectors.installability_plan import check_labels
+from testing_app.selectors.installability_plan import required_subdirs
+
+# Verdicts that count as the package's (or the infrastructure's) failure on a cell.
+FAILING_VERDICTS = frozenset(
+    {Verdict.FAILED, Verdict.UNINSTALLABLE, Verdict.TIMEOUT, Verdict.ERROR}
+)
+# A package that is at risk is still in the distribution: a passing build is how it recovers.
+PROMOTABLE_PACKAGE_STATES = (Package.Status.ACTIVE, Package.Status.AT_RISK)
+MAX_LINES = 200
+
+
+def job_url(job_id: int | None) -> str:
+    return reverse("testing:job-detail", kwargs={"pk": job_id}) if job_id else ""
+
+
+def cell_label(inputs: GateInputs, release_id: int, variant_id: int, platform_id: int) -> str:
+    release = next((r for r in inputs.releases if r.pk == release_id), None)
+    version = release.version if release else "(unsupported release)"
+    variant, platform = inputs.variants[variant_id].name, inputs.platforms[platform_id].subdir
+    return f"PyTorch {version} × {variant} × {platform}"
+
+
+def waiver_note(waiver: Waiver) -> str:
+    who = waiver.created_by.get_username() if waiver.created_by else "a release manager"
+    until = f", until {waiver.expires_at:%Y-%m-%d %H:%M}" if waiver.expires_at else ""
+    return f"waived by {who} on {waiver.created_at:%Y-%m-%d}{until}: {waiver.reason}"
+
+
+def policy_waiver(build: Build, policy: str, inputs: GateInputs) -> Waiver | None:
+    return next((w for w in inputs.waivers.get(build.pk, ()) if w.policy == policy), None)
+
+
+def cell_waivers(build: Build, inputs: GateInputs) -> dict[tuple[int, int, int], Waiver]:
+    return {
+        (w.torch_release_id, w.variant_id, w.platform_id): w
+        for w in reversed(inputs.waivers.get(build.pk, ()))
+        if not w.policy
+    }
+
+
+# --- package ----------------------------------------------------------------------------------
+
+
+def package_policy(build: Build, inputs: GateInputs) -> PolicyResult:
+    package = build.package
+    if package is None:
+        return PolicyResult(POLICY_PACKAGE, FAIL, f"{build.name} is not a registered package")
+    evidence = (Evidence(f"package {package.name}", package.get_absolute_url()),)
+    if package.status not in PROMOTABLE_PACKAGE_STATES:
+        return PolicyResult(
+            POLICY_PACKAGE, FAIL, f"package is {package.get_status_display().lower()}", (), evidence
+        )
+    count = inputs.maintainer_counts.get(package.pk, 0)
+    if not count:
+        return PolicyResult(POLICY_PACKAGE, FAIL, "package has no maintainer", (), evidence)
+    state = "active" if package.status == Package.Status.ACTIVE else "at risk (still listed)"
+    return PolicyResult(
+        POLICY_PACKAGE,
+        PASS,
+        f"{state}, {count} maintainer{'s' if count != 1 else ''}",
+        (),
+        evidence,
+    )
+
+
+# --- required cells ---------------------------------------------------------------------------
+
+
+def required_cells(build: Build, inputs: GateInputs) -> list[tuple]:
+    """(release, variant, platform) the build must pass: supported releases its constraints
+    admit x its platform (noarch: those each release ships) x the variants each release ships."""
+    cells = []
+    for release in admitted_torch_releases(build, inputs.releases):
+        shipped = inputs.release_platforms[release.pk]
+        if build.subdir == "noarch":
+            platforms = shipped
+        else:
+            own = inputs.platform_by_subdir.get(build.subdir)
+            platforms = [own] if own is not None and own in shipped else []
+        for platform in platforms:
+            for variant in inputs.release_variants[release.pk]:
+                cells.append((release, variant, platform))
+    return cells
+
+
+def effective_verdict(row) -> str:
+    """What a cell marked `waived` really said (its failure, kept as previous_verdict); whether
+    the failure is accepted is the waivers' business, not the cell's marking."""
+    if row.verdict == Verdict.WAIVED:
+        return row.previous_verdict or Verdict.FAILED
+    return row.verdict
+
+
+def cells_policy(build: Build, inputs: GateInputs) -> PolicyResult:
+    try:
+        required = required_cells(build, inputs)
+    except (InvalidMatchSpecError, InvalidVersionSpecError, InvalidVersionError) as exc:
+        return PolicyResult(POLICY_CELLS, FAIL, f"its dependencies cannot be read: {exc}")
+    matrix = (
+        Evidence("package test matrix", build.package.get_absolute_url() + "#test-matrix")
+        if build.package_id
+        else Evidence("package page", build.get_absolute_url())
+    )
+    if not required:
+        return PolicyResult(
+            POLICY_CELLS,
+            FAIL,
+            "no supported PyTorch release is admitted by its constraints on this platform",
+            (),
+            (matrix,),
+        )
+    rows_by_cell = defaultdict(list)
+    for row in inputs.cells.get(build.pk, ()):
+        rows_by_cell[(row.torch_release_id, row.variant_id, row.platform_id)].append(row)
+    waivers = cell_waivers(build, inputs)
+    lines, counts = [], defaultdict(int)
+    for release, variant, platform in required:
+        key = (release.pk, variant.pk, platform.pk)
+        line = _cell_line(
+            f"PyTorch {release.version} × {variant.name} × {platform.subdir}",
+            rows_by_cell.get(key, []),
+            waivers.get(key),
+            key,
+        )
+        if line is None:
+            continue  # not applicable: the build's own constraints exclude the cell
+        counts[line.status] += 1
+        lines.append(line)
+    return _cells_result(lines, counts, matrix)
+
+
+def _cell_line(label: str, rows: list, waiver: Waiver | None, key) -> GateLine | None:
+    if not rows:
+        return GateLine(WAITING, label, "", "", "no result yet (not planned or not reported)")
+    relevant = [r for r in rows if effective_verdict(r) != Verdict.NOT_APPLICABLE]
+    if not relevant:
+        return None
+    worst = min(relevant, key=lambda r: _rank(effective_verdict(r)))
+    verdict = effective_verdict(worst)
+    label += f" × py{worst.python}" if worst.python and len(relevant) == 1 else ""
+    url = job_url(worst.latest_job_id)
+    if verdict in IN_FLIGHT_VERDICTS:
+        return GateLine(WAITING, label, verdict, url, "in flight")
+    if verdict in FAILING_VERDICTS:
+        if waiver is not None:
+            return GateLine(WAIVED, label, Verdict.WAIVED, url, waiver_note(waiver))
+        note = (
+            "infrastructure error, not the package's fault: retry it"
+            if verdict == Verdict.ERROR
+            else ""
+        )
+        return GateLine(FAIL, label, verdict, url, note, waive_cell=key)
+    if verdict == Verdict.NO_TESTS:
+        return GateLine(PASS, label, verdict, url, "ran, but has no tests (see Tests exist)")
+    return GateLine(PASS, label, verdict, url)
+
+
+def _rank(verdict: str) -> int:
+    order = [*sorted(FAILING_VERDICTS), *IN_FLIGHT_VERDICTS, Verdict.NO_TESTS]
+    return order.index(verdict) if verdict in order else len(order)
+
+
+def _cells_result(lines: list[GateLine], counts: dict, matrix: Evidence) -> PolicyResult:
+    total = len(lines)
+    order = {FAIL: 0, WAITING: 1, WAIVED: 2, PASS: 3}
+    lines.sort(key=lambda line: order[line.status])
+    evidence = (matrix, *(Evidence(line.text, line.url) for line in lines if line.status == FAIL))
+    if not total:
+        return PolicyResult(
+            POLICY_CELLS, PASS, "every admitted cell is not applicable", (), (matrix,)
+        )
+    if counts[FAIL]:
+        first = next(line for line in lines if line.status == FAIL)
+        reason = (
+            f"{counts[FAIL]} of {total} required cells failed, e.g. {first.text} {first.verdict}"
+        )
+        status = FAIL
+    elif counts[WAITING]:
+        reason = f"{counts[WAITING]} of {total} required cells have no final result yet"
+        status = WAITING
+    else:
+        reason = f"{counts[PASS]} of {total} required cells passed"
+        reason += f", {counts[WAIVED]} waived" if counts[WAIVED] else ""
+        status = PASS
+    return PolicyResult(POLICY_CELLS, status, reason, tuple(lines[:MAX_LINES]), evidence[:20])
+
+
+# --- tests exist ------------------------------------------------------------------------------
+
+
+def tests_policy(build: Build, inputs: GateInputs) -> PolicyResult:
+    waivers = cell_waivers(build, inputs)
+    rows = inputs.cells.get(build.pk, ())
+    no_tests, ran, lines = 0, 0, []
+    for row in rows:
+        key = (row.torch_release_id, row.variant_id, row.platform_id)
+        verdict = effective_verdict(row)
+        if verdict == Verdict.NO_TESTS:
+            label = cell_label(inputs, row.torch_release_id, row.variant_id, row.platform_id)
+            waiver = waivers.get(key)
+            status = WAIVED if waiver else FAIL
+            note = waiver_note(waiver) if waiver else "conda-build said: Nothing to test for"
+            lines.append(GateLine(status, label, verdict, job_url(row.latest_job_id), note, key))
+            no_tests += 0 if waiver else 1
+        elif verdict in (Verdict.PASSED, Verdict.FAILED, Verdict.WAIVED):
+            ran += 1
+    if no_tests:
+        return PolicyResult(
+            POLICY_TESTS,
+            FAIL,
+            f"conda-build found nothing to test on {no_tests} cells",
+            tuple(lines),
+        )
+    if ran:
+        return PolicyResult(POLICY_TESTS, PASS, f"tests ran on {ran} cells", tuple(lines))
+    return PolicyResult(POLICY_TESTS, WAITING, "no test has run to the end yet", tuple(lines))
+
+
+# --- reverse dependencies (regression-only) ---------------------------------------------------
+
+
+def reverse_dependencies_policy(build: Build, inputs: GateInputs) -> PolicyResult:
+    lines, counts = [], defaultdict(int)
+    tested = set()
+    for job in sorted(inputs.pinned_jobs.get(build.pk, ()), key=lambda j: (j.build_name, j.pk)):
+        tested.add(job.build_name)
+        line = _retest_line(job, inputs)
+        counts[line.status] += 1
+        lines.append(line)
+    for name in sorted(_expected_dependents(build, inputs) - tested):
+        lines.append(GateLine(WAITING, name, "", "", "not re-tested with this build yet"))
+        counts[WAITING] += 1
+    lines.sort(key=lambda line: {FAIL: 0, WAITING: 1, PASS: 2}[line.status])
+    evidence = tuple(Evidence(line.text, line.url) for line in lines if line.status == FAIL)
+    if not lines:
+        return PolicyResult(
+            POLICY_REVERSE_DEPENDENCIES, PASS, "no registered package depends on this build"
+        )
+    if counts[FAIL]:
+        status, reason = FAIL, f"{counts[FAIL]} re-test{'s' * (counts[FAIL] > 1)} regressed"
+    elif counts[WAITING]:
+        status, reason = WAITING, f"{counts[WAITING]} re-tests still to come"
+    else:
+        status, reason = PASS, f"{counts[PASS]} re-tests, no regression"
+    return PolicyResult(POLICY_REVERSE_DEPENDENCIES, status, reason, tuple(lines), evidence[:20])
+
+
+def _retest_line(job, inputs: GateInputs) -> GateLine:
+    cell = cell_label(inputs, job.torch_release_id, job.variant_id, job.platform_id)
+    label = f"{job.build_name} on {cell}"
+    verdict = job.verdict or job.status
+    if job.status in (Job.Status.QUEUED, Job.Status.RUNNING):
+        return GateLine(WAITING, label, job.status, job_url(job.pk), "in flight")
+    if job.verdict not in FAILING_VERDICTS:
+        return GateLine(PASS, label, verdict, job_url(job.pk))
+    baseline = inputs.baselines.get(job.pk)
+    if baseline is None:
+        return GateLine(
+            FAIL, label, verdict, job_url(job.pk), "new failure: no earlier result to compare"
+        )
+    if baseline.verdict in FAILING_VERDICTS:
+        note = f"already {baseline.verdict} before this build (job {baseline.pk}): not a regression"
+        return GateLine(PASS, label, verdict, job_url(job.pk), note)
+    note = f"regression: {baseline.verdict} before (job {baseline.pk}), {verdict} with this build"
+    return GateLine(FAIL, label, verdict, job_url(job.pk), note)
+
+
+def _expected_dependents(build: Build, inputs: GateInputs) -> set[str]:
+    """Dependents whose latest build accepts this build: those the planner re-tests."""
+    dependents = inputs.dependents.get(build.name, ())
+    if not dependents:
+        return set()
+    try:
+        record = PackageRecord(
+            name=build.name,
+            version=build.version,
+            build=BuildString(build.build_string),
+            build_number=build.build_number,
+            subdir=build.subdir,
+            depends=list(build.depends or ()),
+        )
+    except (InvalidVersionError, ValueError):
+        return set()
+    expected = set()
+    for dependent in dependents:
+        if build.subdir not in ("noarch", dependent.subdir) and dependent.subdir != "noarch":
+            continue
+        for spec in dependent.depends:
+            try:
+                match = MatchSpec(spec)
+            except InvalidMatchSpecError:
+                continue
+            named = match.name is not None and match.name.normalized == build.name
+            if named and match.matches(record):
+                expected.add(dependent.name)
+    return expected
+
+
+# --- installability ---------------------------------------------------------------------------
+
+
+def installability_policy(
+    builds: list[Build], subject_key: str, inputs: GateInputs, *, anchor_url: str = ""
+) -> PolicyResult:
+    """The stored solver outcomes of `subject_key` (one build, or a coordinated set) against the
+    target channel: for every platform needed and every install set, the latest check."""
+    if inputs.target_channel is None:
+        return PolicyResult(POLICY_INSTALLABILITY, FAIL, "no target channel is configured")
+    latest: dict[tuple[str, str], InstallabilityCheck] = {}
+    for check in inputs.checks.get(subject_key, ()):
+        latest.setdefault((check.subdir, check.label), check)
+    subdirs = required_subdirs(builds, inputs)
+    lines, counts = [], defaultdict(int)
+    for subdir in subdirs:
+        for label in check_labels():
+            line = _check_line(latest.get((subdir, label)), subdir, label, anchor_url)
+            counts[line.status] += 1
+            lines.append(line)
+    evidence = tuple(Evidence(f"solver output {line.text}", line.url) for line in lines if line.url)
+    if counts[FAIL]:
+        first = next(line for line in lines if line.status == FAIL)
+        status, reason = FAIL, f"not installable: {first.text}: {first.note}"
+    elif counts[WAITING]:
+        status, reason = WAITING, f"{counts[WAITING]} of {len(lines)} solver checks still to run"
+    else:
+        status, reason = PASS, f"solves on {', '.join(subdirs)} ({len(lines)} checks)"
+    return PolicyResult(POLICY_INSTALLABILITY, status, reason, tuple(lines), evidence[:20])
+
+
+def _check_line(check, subdir: str, label: str, anchor_url: str) -> GateLine:
+    text = f"{subdir} [{label if label != ALONE else 'by itself'}]"
+    if check is None:
+        return GateLine(WAITING, text, "", "", "not checked yet")
+    url = f"{anchor_url}#check-{check.pk}" if anchor_url else ""
+    if check.state in (InstallabilityCheck.State.QUEUED, InstallabilityCheck.State.RUNNING):
+        return GateLine(WAITING, text, "", url, f"check {check.get_state_display().lower()}")
+    if check.state == InstallabilityCheck.State.ERROR:
+        return GateLine(FAIL, text, "", url, f"the check could not run: {check.error_message}")
+    when = f"checked {check.finished_at:%Y-%m-%d %H:%M}"
+    if check.ok:
+        return GateLine(PASS, text, "", url, f"{when}, {len(check.packages)} packages")
+    if check.baseline_ok is False:
+        return GateLine(PASS, text, "", url, f"{when}: unsolvable without this build too")
+    first_line = (check.explanation or "unsolvable").strip().splitlines()[-1].strip()
+    return GateLine(FAIL, text, "", url, f"{when}: {first_line}")
+
+
+# --- lint, license, not promoted --------------------------------------------------------------
+
+
+def lint_policy(build: Build, inputs: GateInputs) -> PolicyResult:
+    from packages_app.lint import ERROR
+    from packages_app.lint import lint_build
+
+    findings = lint_build(build)
+    lines = tuple(
+        GateLine(FAIL if f.severity == ERROR else PASS, f.spec or f.code, "", "", f.message)
+        for f in findings
+    )
+    errors = [f for f in findings if f.severity == ERROR]
+    if errors:
+        return PolicyResult(POLICY_LINT, FAIL, errors[0].message, lines)
+    warnings = len(findings)
+    reason = "PyTorch bound present and admits bugfix releases"
+    reason += f" ({warnings} warning{'s' * (warnings > 1)})" if warnings else ""
+    return PolicyResult(POLICY_LINT, PASS, reason, lines)
+
+
+def _normalise(text: str) -> str:
+    return " ".join("".join(c if c.isalnum() else " " for c in text.lower()).split())
+
+
+def license_policy(build: Build, inputs: GateInputs) -> PolicyResult:
+    license_text = build.license or (build.package.license if build.package_id else "")
+    normalised = f" {_normalise(license_text)} "
+    for forbidden in settings.NON_REDISTRIBUTABLE_LICENSES:
+        if forbidden and f" {_normalise(forbidden)} " in normalised:
+            return PolicyResult(
+                POLICY_LICENSE,
+                FAIL,
+                f"license {license_text!r} forbids redistribution ({forbidden})",
+            )
+    if not license_text:
+        return PolicyResult(POLICY_LICENSE, PASS, "no license recorded; none is on the block list")
+    return PolicyResult(POLICY_LICENSE, PASS, f"{license_text}")
+
+
+def not_promoted_policy(build: Build, inputs: GateInputs) -> PolicyResult:
+    if build.state == Build.State.PROMOTED:
+        return PolicyResult(POLICY_NOT_PROMOTED, FAIL, "already promoted")
+    if build.state == Build.State.WITHDRAWN:
+        return PolicyResult(POLICY_NOT_PROMOTED, FAIL, "withdrawn from its channel")
+    if (build.subdir, build.filename) in inputs.in_target:
+        return PolicyResult(
+            POLICY_NOT_PROMOTED, FAIL, "a file of that name is already in the target"
+        )
+    if build.pk in inputs.open_items:
+        promotion_id, state = inputs.open_items[build.pk]
+        url = reverse("testing:promotion-detail", kwargs={"pk": promotion_id})
+        return PolicyResult(
+            POLICY_NOT_PROMOTED,
+            WAITING,
+            f"part of promotion #{promotion_id} ({state}): let it finish, resume or cancel it",
+            (),
+            (Evidence(f"promotion #{promotion_id}", url),),
+        )
+    return PolicyResult(POLICY_NOT_PROMOTED, PASS, "staged, in no other promotion")

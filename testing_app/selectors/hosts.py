@@ -1,0 +1,139 @@
+"""Hosts: their state and current job, daily throughput and failure rate, and queue depths.
+
+Queue depth is read from PostgreSQL (queued Job rows, the source of truth) and, beside it, from
+Redis (what RQ holds), so a difference that the reconciler should repair is visible.
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import date
+from datetime import timedelta
+
+import django_rq
+from django.db.models import Count
+from django.db.models import Q
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+from redis.exceptions import RedisError
+from rq import Queue
+
+from testing_app.models import Host
+from testing_app.models import Job
+from testing_app.selectors.matrix import PROBLEM_VERDICTS
+
+logger = logging.getLogger(__name__)
+
+STATS_DAYS = 14
+
+
+@dataclass
+class HostRow:
+    host: Host
+    current_jobs: list[Job] = field(default_factory=list)
+
+
+def list_hosts() -> list[HostRow]:
+    """Every host with the jobs it is running now (two queries)."""
+    hosts = list(Host.objects.select_related("platform").order_by("name"))
+    running = (
+        Job.objects.filter(status=Job.Status.RUNNING, host__in=[h.pk for h in hosts])
+        .select_related("build", "torch_release", "variant")
+        .only(
+            "id",
+            "host_id",
+            "gpu_index",
+            "started_at",
+            "build__name",
+            "build__version",
+            "torch_release__version",
+            "variant__name",
+        )
+        .order_by("started_at")
+    )
+    by_host: dict[int, list[Job]] = {}
+    for job in running:
+        by_host.setdefault(job.host_id, []).append(job)
+    return [HostRow(host=h, current_jobs=by_host.get(h.pk, [])) for h in hosts]
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    name: str
+    queued_in_db: int
+    in_redis: int | None  # None when Redis could not be read
+    online_hosts: int
+
+    @property
+    def unserved(self) -> bool:
+        return self.online_hosts == 0
+
+
+@dataclass
+class QueueReport:
+    queues: list[QueueDepth]
+    redis_error: str = ""
+
+
+def _redis_count(name: str) -> int:
+    return Queue(name, connection=django_rq.get_connection("default")).count
+
+
+def get_queue_depths(
+    hosts: list[Host], *, redis_count: Callable[[str], int] = _redis_count
+) -> QueueReport:
+    """Every capability queue (from queued jobs and hosts' queue lists) with its depth and how
+    many online hosts serve it. One query; one Redis read per queue."""
+    queued = dict(
+        Job.objects.filter(status=Job.Status.QUEUED)
+        .order_by()
+        .values_list("queue_name")
+        .annotate(n=Count("pk"))
+    )
+    online = [h for h in hosts if h.effective_state == Host.State.ACTIVE]
+    names = set(queued)
+    for host in hosts:
+        names.update(host.queues)
+    report = QueueReport(queues=[])
+    for name in sorted(names):
+        in_redis = None
+        if not report.redis_error:
+            try:
+                in_redis = redis_count(name)
+            except RedisError as exc:
+                logger.warning("Redis unreachable while reading queue %s: %s", name, exc)
+                report.redis_error = f"Redis could not be read: {exc}"
+        report.queues.append(
+            QueueDepth(
+                name=name,
+                queued_in_db=queued.get(name, 0),
+                in_redis=in_redis,
+                online_hosts=sum(1 for h in online if name in h.queues),
+            )
+        )
+    return report
+
+
+@dataclass(frozen=True)
+class HostDay:
+    host: str
+    day: date
+    jobs: int
+    problems: int
+
+
+def get_host_daily_stats(*, days: int = STATS_DAYS) -> list[HostDay]:
+    """Jobs finished per host and day over the last `days`, with how many were problems."""
+    since = timezone.now() - timedelta(days=days)
+    rows = (
+        Job.objects.filter(finished_at__gte=since, host__isnull=False)
+        .annotate(day=TruncDate("finished_at"))
+        .order_by()
+        .values_list("host__name", "day")
+        .annotate(n=Count("pk"), problems=Count("pk", filter=Q(verdict__in=PROBLEM_VERDICTS)))
+    )
+    return sorted(
+        (HostDay(host=h, day=d, jobs=n, problems=p) for h, d, n, p in rows),
+        key=lambda r: (r.host, r.day),
+    )

@@ -1,0 +1,240 @@
+"""Release impact and the release wave per package: what a PyTorch release means for each
+package before any test ran (admits / excludes / unbounded), then how far each one got.
+
+Bounded queries whatever the catalog size: live packages with maintainers (2), their latest
+builds (1), the release's cells of those builds (1, grouped), the impact recorded at
+registration (1).
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from dataclasses import field
+
+from django.db.models import Count
+from django.db.models import F
+from django.db.models import Prefetch
+from rattler import Version
+
+from packages_app.lint import PYTORCH_NAMES
+from packages_app.lint import pytorch_constraint
+from packages_app.models import Build
+from packages_app.models import Maintainer
+from packages_app.models import Package
+from packages_app.models import TorchRelease
+from testing_app.models import CellResult
+from testing_app.models import ReleaseImpact
+from testing_app.models.verdicts import IN_FLIGHT_VERDICTS
+from testing_app.models.verdicts import Verdict
+from testing_app.verdict_display import worst_of
+
+Category = ReleaseImpact.Category
+# Packages that take part in release waves: still in the channel, whatever their health.
+LIVE_STATUSES = (Package.Status.ACTIVE, Package.Status.AT_RISK, Package.Status.DEPRECATED)
+FAILING_VERDICTS = frozenset(
+    {Verdict.FAILED, Verdict.UNINSTALLABLE, Verdict.NO_TESTS, Verdict.TIMEOUT, Verdict.ERROR}
+)
+GOOD_VERDICTS = frozenset({Verdict.PASSED, Verdict.WAIVED})
+
+READY, FAILING, NEEDS_BUMP, WAITING = "ready", "failing", "needs_bump", "waiting"
+WAVE_STATES = {
+    NEEDS_BUMP: "Needs bump",
+    FAILING: "Failing",
+    WAITING: "Waiting",
+    READY: "Ready",
+}
+
+
+def final_version(release: TorchRelease) -> str:
+    """The version an rc leads to (2.6.0rc1 -> 2.6.0); a final release's own version.
+
+    Bounds are judged against it: `<2.6` admits 2.6.0rc1 in conda's ordering, yet the package
+    still needs a bump for 2.6.0.
+    """
+    version = Version(release.version)
+    segments = version.segments()
+    numbers = [str(s[0]) for s in segments if s and isinstance(s[0], int)]
+    parts = []
+    for segment, number in zip(segments, numbers, strict=False):
+        parts.append(number)
+        if len(segment) > 1:  # "0rc1": the numeric head is the last final component
+            break
+    return ".".join(parts) if release.kind == release.Kind.RC else release.version
+
+
+@dataclass
+class PackageImpact:
+    """One live package against one release, judged from its latest builds' specs."""
+
+    package: Package
+    category: str
+    version: str
+    specs: str
+    maintainers: list[Maintainer] = field(default_factory=list)
+
+    @property
+    def category_label(self) -> str:
+        return Category(self.category).label
+
+
+def _latest_builds(packages: list[Package]) -> dict[int, list[Build]]:
+    builds = (
+        Build.objects.filter(package__in=packages, version=F("package__latest_version"))
+        .exclude(state=Build.State.WITHDRAWN)
+        .only("pk", "package_id", "name", "version", "subdir", "depends", "constrains")
+        .order_by("package_id", "subdir", "pk")
+    )
+    by_package: dict[int, list[Build]] = defaultdict(list)
+    for build in builds:
+        by_package[build.package_id].append(build)
+    return by_package
+
+
+def classify(builds: list[Build], version: Version) -> tuple[str, str]:
+    """(category, PyTorch specs as written) of one package's latest builds for one version."""
+    if not builds:
+        return Category.NO_BUILD, ""
+    constraints = [
+        c for b in builds if (c := pytorch_constraint(depends=b.depends, constrains=b.constrains))
+    ]
+    if not constraints:
+        return Category.NO_DEPENDENCY, ""
+    specs = "; ".join(dict.fromkeys(" and ".join(c.specs) for c in constraints))[:500]
+    admitting = [c for c in constraints if c.admits(version)]
+    if any(not c.unbounded for c in admitting):
+        return Category.ADMITS, specs
+    if admitting:
+        return Category.UNBOUNDED, specs
+    return Category.EXCLUDES, specs
+
+
+def list_live_packages() -> list[Package]:
+    return list(
+        Package.objects.filter(status__in=LIVE_STATUSES)
+        .exclude(name__in=PYTORCH_NAMES)
+        .prefetch_related(Prefetch("maintainers", queryset=Maintainer.objects.order_by("name")))
+        .order_by("name")
+    )
+
+
+def get_release_impact(release: TorchRelease) -> list[PackageImpact]:
+    """Every live package (PyTorch itself aside) against `release`, before any test runs."""
+    version = Version(final_version(release))
+    packages = list_live_packages()
+    latest = _latest_builds(packages)
+    result = []
+    for package in packages:
+        category, specs = classify(latest.get(package.pk, []), version)
+        result.append(
+            PackageImpact(
+                package=package,
+                category=category,
+                version=package.latest_version,
+                specs=specs,
+                maintainers=list(package.maintainers.all()),
+            )
+        )
+    return result
+
+
+@dataclass
+class WaveRow:
+    """One package in a release wave: its state, cell counts and whom to contact."""
+
+    impact: PackageImpact
+    state: str
+    cell_counts: dict[str, int]
+    worst: str
+    # The category recorded when the release was registered (it may differ now).
+    registered_category: str = ""
+
+    @property
+    def state_label(self) -> str:
+        return WAVE_STATES[self.state]
+
+    @property
+    def needs_contact(self) -> bool:
+        return self.state in (NEEDS_BUMP, FAILING)
+
+
+@dataclass
+class ReleaseFollow:
+    release: TorchRelease
+    final_version: str
+    rows: list[WaveRow]
+    by_state: dict[str, int]
+    by_category: dict[str, int]
+    registered: bool
+
+
+def wave_state(category: str, counts: dict[str, int]) -> str:
+    """ready / failing / needs bump / waiting, from the impact and the release's cells."""
+    verdicts = set(counts)
+    if verdicts & FAILING_VERDICTS:
+        return FAILING
+    if verdicts & IN_FLIGHT_VERDICTS:
+        return WAITING
+    if verdicts & GOOD_VERDICTS:
+        return READY
+    # No cell, or only not_applicable ones: the bound keeps the release out.
+    return NEEDS_BUMP if category == Category.EXCLUDES else WAITING
+
+
+def get_release_follow(release: TorchRelease) -> ReleaseFollow:
+    """The wave per package, worst first: needs bump, failing, waiting, ready."""
+    impacts = get_release_impact(release)
+    latest_ids = list(
+        Build.objects.filter(
+            package__in=[i.package for i in impacts], version=F("package__latest_version")
+        ).values_list("pk", flat=True)
+    )
+    counts: dict[int, dict[str, int]] = defaultdict(dict)
+    cells = (
+        CellResult.objects.filter(torch_release=release, build_id__in=latest_ids)
+        .order_by()
+        .values_list("package_id", "verdict")
+        .annotate(n=Count("pk"))
+    )
+    for package_id, verdict, n in cells:
+        counts[package_id][verdict] = n
+    registered = dict(
+        ReleaseImpact.objects.filter(torch_release=release).values_list("package_id", "category")
+    )
+    order = list(WAVE_STATES)
+    rows = []
+    for impact in impacts:
+        package_counts = counts.get(impact.package.pk, {})
+        rows.append(
+            WaveRow(
+                impact=impact,
+                state=wave_state(impact.category, package_counts),
+                cell_counts=package_counts,
+                worst=worst_of(list(package_counts)) if package_counts else "",
+                registered_category=registered.get(impact.package.pk, ""),
+            )
+        )
+    rows.sort(key=lambda r: (order.index(r.state), r.impact.package.name))
+    by_state = {s: sum(1 for r in rows if r.state == s) for s in order}
+    by_category = {c: sum(1 for i in impacts if i.category == c) for c in Category.values}
+    return ReleaseFollow(
+        release=release,
+        final_version=final_version(release),
+        rows=rows,
+        by_state=by_state,
+        by_category=by_category,
+        registered=bool(registered),
+    )
+
+
+def list_releases_with_impact() -> list[tuple[TorchRelease, list[int]]]:
+    """Registered releases, newest first (conda ordering), with their recorded impact counts
+    in the order of ReleaseImpact.Category (0 where none)."""
+    releases = sorted(TorchRelease.objects.all(), key=lambda r: Version(r.version), reverse=True)
+    counts: dict[int, dict[str, int]] = defaultdict(dict)
+    rows = (
+        ReleaseImpact.objects.order_by()
+        .values_list("torch_release_id", "category")
+        .annotate(n=Count("pk"))
+    )
+    for release_id, category, n in rows:
+        counts[release_id][category] = n
+    return [(r, [counts[r.pk].get(c, 0) for c in Category.values]) for r in releases]

@@ -1,0 +1,268 @@
+"""The test runner: fetch the build's file, run `conda-build --test` on it, decide the verdict.
+
+Everything the job did goes into its log (LOG_DIR/<pk>.log while it runs, compressed when it
+ends), with secrets redacted; the live tail is saved on the job every LOG_TAIL_INTERVAL_S.
+"""
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.utils import timezone
+
+from packages_app.models import Channel
+from testing_app.adapters.conda_build import ALL_TESTS_PASSED
+from testing_app.adapters.conda_build import NOTHING_TO_TEST
+from testing_app.adapters.conda_build import SOLVER_ERROR
+from testing_app.adapters.conda_build import TEST_END
+from testing_app.adapters.conda_build import TESTS_FAILED
+from testing_app.adapters.conda_build import CondaBuildTest
+from testing_app.adapters.conda_build import CondaBuildTestRun
+from testing_app.adapters.conda_build import conda_build_version
+from testing_app.adapters.conda_build import kill_leftovers
+from testing_app.adapters.conda_build import run_conda_build_test
+from testing_app.adapters.downloads import DownloadError
+from testing_app.adapters.downloads import fetch_artifact
+from testing_app.adapters.job_log import JobLog
+from testing_app.adapters.job_log import Redactor
+from testing_app.adapters.job_log import scrubbed_environment
+from testing_app.adapters.job_log import secret_values
+from testing_app.models import Job
+from testing_app.models import Verdict
+from testing_app.models import WorkerProcess
+from testing_app.services.execution import JobOutcome
+
+logger = logging.getLogger(__name__)
+
+RUNNER_NAME = "conda-build"
+CHANNEL_ROLE_ORDER = (Channel.Role.STAGING, Channel.Role.TARGET, Channel.Role.UPSTREAM)
+
+
+def redactor() -> Redactor:
+    """Secrets of this process (env and settings) that must never reach a log or a job row."""
+    database_password = settings.DATABASES["default"].get("PASSWORD") or ""
+    extra = [settings.ANACONDA_API_TOKEN, settings.SECRET_KEY, database_password]
+    return Redactor(secret_values(os.environ, extra=extra))
+
+
+def channel_urls(job: Job) -> list[str]:
+    """Staging, then target, then upstream channels (each in configuration order); the build's
+    own channel first when it is none of them."""
+    channels = sorted(
+        Channel.objects.filter(role__in=CHANNEL_ROLE_ORDER),
+        key=lambda c: (CHANNEL_ROLE_ORDER.index(c.role), c.pk),
+    )
+    urls = [c.base_url for c in channels]
+    own = job.build.channel.base_url
+    return urls if own in urls else [own, *urls]
+
+
+def extra_deps(job: Job) -> list[str]:
+    """`pytorch ==<release>`, the variant's specs, the pinned upstream build of a reverse-
+    dependency re-test, and a python pin for noarch builds (which carry no python of their own).
+    """
+    specs = [f"pytorch =={job.torch_release.version}"]
+    specs += job.extra_specs or job.variant.select_specs.get(settings.VARIANT_SPECS_FLAVOUR, [])
+    if job.pinned_build_id:
+        pinned = job.pinned_build
+        specs.append(f"{pinned.name} =={pinned.version} {pinned.build_string}")
+    if job.python and (job.build.noarch or job.build.subdir == "noarch"):
+        specs.append(f"python {job.python}.*")
+    return specs
+
+
+def child_environment() -> dict[str, str]:
+    """The test's environment: this process's (CUDA_VISIBLE_DEVICES pinned by the worker)
+    without secrets or service configuration, plus the shared package cache."""
+    env = scrubbed_environment(os.environ)
+    env["CONDA_PKGS_DIRS"] = str(settings.CONDA_PKGS_DIR)
+    # conda-build is Python: unbuffered, its lines reach the live log as they are printed.
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def classify(run: CondaBuildTestRun, *, timeout_s: int) -> tuple[str, str]:
+    """(verdict, reason) from conda-build's exit code and the markers it printed."""
+    if run.timed_out:
+        return Verdict.TIMEOUT, f"Ran past its {timeout_s} s limit; the process group was killed."
+    if run.exit_code == 0:
+        if NOTHING_TO_TEST in run.markers:
+            return Verdict.NO_TESTS, "conda-build found nothing to test in the package."
+        if TEST_END in run.markers or ALL_TESTS_PASSED in run.markers:
+            return Verdict.PASSED, ""
+        return (
+            Verdict.ERROR,
+            "conda-build exited 0 but printed neither TEST END nor a no-tests note.",
+        )
+    if SOLVER_ERROR in run.markers:
+        return Verdict.UNINSTALLABLE, "The test environment could not be solved."
+    if TESTS_FAILED in run.markers:
+        return Verdict.FAILED, "The package's tests failed."
+    if run.exit_code is not None and run.exit_code < 0:
+        return Verdict.ERROR, f"conda-build was killed by signal {-run.exit_code}."
+    return Verdict.ERROR, f"conda-build exited {run.exit_code} without a test verdict."
+
+
+def _runner_version(worker: WorkerProcess | None, env: dict) -> str:
+    if worker is not None and worker.host.runners.get(RUNNER_NAME):
+        return worker.host.runners[RUNNER_NAME]
+    try:
+        return conda_build_version(settings.CONDA_BUILD_BIN, env=env)
+    except (OSError, ValueError) as exc:
+        logger.warning("conda-build version unknown: %s", exc)
+        return ""
+
+
+def run_test_job(
+    *, job: Job, worker: WorkerProcess | None, on_progress: Callable[[str], None]
+) -> JobOutcome:
+    """Download, test, classify. Infrastructure trouble becomes an `error` outcome with the
+    reason; nothing here raises for a failing package."""
+    job = Job.objects.select_related(
+        "build__channel", "torch_release", "variant", "pinned_build"
+    ).get(pk=job.pk)
+    log = JobLog(
+        Path(settings.LOG_DIR) / f"{job.pk}.log",
+        redact=redactor(),
+        tail_lines=settings.LOG_TAIL_LINES,
+    )
+    croot = job_workspace(job.pk)
+    outcome = JobOutcome(verdict=Verdict.ERROR, runner=RUNNER_NAME)
+    try:
+        outcome = _run(job, worker, log, croot, on_progress)
+    finally:
+        if croot.exists():
+            shutil.rmtree(croot, onerror=_log_cleanup_error)
+        tail = log.tail()
+        path = log.finish()
+    return replace(
+        outcome,
+        log_path=path.name,
+        log_tail=tail,
+        command=[log.redact(part) for part in outcome.command],
+    )
+
+
+def _run(job, worker, log, croot, on_progress) -> JobOutcome:
+    env = child_environment()
+    version = _runner_version(worker, env)
+    where = f"{worker.name} on {worker.host.name}" if worker else "an unregistered worker"
+    log.write(f"job {job.pk} (attempt {job.attempt}): {job.build.filename} on {where}")
+    if worker is not None and worker.gpu_index is not None:
+        log.write(f"GPU {worker.gpu_index}: CUDA_VISIBLE_DEVICES={env.get('CUDA_VISIBLE_DEVICES')}")
+    started = time.monotonic()
+    try:
+        artifact = fetch_artifact(
+            url=job.build.download_url,
+            filename=job.build.filename,
+            cache_dir=Path(settings.ARTIFACT_DIR),
+            sha256=job.build.sha256,
+            md5=job.build.md5,
+            expected_size=job.build.size,
+            timeout_s=settings.HTTP_TIMEOUT_S,
+            attempts=settings.DOWNLOAD_ATTEMPTS,
+            note=log.write,
+        )
+    except DownloadError as exc:
+        log.write(f"error: {exc}")
+        return JobOutcome(
+            verdict=Verdict.ERROR,
+            error_message=f"Download failed: {log.redact(str(exc))}",
+            runner=RUNNER_NAME,
+            runner_version=version,
+            download_s=time.monotonic() - started,
+        )
+    download_s = time.monotonic() - started
+    test = CondaBuildTest(
+        binary=settings.CONDA_BUILD_BIN,
+        package_path=artifact.path,
+        channels=channel_urls(job),
+        extra_deps=extra_deps(job),
+        croot=croot,
+    )
+    try:
+        run = run_conda_build_test(
+            test,
+            env=env,
+            timeout_s=job.timeout_s,
+            log=log,
+            on_progress=on_progress,
+            progress_interval_s=settings.LOG_TAIL_INTERVAL_S,
+            kill_grace_s=settings.JOB_KILL_GRACE_S,
+        )
+    except OSError as exc:
+        log.write(f"error: could not start conda-build: {exc}")
+        return JobOutcome(
+            verdict=Verdict.ERROR,
+            error_message=f"Could not start {settings.CONDA_BUILD_BIN}: {exc}",
+            command=test.argv(),
+            runner=RUNNER_NAME,
+            runner_version=version,
+            download_s=download_s,
+        )
+    verdict, reason = classify(run, timeout_s=job.timeout_s)
+    log.write(f"verdict: {verdict}" + (f" ({reason})" if reason else ""))
+    return JobOutcome(
+        verdict=verdict,
+        error_message=reason if verdict in (Verdict.ERROR, Verdict.TIMEOUT) else "",
+        exit_code=run.exit_code,
+        command=list(run.argv),
+        runner=RUNNER_NAME,
+        runner_version=version,
+        download_s=download_s,
+        test_s=run.duration_s,
+        solved_packages=list(run.packages),
+        failure_excerpt=run.failure_excerpt,
+    )
+
+
+def job_workspace(job_id: int) -> Path:
+    """The private --croot of one job (local to the host that runs it)."""
+    return Path(settings.CONDA_BUILD_CROOT_DIR) / f"job-{job_id}"
+
+
+def clean_up_dead_runner(*, job_id: int) -> int:
+    """A job's runner died without cleaning up (work-horse killed): end what is left of its test
+    processes and remove its workspace. Returns how many processes were killed."""
+    workspace = job_workspace(job_id)
+    killed = kill_leftovers(workspace)
+    if workspace.exists():
+        shutil.rmtree(workspace, onerror=_log_cleanup_error)
+    if killed:
+        logger.warning("killed %d leftover test processes of job %s", killed, job_id)
+    return killed
+
+
+def sweep_stale_workspaces() -> int:
+    """Clean up every workspace on this host whose job is not being run by a live worker (its
+    runner was killed with its worker). Called by every worker's heartbeat."""
+    root = Path(settings.CONDA_BUILD_CROOT_DIR)
+    if not root.is_dir():
+        return 0
+    found = {}
+    for path in root.glob("job-*"):
+        suffix = path.name.removeprefix("job-")
+        if suffix.isdigit():
+            found[int(suffix)] = path
+    if not found:
+        return 0
+    fresh = timezone.now() - timedelta(seconds=settings.WORKER_LOST_AFTER_S)
+    live = set(
+        Job.objects.filter(
+            pk__in=list(found),
+            status=Job.Status.RUNNING,
+            worker__stopped_at__isnull=True,
+            worker__last_heartbeat_at__gte=fresh,
+        ).values_list("pk", flat=True)
+    )
+    return sum(clean_up_dead_runner(job_id=pk) for pk in found if pk not in live)
+
+
+def _log_cleanup_error(function, path, exc_info) -> None:
+    logger.warning("could not remove %s while cleaning a croot: %s", path, exc_info[1])

@@ -1,0 +1,282 @@
+"""Dispatch: Job rows are written first, then pushed to their capability queue after commit.
+
+PostgreSQL is the truth. Redis only carries ids ("distro-job-<pk>") of jobs that are `queued`
+in the database; anything lost on the way (a failed push, a flushed Redis) is pushed again by
+the reconciler, and a job delivered twice still runs once (see services/execution.py).
+"""
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from datetime import timedelta
+
+import django_rq
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from redis.exceptions import RedisError
+from rq import Queue
+from rq.command import send_stop_job_command
+from rq.exceptions import InvalidJobOperation
+from rq.exceptions import NoSuchJobError
+from rq.registry import StartedJobRegistry
+
+from packages_app.models import Build
+from testing_app.models import Job
+from testing_app.models import Platform
+from testing_app.models import Run
+from testing_app.models import Variant
+from testing_app.queues import queue_for_cell
+from testing_app.services.bulk import insert_jobs
+from testing_app.services.bulk import mark_cells_queued
+from testing_app.services.bulk import mark_enqueued
+
+logger = logging.getLogger(__name__)
+
+EXECUTE_FUNCTION = "testing_app.jobs.rq_execute_job"
+RQ_JOB_ID_PREFIX = "distro-job-"
+# Results live in PostgreSQL; Redis keeps finished RQ jobs only long enough to debug with.
+RESULT_TTL_S = 600
+FAILURE_TTL_S = 7 * 24 * 3600
+PUSH_CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """What pushing one job to Redis needs (plain values: it outlives the transaction)."""
+
+    pk: int
+    queue_name: str
+    timeout_s: int
+    not_before: datetime | None = None
+
+    @property
+    def rq_job_id(self) -> str:
+        return f"{RQ_JOB_ID_PREFIX}{self.pk}"
+
+    @classmethod
+    def of(cls, job: Job) -> "Dispatch":
+        return cls(job.pk, job.queue_name, job.timeout_s, job.not_before)
+
+
+def job_pk_from_rq_id(rq_job_id: str) -> int | None:
+    """The Job pk of one of our RQ ids, None for anyone else's job."""
+    if not rq_job_id.startswith(RQ_JOB_ID_PREFIX):
+        return None
+    tail = rq_job_id[len(RQ_JOB_ID_PREFIX) :]
+    return int(tail) if tail.isdigit() else None
+
+
+def rq_queue(name: str) -> Queue:
+    """An RQ queue of any name; django_rq.get_queue knows only the static RQ_QUEUES."""
+    return Queue(
+        name, connection=django_rq.get_connection("default"), is_async=not settings.RQ_SYNC
+    )
+
+
+@transaction.atomic
+def enqueue_jobs(*, run: Run, jobs: Sequence[Job]) -> list[Job]:
+    """Write `jobs` (unsaved Job instances naming their cell) into `run` and queue them.
+
+    Each job needs `kind`, `build`, `torch_release`, `variant`, `platform` (objects or *_id) and
+    may set `python`, `pinned_build`, `extra_specs`, `priority`, `timeout_s`, `max_attempts`.
+    This fills `queue_name` from the cell's capability (test.<subdir>.<variant>, or `install`),
+    creates the rows in bulk, marks each cell `queued` in CellResult, and pushes the jobs to
+    Redis after the transaction commits (never before: a worker must find the row). Returns
+    the saved jobs. Raises ValidationError on a job that names no cell or an unknown kind.
+    """
+    if not jobs:
+        return []
+    variant_names = dict(
+        Variant.objects.filter(pk__in={j.variant_id for j in jobs}).values_list("pk", "name")
+    )
+    subdirs = dict(
+        Platform.objects.filter(pk__in={j.platform_id for j in jobs}).values_list("pk", "subdir")
+    )
+    now = timezone.now()
+    for job in jobs:
+        _prepare(job, run=run, subdir=subdirs.get(job.platform_id), variant=variant_names, now=now)
+    created = insert_jobs(jobs)
+    mark_cells_queued(created)
+    if run.state == Run.State.PLANNING:
+        Run.objects.filter(pk=run.pk, state=Run.State.PLANNING).update(
+            state=Run.State.RUNNING, started_at=timezone.now()
+        )
+    dispatches = [Dispatch.of(job) for job in created]
+    transaction.on_commit(lambda: push_after_commit(dispatches, stamp=False))
+    return created
+
+
+def _prepare(
+    job: Job, *, run: Run, subdir: str | None, variant: dict[int, str], now: datetime
+) -> None:
+    if job.kind not in Job.Kind.values:
+        raise ValidationError(f"Unknown job kind {job.kind!r}.")
+    if not (job.build_id and job.torch_release_id and subdir and job.variant_id in variant):
+        raise ValidationError("Every job needs a build, a PyTorch release, a variant, a platform.")
+    job.run_id = run.pk
+    job.status = Job.Status.QUEUED
+    job.verdict = ""
+    job.enqueued_at = now
+    job.queue_name = queue_for_cell(
+        kind=job.kind, subdir=subdir, variant_name=variant[job.variant_id]
+    )
+
+
+def push_after_commit(dispatches: Sequence[Dispatch], *, stamp: bool = True) -> None:
+    """The on-commit half of enqueue_jobs: a Redis failure here loses nothing (the rows are
+    committed; their `enqueued_at` is cleared to show they are not in Redis) and the
+    reconciler pushes them later, so it is logged, with the count, instead of failing a
+    request whose data is already saved."""
+    try:
+        push_jobs(dispatches, stamp=stamp)
+    except RedisError:
+        logger.exception(
+            "could not push %d committed jobs to Redis; the reconciler will enqueue them",
+            len(dispatches),
+        )
+        Job.objects.filter(pk__in=[d.pk for d in dispatches], status=Job.Status.QUEUED).update(
+            enqueued_at=None
+        )
+
+
+def push_jobs(dispatches: Iterable[Dispatch], *, stamp: bool = True) -> int:
+    """Put jobs into their RQ queues: `enqueue_many` per queue for jobs due now, `enqueue_at`
+    (RQ's scheduler, run by every distro_worker) for retries waiting out a backoff. Stamps
+    `enqueued_at` unless the caller already did (enqueue_jobs writes it with the rows, which
+    saves updating 100,000 rows again). Returns how many were pushed."""
+    due, later = defaultdict(list), []
+    now = timezone.now()
+    for dispatch in dispatches:
+        if dispatch.not_before and dispatch.not_before > now:
+            later.append(dispatch)
+        else:
+            due[dispatch.queue_name].append(dispatch)
+    pushed: list[int] = []
+    connection = django_rq.get_connection("default")
+    for name, items in due.items():
+        queue = rq_queue(name)
+        for start in range(0, len(items), PUSH_CHUNK):
+            chunk = items[start : start + PUSH_CHUNK]
+            with connection.pipeline() as pipe:
+                queue.enqueue_many([_enqueue_data(d) for d in chunk], pipeline=pipe)
+                pipe.execute()
+            pushed.extend(d.pk for d in chunk)
+    for dispatch in later:
+        rq_queue(dispatch.queue_name).enqueue_at(
+            dispatch.not_before,
+            EXECUTE_FUNCTION,
+            dispatch.pk,
+            job_id=dispatch.rq_job_id,
+            job_timeout=dispatch.timeout_s + settings.JOB_TIMEOUT_MARGIN_S,
+            result_ttl=RESULT_TTL_S,
+            failure_ttl=FAILURE_TTL_S,
+        )
+        pushed.append(dispatch.pk)
+    if pushed and stamp:
+        mark_enqueued(pushed)
+    return len(pushed)
+
+
+def withdraw_from_redis(rq_job_id: str, *, queue_name: str) -> None:
+    """Take a cancelled job out of Redis: out of its queue if it waits there, and its work-horse
+    stopped if it runs. Best effort by design: were it delivered anyway, the guarded start
+    finds it cancelled and does nothing, so a Redis error is only logged."""
+    connection = django_rq.get_connection("default")
+    try:
+        rq_queue(queue_name).remove(rq_job_id)
+        if rq_job_id in StartedJobRegistry(queue_name, connection=connection).get_job_ids():
+            send_stop_job_command(connection, rq_job_id)
+    except (RedisError, InvalidJobOperation, NoSuchJobError) as exc:
+        logger.warning("could not withdraw %s from Redis: %s", rq_job_id, exc)
+
+
+def _enqueue_data(dispatch: Dispatch):
+    return Queue.prepare_data(
+        EXECUTE_FUNCTION,
+        args=(dispatch.pk,),
+        job_id=dispatch.rq_job_id,
+        timeout=dispatch.timeout_s + settings.JOB_TIMEOUT_MARGIN_S,
+        result_ttl=RESULT_TTL_S,
+        failure_ttl=FAILURE_TTL_S,
+        description=f"job {dispatch.pk} on {dispatch.queue_name}",
+    )
+
+
+def user_may_retry_job(user, job: Job) -> bool:
+    """Release managers (permission testing_app.retry_any_job) retry any job; a maintainer
+    retries the jobs of the packages they maintain."""
+    if not user.is_authenticated:
+        return False
+    if user.has_perm("testing_app.retry_any_job"):
+        return True
+    return Build.objects.filter(pk=job.build_id, package__maintainers__user=user).exists()
+
+
+@transaction.atomic
+def retry_job(*, job: Job, requested_by) -> Job:
+    """A person asks to run a finished job's cell again: a new Run (trigger `retry`) with one
+    new job. Rate-limited per person (MANUAL_RETRY_LIMIT_PER_HOUR), and refused while the cell
+    already has a job in flight."""
+    job = Job.objects.get(pk=job.pk)  # decide on the current state, not the caller's copy
+    if not user_may_retry_job(requested_by, job):
+        raise ValidationError("Only the package's maintainers and release managers may retry it.")
+    if job.status not in (Job.Status.FINISHED, Job.Status.CANCELLED):
+        raise ValidationError(f"Job {job.pk} is still {job.status}; retry it once it has ended.")
+    # Serialise this person's retries, so two quick clicks cannot both pass the limit.
+    get_user_model().objects.select_for_update().filter(pk=requested_by.pk).first()
+    since = timezone.now() - timedelta(hours=1)
+    recent = Run.objects.filter(
+        trigger=Run.Trigger.RETRY, triggered_by=requested_by, created_at__gte=since
+    ).count()
+    if recent >= settings.MANUAL_RETRY_LIMIT_PER_HOUR:
+        raise ValidationError(
+            f"Retry limit reached: {settings.MANUAL_RETRY_LIMIT_PER_HOUR} per hour. "
+            "Try again later."
+        )
+    in_flight = Job.objects.filter(
+        Q(status=Job.Status.QUEUED) | Q(status=Job.Status.RUNNING),
+        kind=job.kind,
+        build_id=job.build_id,
+        torch_release_id=job.torch_release_id,
+        variant_id=job.variant_id,
+        platform_id=job.platform_id,
+        python=job.python,
+    )
+    if in_flight.exists():
+        raise ValidationError("This cell already has a job queued or running.")
+    run = Run.objects.create(
+        trigger=Run.Trigger.RETRY,
+        triggered_by=requested_by,
+        trigger_detail=f"retry of job {job.pk}",
+        trigger_build_id=job.build_id,
+        torch_release_id=job.torch_release_id,
+    )
+    (retry,) = enqueue_jobs(run=run, jobs=[clone_cell(job, retry_of=job)])
+    return retry
+
+
+def clone_cell(job: Job, **overrides) -> Job:
+    """A new, unsaved job on the same cell with the same settings."""
+    fields = {
+        "kind": job.kind,
+        "build_id": job.build_id,
+        "torch_release_id": job.torch_release_id,
+        "variant_id": job.variant_id,
+        "platform_id": job.platform_id,
+        "python": job.python,
+        "pinned_build_id": job.pinned_build_id,
+        "extra_specs": job.extra_specs,
+        "priority": job.priority,
+        "timeout_s": job.timeout_s,
+        "max_attempts": job.max_attempts,
+        "queue_name": job.queue_name,
+    }
+    fields.update(overrides)
+    return Job(**fields)

@@ -1,0 +1,388 @@
+"""Execution: the guarded transitions of a Job and everything a finished job updates.
+
+queued -> running -> finished (with a verdict) | cancelled. Every transition is a conditional
+change of one row under its lock, so a job delivered twice runs once, a late or duplicate result
+is ignored, and a finished job never moves back. Finishing keeps CellResult, the run's state and
+automatic retries current in the same transaction.
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import timedelta
+from typing import Protocol
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from testing_app.models import CellResult
+from testing_app.models import Host
+from testing_app.models import Job
+from testing_app.models import Run
+from testing_app.models import WorkerProcess
+from testing_app.models.verdicts import IN_FLIGHT_VERDICTS
+from testing_app.models.verdicts import Verdict
+from testing_app.queues import Capabilities
+from testing_app.queues import serves_variant
+from testing_app.services.dispatch import Dispatch
+from testing_app.services.dispatch import clone_cell
+from testing_app.services.dispatch import push_after_commit
+from testing_app.services.dispatch import withdraw_from_redis
+from testing_app.services.maintenance import reinstate_if_passing
+from testing_app.services.notices import notify_job_finished
+
+logger = logging.getLogger(__name__)
+
+# An avoided host hands a retry on at most this often, so a job never bounces forever.
+MAX_HANDOFFS = 2
+# What finishing a job writes (see _store_outcome).
+OUTCOME_FIELDS = [
+    "status",
+    "verdict",
+    "finished_at",
+    "duration_s",
+    "error_message",
+    "exit_code",
+    "command",
+    "runner",
+    "runner_version",
+    "download_s",
+    "test_s",
+    "solved_packages",
+    "log_path",
+    "log_tail",
+    "failure_excerpt",
+]
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What a runner reports; finish_job stores it and decides what follows."""
+
+    verdict: str
+    error_message: str = ""
+    exit_code: int | None = None
+    command: list[str] = field(default_factory=list)
+    runner: str = ""
+    runner_version: str = ""
+    download_s: float | None = None
+    test_s: float | None = None
+    solved_packages: list[dict] = field(default_factory=list)
+    log_path: str = ""
+    log_tail: str = ""
+    failure_excerpt: str = ""
+    # False for errors another attempt cannot fix (e.g. no runner for the job's kind).
+    retryable: bool = True
+
+
+@dataclass(frozen=True)
+class Declined:
+    """This worker must not run the job now; RQ offers it again after `delay_s` (the job stays
+    `queued` in the database, with the same RQ id, so nothing is duplicated)."""
+
+    reason: str
+    delay_s: int
+
+
+class JobRunner(Protocol):
+    def __call__(
+        self, *, job: Job, worker: WorkerProcess | None, on_progress: Callable[[str], None]
+    ) -> JobOutcome: ...
+
+
+def runner_for(job: Job) -> JobRunner | None:
+    """The runner of a job's kind. Test jobs run conda-build (or DISTRO_JOB_RUNNER, e.g. the
+    benchmark's no-op); install checks get their rattler runner with the planning issue."""
+    if job.kind == Job.Kind.TEST:
+        if settings.DISTRO_JOB_RUNNER:
+            return import_string(settings.DISTRO_JOB_RUNNER)
+        from testing_app.services.conda_runner import run_test_job
+
+        return run_test_job
+    return None
+
+
+def execute_job(
+    *, job_id: int, worker_name: str = "", runner: JobRunner | None = None
+) -> Job | Declined | None:
+    """Run one delivered job through its lifecycle. Returns the finished Job; None when this
+    delivery does nothing (job already started, finished or cancelled); Declined when this
+    worker must leave it to another one or to later."""
+    worker = None
+    if worker_name:
+        worker = (
+            WorkerProcess.objects.select_related("host__platform").filter(name=worker_name).first()
+        )
+    job = start_job(job_id=job_id, worker=worker)
+    if job is None or isinstance(job, Declined):
+        return job
+    runner = runner or runner_for(job)
+    if runner is None:
+        outcome = JobOutcome(
+            verdict=Verdict.ERROR,
+            error_message=f"No runner for {job.get_kind_display().lower()} jobs yet.",
+            retryable=False,
+        )
+        return finish_job(job_id=job.pk, outcome=outcome)
+    try:
+        outcome = runner(
+            job=job, worker=worker, on_progress=lambda tail: save_log_tail(job_id=job.pk, tail=tail)
+        )
+    except Exception as exc:  # noqa: BLE001 - any runner crash is an infrastructure error, kept on the job
+        logger.exception("runner crashed on job %s", job.pk)
+        outcome = JobOutcome(verdict=Verdict.ERROR, error_message=f"Runner crashed: {exc!r}")
+    return finish_job(job_id=job.pk, outcome=outcome)
+
+
+@transaction.atomic
+def start_job(*, job_id: int, worker: WorkerProcess | None) -> Job | Declined | None:
+    """queued -> running, guarded. None when the job is not queued any more (a duplicate
+    delivery); Declined when this worker must not run it (host paused, avoided host)."""
+    job = (
+        Job.objects.select_for_update(of=("self",))
+        .select_related("variant")
+        .filter(pk=job_id)
+        .first()
+    )
+    if job is None or job.status != Job.Status.QUEUED:
+        logger.info("job %s: not queued (%s), delivery ignored", job_id, job and job.status)
+        return None
+    if worker is not None:
+        refusal, delay_s = _refusal(job, worker)
+        if refusal:
+            return _decline(job, worker, refusal, delay_s)
+    now = timezone.now()
+    job.status, job.started_at = Job.Status.RUNNING, now
+    job.log_path = f"{job.pk}.log"
+    if worker is not None:
+        _stamp_worker(job, worker)
+    job.save(
+        update_fields=[
+            "status",
+            "started_at",
+            "log_path",
+            "host",
+            "worker",
+            "worker_name",
+            "gpu_index",
+            "gpu_name",
+            "driver_version",
+        ]
+    )
+    if worker is not None:
+        WorkerProcess.objects.filter(pk=worker.pk).update(current_job=job)
+    CellResult.objects.filter(**_cell_filter(job), latest_job=job).update(
+        verdict=Verdict.RUNNING, updated_at=now
+    )
+    return job
+
+
+def _refusal(job: Job, worker: WorkerProcess) -> tuple[str, int]:
+    """Why this worker must not start the job ("" if it may), and how long the job should wait
+    before it is offered again, so that a worker that just declined does not take it straight
+    back (its own pause starts at its next heartbeat)."""
+    host = worker.host
+    if host.state != Host.State.ACTIVE:
+        return f"host is {host.state}", settings.WORKER_HEARTBEAT_S
+    capabilities = Capabilities(
+        host.platform.subdir, host.max_cuda if host.gpus else "", host.rocm_version
+    )
+    if job.platform_id != host.platform_id or not serves_variant(capabilities, job.variant):
+        # Only possible when a host's facts changed under a running worker; it re-probes on
+        # restart. Offered again later rather than in a tight loop.
+        return "host cannot serve this cell (misrouted)", settings.WORKER_LOST_AFTER_S
+    avoided = host.pk in job.avoid_host_ids and job.handoffs < MAX_HANDOFFS
+    if avoided and _other_host_idle(job, avoid=host.pk):
+        return "an earlier attempt failed on this host and another host is idle", 0
+    return "", 0
+
+
+def _decline(job: Job, worker: WorkerProcess, refusal: str, delay_s: int) -> "Declined":
+    logger.info("job %s declined by %s: %s", job.pk, worker.name, refusal)
+    if not delay_s:
+        Job.objects.filter(pk=job.pk).update(handoffs=job.handoffs + 1)
+    return Declined(reason=refusal, delay_s=delay_s)
+
+
+def _other_host_idle(job: Job, *, avoid: int) -> bool:
+    fresh = timezone.now() - timedelta(seconds=settings.WORKER_LOST_AFTER_S)
+    return (
+        WorkerProcess.objects.filter(
+            stopped_at__isnull=True,
+            last_heartbeat_at__gte=fresh,
+            current_job__isnull=True,
+            host__state=Host.State.ACTIVE,
+            queues__contains=[job.queue_name],
+        )
+        .exclude(host_id__in=[avoid, *job.avoid_host_ids])
+        .exists()
+    )
+
+
+def _stamp_worker(job: Job, worker: WorkerProcess) -> None:
+    host = worker.host
+    job.host, job.worker, job.worker_name = host, worker, worker.name
+    job.gpu_index = worker.gpu_index
+    gpu = next((g for g in host.gpus or [] if g.get("index") == worker.gpu_index), None)
+    job.gpu_name = (gpu or {}).get("name", "")[:200]
+    job.driver_version = host.driver_version if gpu else ""
+
+
+def save_log_tail(*, job_id: int, tail: str) -> None:
+    """The live view: the last lines of a running job's log."""
+    Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).update(log_tail=tail)
+
+
+@transaction.atomic
+def finish_job(*, job_id: int, outcome: JobOutcome) -> Job | None:
+    """running -> finished with the outcome's verdict, guarded; None when the job is not
+    running (it was finished, cancelled or given up on meanwhile: this result is ignored)."""
+    job = Job.objects.select_for_update().filter(pk=job_id).first()
+    if job is None or job.status != Job.Status.RUNNING:
+        logger.info("job %s: not running (%s), result ignored", job_id, job and job.status)
+        return None
+    now = timezone.now()
+    _store_outcome(job, outcome, now=now)
+    job.save(update_fields=OUTCOME_FIELDS)
+    if job.worker_id:
+        WorkerProcess.objects.filter(pk=job.worker_id, current_job=job).update(current_job=None)
+    retry = _automatic_retry(job, retryable=outcome.retryable)
+    _record_cell(job, retry=retry, now=now)
+    _update_run_state(job.run_id, now=now)
+    notify_job_finished(job=job)  # maintainers: own failure, or breakage by an upstream build
+    reinstate_if_passing(job=job)  # maintenance policy: a passing build undoes at_risk at once
+    return job
+
+
+def _store_outcome(job: Job, outcome: JobOutcome, *, now) -> None:
+    job.status, job.verdict, job.finished_at = Job.Status.FINISHED, outcome.verdict, now
+    job.duration_s = (now - job.started_at).total_seconds() if job.started_at else None
+    job.error_message = outcome.error_message
+    job.exit_code = outcome.exit_code
+    job.command = outcome.command
+    job.runner = outcome.runner or job.runner
+    job.runner_version = outcome.runner_version or job.runner_version
+    job.download_s, job.test_s = outcome.download_s, outcome.test_s
+    job.solved_packages = outcome.solved_packages
+    job.log_path = outcome.log_path or job.log_path
+    job.log_tail = outcome.log_tail or job.log_tail
+    job.failure_excerpt = outcome.failure_excerpt
+
+
+def _automatic_retry(job: Job, *, retryable: bool) -> Job | None:
+    """`error`: up to max_attempts, preferring another host, with backoff. `timeout`: once.
+    `failed` and `uninstallable` never: the package's own result does not change by retrying."""
+    if not retryable or job.attempt >= job.max_attempts:
+        return None
+    if job.verdict == Verdict.TIMEOUT:
+        if _earlier_attempts(job).filter(verdict=Verdict.TIMEOUT).exists():
+            return None
+    elif job.verdict != Verdict.ERROR:
+        return None
+    backoff = settings.RETRY_BACKOFF_S or [0]
+    delay = backoff[min(job.attempt - 1, len(backoff) - 1)]
+    avoid = list(job.avoid_host_ids)
+    if job.host_id and job.host_id not in avoid:
+        avoid.append(job.host_id)
+    retry = clone_cell(
+        job,
+        run_id=job.run_id,
+        attempt=job.attempt + 1,
+        retry_of=job,
+        avoid_host_ids=avoid,
+        not_before=timezone.now() + timedelta(seconds=delay) if delay else None,
+    )
+    retry.save()
+    dispatch = Dispatch.of(retry)
+    transaction.on_commit(lambda: push_after_commit([dispatch]))
+    logger.info("job %s (%s) retried as job %s in %s s", job.pk, job.verdict, retry.pk, delay)
+    return retry
+
+
+def _earlier_attempts(job: Job):
+    ids, current = [], job
+    while current.retry_of_id and len(ids) < job.max_attempts:
+        ids.append(current.retry_of_id)
+        current = Job.objects.only("retry_of_id").get(pk=current.retry_of_id)
+    return Job.objects.filter(pk__in=ids)
+
+
+def _cell_filter(job: Job) -> dict:
+    return {
+        "build_id": job.build_id,
+        "torch_release_id": job.torch_release_id,
+        "variant_id": job.variant_id,
+        "platform_id": job.platform_id,
+        "python": job.python,
+    }
+
+
+def _record_cell(job: Job, *, retry: Job | None, now) -> None:
+    """The cell shows the verdict, or `queued` again while a retry is in flight. A cell that a
+    newer job already owns is left alone (an old run finishing late)."""
+    cell = CellResult.objects.select_for_update().filter(**_cell_filter(job)).first()
+    if cell is None:
+        package_id = job.build.package_id
+        cell = CellResult(**_cell_filter(job), package_id=package_id, verdict=job.verdict)
+    elif cell.latest_job_id is not None and cell.latest_job_id > job.pk:
+        if retry is None or cell.latest_job_id > retry.pk:
+            return
+    elif cell.latest_job_id != job.pk and cell.verdict not in IN_FLIGHT_VERDICTS:
+        cell.previous_verdict = cell.verdict
+    cell.verdict = Verdict.QUEUED if retry else job.verdict
+    cell.latest_job = retry or job
+    cell.updated_at = now
+    cell.save()
+
+
+def _update_run_state(run_id: int, *, now) -> None:
+    """A run is finished when none of its jobs is queued or running. The run row is locked so
+    two jobs finishing together cannot both miss each other's commit."""
+    run = Run.objects.select_for_update().get(pk=run_id)
+    if run.state not in (Run.State.PLANNING, Run.State.RUNNING):
+        return
+    open_jobs = Job.objects.filter(
+        run_id=run_id, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]
+    )
+    if not open_jobs.exists():
+        Run.objects.filter(pk=run_id).update(state=Run.State.FINISHED, finished_at=now)
+
+
+def abandon_job(*, job_id: int, reason: str) -> Job | None:
+    """The process running a job died (work-horse killed, worker lost, cold shutdown): a running
+    job ends `error` with the reason and is retried. Idempotent: a job in any other state is
+    left alone (one that died before it started is still `queued`; the reconciler finds it
+    missing from Redis and enqueues it again)."""
+    outcome = JobOutcome(verdict=Verdict.ERROR, error_message=reason)
+    return finish_job(job_id=job_id, outcome=outcome)
+
+
+@transaction.atomic
+def cancel_job(*, job: Job, reason: str = "") -> Job | None:
+    """queued|running -> cancelled, guarded. A running job's worker sees its result ignored.
+    The cell goes back to the verdict it had before this job, when it still points here."""
+    now = timezone.now()
+    updated = Job.objects.filter(
+        Q(status=Job.Status.QUEUED) | Q(status=Job.Status.RUNNING), pk=job.pk
+    ).update(status=Job.Status.CANCELLED, finished_at=now, error_message=reason[:2000])
+    if not updated:
+        return None
+    job.refresh_from_db()
+    cell = (
+        CellResult.objects.select_for_update().filter(**_cell_filter(job), latest_job=job).first()
+    )
+    if cell is not None:
+        if cell.previous_verdict:
+            cell.verdict, cell.previous_verdict = cell.previous_verdict, ""
+            cell.save(update_fields=["verdict", "previous_verdict", "updated_at"])
+        else:
+            cell.delete()  # nothing was ever decided for this cell
+    if job.worker_id:
+        WorkerProcess.objects.filter(pk=job.worker_id, current_job=job).update(current_job=None)
+    _update_run_state(job.run_id, now=now)
+    transaction.on_commit(lambda: withdraw_from_redis(job.rq_job_id, queue_name=job.queue_name))
+    return job

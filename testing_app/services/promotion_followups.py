@@ -1,0 +1,141 @@
+"""After every item of a promotion landed: re-sync the target channel, tell the maintainers,
+and check that what users install together still installs from the target.
+
+Each step records {"step", "ok", "detail"} on the promotion; a step that fails is recorded and
+does not undo the promotion (the files are in the target either way).
+"""
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+
+import requests
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError
+from django.utils import timezone
+
+from packages_app.adapters.repodata import RepodataError
+from packages_app.models import Build
+from packages_app.models import TorchRelease
+from packages_app.services.catalog import import_repodata
+from testing_app.models import InstallabilityCheck
+from testing_app.models import Notification
+from testing_app.models import Promotion
+from testing_app.selectors.installability_plan import install_sets
+from testing_app.selectors.installability_plan import release_set_specs
+from testing_app.selectors.installability_plan import set_label
+from testing_app.services.installability import new_check
+from testing_app.services.installability import solve_check
+from testing_app.services.installability import solver_channels
+from testing_app.services.notifications import Notice
+from testing_app.services.notifications import notify
+
+logger = logging.getLogger(__name__)
+
+
+def run_followups(*, promotion: Promotion, solver: Callable) -> list[dict]:
+    items = list(promotion.items.select_related("build__package").order_by("pk"))
+    builds = [item.build for item in items]
+    steps = [
+        _step("re-sync the target channel", lambda: resync_target(promotion, builds)),
+        _step("notify maintainers", lambda: notify_maintainers(promotion, builds)),
+        _step("check install sets", lambda: check_install_sets(promotion, solver)),
+    ]
+    Promotion.objects.filter(pk=promotion.pk).update(followups=steps)
+    return steps
+
+
+def _step(name: str, action: Callable[[], tuple[bool, str]]) -> dict:
+    try:
+        ok, detail = action()
+    except (RepodataError, requests.RequestException, OSError, ValidationError) as exc:
+        ok, detail = False, str(exc)
+    except DatabaseError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - recorded on the promotion, the copy stands
+        logger.exception("promotion follow-up %r crashed", name)
+        ok, detail = False, f"crashed: {exc!r}"
+    return {"step": name, "ok": ok, "detail": detail[:2000]}
+
+
+def resync_target(promotion: Promotion, builds: list[Build]) -> tuple[bool, str]:
+    """Read the target's repodata of every subdir the promotion wrote to, so the catalog shows
+    the promoted builds in the target; they are marked promoted there."""
+    target = promotion.target_channel
+    subdirs = sorted({b.subdir for b in builds} | {"noarch"})
+    created = 0
+    for subdir in subdirs:
+        report = import_repodata(
+            channel=target,
+            source=f"{target.base_url}/{subdir}/repodata.json",
+            withdraw_missing=True,
+        )
+        created += report.created
+    Build.objects.filter(channel=target, subdir__in=subdirs, state=Build.State.STAGED).update(
+        state=Build.State.PROMOTED, updated_at=timezone.now()
+    )
+    now = timezone.now()
+    type(target).objects.filter(pk=target.pk).update(last_synced_at=now, last_sync_error="")
+    return True, f"{', '.join(subdirs)} re-read, {created} new builds in {target}"
+
+
+def notify_maintainers(promotion: Promotion, builds: list[Build]) -> tuple[bool, str]:
+    """One notice per maintainer for this promotion, listing their promoted builds."""
+    by_package = defaultdict(list)
+    for build in builds:
+        if build.package_id:
+            by_package[build.package].append(build)
+    told = 0
+    for package, promoted in by_package.items():
+        names = ", ".join(f"{b.name} {b.version}" for b in promoted)
+        notice = Notice(
+            kind=Notification.Kind.PROMOTION_DONE,
+            root_cause_key=f"promotion:{promotion.pk}",
+            subject=f"Promoted into {promotion.target_channel}: {names}",
+            body=(
+                f"These builds of {package.name} are now in the target channel "
+                f"{promotion.target_channel} (promotion #{promotion.pk}):"
+            ),
+            details=tuple(f"{b.subdir}/{b.filename}" for b in promoted),
+            link=promotion.get_absolute_url(),
+            package=package,
+            build=promoted[0],
+        )
+        told += len(notify(maintainers=list(package.maintainers.all()), notice=notice))
+    return True, f"{told} maintainer notice{'s' * (told != 1)} queued"
+
+
+def check_install_sets(promotion: Promotion, solver: Callable) -> tuple[bool, str]:
+    """Solve every configured install set, pinned to each supported PyTorch release, on each
+    platform that release ships, from the target channel as it is now; recorded as checks."""
+    target = promotion.target_channel
+    channels = solver_channels(target)
+    sets = install_sets()
+    if not sets:
+        return True, "no install set configured (INSTALL_SETS)"
+    checks = []
+    for release in TorchRelease.objects.filter(supported=True).prefetch_related("platforms"):
+        for platform in release.platforms.all():
+            for names in sets:
+                check = new_check(
+                    kind=InstallabilityCheck.Kind.POST,
+                    key=f"promotion:{promotion.pk}",
+                    builds=[],
+                    target=target,
+                    subdir=platform.subdir,
+                    label=f"{set_label(names)} @ pytorch {release.version}",
+                    specs=release_set_specs(names, release),
+                    channels=channels,
+                    promotion=promotion,
+                    torch_release=release,
+                    state=InstallabilityCheck.State.RUNNING,
+                    started_at=timezone.now(),
+                )
+                check.save()
+                solve_check(check, [], solver=solver)
+                checks.append(check)
+    solved = sum(1 for c in checks if c.ok)
+    errors = sum(1 for c in checks if c.state == InstallabilityCheck.State.ERROR)
+    detail = f"{solved} of {len(checks)} install sets solve from {target}"
+    detail += f", {errors} could not run" if errors else ""
+    return solved == len(checks), detail

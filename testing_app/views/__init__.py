@@ -1,0 +1,1 @@
+"""Pages of the testing side: matrix, runs, jobs, hosts, trends, badges (one module each)."""

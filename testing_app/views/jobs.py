@@ -1,0 +1,107 @@
+"""Job pages: every recorded fact, the failure excerpt first, the log (live tail, download)."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import FileResponse
+from django.http import Http404
+from django.http import JsonResponse
+from django.shortcuts import redirect
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_POST
+
+from testing_app.selectors.logs import get_failure_excerpt
+from testing_app.selectors.logs import read_log_chunk
+from testing_app.selectors.logs import read_log_tail
+from testing_app.selectors.logs import resolve_log_path
+from testing_app.selectors.runs import get_job
+from testing_app.selectors.runs import job_facts
+from testing_app.selectors.runs import job_is_live
+from testing_app.selectors.runs import list_cell_jobs
+from testing_app.services.dispatch import retry_job
+from testing_app.services.dispatch import user_may_retry_job
+from testing_app.views.runs import POLL_MS
+from testing_app.views.runs import job_state
+
+
+@require_GET
+def job_detail(request, pk):
+    job = get_job(pk)
+    log = read_log_tail(job)
+    return render(
+        request,
+        "testing_app/job_detail.html",
+        {
+            "job": job,
+            "log": log,
+            "excerpt": get_failure_excerpt(job, log),
+            "live": job_is_live(job),
+            "cell_jobs": list_cell_jobs(job),
+            "facts": job_facts(job),
+            # The service decides again on POST; this only decides whether to offer the button.
+            "may_retry": not job_is_live(job) and user_may_retry_job(request.user, job),
+            "poll_ms": POLL_MS,
+        },
+    )
+
+
+@require_GET
+def job_log(request, pk):
+    """The whole log file as a download."""
+    job = get_job(pk)
+    path = resolve_log_path(job)
+    if path is None:
+        raise Http404(f"Job {pk} has no log file on this server.")
+    # A finished log is stored gzip-compressed: hand it out as it is (smaller download).
+    compressed = path.suffix == ".gz"
+    return FileResponse(
+        path.open("rb"),
+        as_attachment=True,
+        filename=f"job-{job.pk}.log" + (".gz" if compressed else ""),
+        content_type="application/gzip" if compressed else "text/plain; charset=utf-8",
+    )
+
+
+@require_GET
+def job_log_tail(request, pk):
+    """Log text from `offset` on, for the live tail; `live` tells the page whether to go on."""
+    job = get_job(pk)
+    raw_offset = request.GET.get("offset", "0")
+    if not raw_offset.isdigit():
+        return JsonResponse(
+            {"detail": "offset must be a non-negative integer.", "code": "invalid_offset"},
+            status=400,
+        )
+    chunk = read_log_chunk(job, offset=int(raw_offset))
+    return JsonResponse(
+        {
+            "job": job.pk,
+            "status": job.status,
+            "verdict": job.verdict,
+            "live": job_is_live(job),
+            "state": job_state(job),
+            "available": chunk is not None,
+            "text": chunk.text if chunk else "",
+            # Without a log file, the lines the worker keeps on the row are all there is.
+            "tail": "" if chunk else job.log_tail,
+            "offset": chunk.offset if chunk else 0,
+            "next_offset": chunk.next_offset if chunk else 0,
+            "size": chunk.size if chunk else 0,
+            "poll_ms": POLL_MS,
+        }
+    )
+
+
+@login_required
+@require_POST
+def job_retry(request, pk):
+    """Ask for the cell to run again (maintainers of the package, release managers)."""
+    job = get_job(pk)
+    try:
+        retry = retry_job(job=job, requested_by=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect(job.get_absolute_url())
+    messages.success(request, f"Retry queued as job {retry.pk} (attempt {retry.attempt}).")
+    return redirect(retry.get_absolute_url())

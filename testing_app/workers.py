@@ -1,0 +1,160 @@
+"""The RQ worker class distro_worker runs: RQ's forking worker plus this project's rules.
+
+- Heartbeats go to PostgreSQL (WorkerProcess), idle or busy, every WORKER_HEARTBEAT_S.
+- Before taking a job it asks whether its host may take jobs (not pending, draining or
+  quarantined); a running job is never interrupted by a state change.
+- A killed work-horse ends its job `error` at once (retried), and what its test left running
+  is killed; the horse dies with its worker (Linux), taking its test process group with it.
+
+Database connections and fork: the worker keeps two connections. Its own heartbeats use a
+private alias, never touched by a work-horse. The default connection is handed to each
+work-horse in turn: the worker opens it before forking and does not use it while a horse
+runs; a horse that ends normally leaves it idle for the next one (a new PostgreSQL session
+per job would cost more than the rest of the lifecycle), and after a horse that died the
+worker discards it, since the session may have been left mid-statement.
+"""
+
+import copy
+import ctypes
+import gc
+import logging
+import os
+import signal
+import sys
+import time
+from importlib import import_module
+
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS
+from django.db import connections
+from django.utils.module_loading import import_string
+from rq.worker import Worker
+
+from testing_app.services.conda_runner import clean_up_dead_runner
+from testing_app.services.conda_runner import sweep_stale_workspaces
+from testing_app.services.dispatch import job_pk_from_rq_id
+from testing_app.services.execution import abandon_job
+from testing_app.services.hosts import record_worker_heartbeat
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_DB = "distro_worker_heartbeat"
+PR_SET_PDEATHSIG = 1
+# Exit status of a work-horse whose database session raised an error (see perform_job).
+EXIT_DATABASE_SUSPECT = 3
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def _ensure_heartbeat_alias() -> None:
+    """A second connection to the same database, for the worker's own heartbeats."""
+    if HEARTBEAT_DB not in connections.settings:
+        connections.settings[HEARTBEAT_DB] = copy.deepcopy(connections.settings[DEFAULT_DB_ALIAS])
+
+
+class DistroWorker(Worker):
+    """One worker process of a registered host (one per GPU)."""
+
+    def __init__(self, *args, worker_process_id: int, **kwargs):
+        kwargs.setdefault("job_monitoring_interval", settings.WORKER_HEARTBEAT_S)
+        super().__init__(*args, **kwargs)
+        _ensure_heartbeat_alias()
+        self.worker_process_id = worker_process_id
+        # Imported here, once: a work-horse is a fresh fork per job and would otherwise import
+        # the job module and a configured runner again for every single job.
+        import_module("testing_app.jobs")
+        if settings.DISTRO_JOB_RUNNER:
+            import_string(settings.DISTRO_JOB_RUNNER)
+        self._last_db_heartbeat = 0.0
+        self._may_take_jobs = False
+        self._host_state = ""
+        self._horse_status: int | None = None
+
+    # --- heartbeats ---------------------------------------------------------------------------
+    def db_heartbeat(self, *, between_jobs: bool) -> bool:
+        """Stamp this worker in PostgreSQL (at most every WORKER_HEARTBEAT_S); returns whether
+        the host may take jobs. Between jobs it also sweeps dead runners' workspaces (that uses
+        the default connection, which belongs to the work-horse while one runs)."""
+        if time.monotonic() - self._last_db_heartbeat >= settings.WORKER_HEARTBEAT_S:
+            reply = record_worker_heartbeat(worker_id=self.worker_process_id, using=HEARTBEAT_DB)
+            self._last_db_heartbeat = time.monotonic()
+            if between_jobs:
+                sweep_stale_workspaces()
+            if reply.host_state != self._host_state:
+                self.log.info("Worker %s: host is %s", self.name, reply.host_state)
+            self._host_state, self._may_take_jobs = reply.host_state, reply.may_take_jobs
+        return self._may_take_jobs
+
+    def maintain_heartbeats(self, job, execution):
+        super().maintain_heartbeats(job, execution)
+        self.db_heartbeat(between_jobs=False)
+
+    # --- taking jobs --------------------------------------------------------------------------
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+        """Dequeue only while the host may take jobs; wake up every heartbeat to re-check."""
+        interval = max(1, settings.WORKER_HEARTBEAT_S)
+        while not self._stop_requested:
+            if not self.db_heartbeat(between_jobs=True):
+                if timeout is None:  # burst mode: nothing to wait for
+                    return None
+                self.heartbeat()
+                self.procline(f"Paused: host is {self._host_state}")
+                time.sleep(interval)
+                continue
+            wait = None if timeout is None else max(1, min(timeout, interval))
+            result = super().dequeue_job_and_maintain_ttl(wait, max_idle_time=wait)
+            if result is not None or timeout is None:
+                return result
+        return None
+
+    # --- the work-horse -----------------------------------------------------------------------
+    def fork_work_horse(self, job, queue):
+        # The horse inherits an open, idle default connection (see the module docstring).
+        connections[DEFAULT_DB_ALIAS].ensure_connection()
+        # Objects that exist now are left out of the horse's garbage collections, so it does not
+        # touch (and copy-on-write) the memory it shares with this process.
+        gc.freeze()
+        super().fork_work_horse(job, queue)
+
+    def main_work_horse(self, job, queue):
+        if _LIBC is not None:
+            _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        super().main_work_horse(job, queue)
+
+    def perform_job(self, job, queue, execution):
+        result = super().perform_job(job, queue, execution)
+        if self.is_horse and connections[DEFAULT_DB_ALIAS].errors_occurred:
+            # The job's result is recorded; tell the worker this session saw a database error,
+            # so that it does not hand the connection on to the next horse.
+            os._exit(EXIT_DATABASE_SUSPECT)
+        return result
+
+    def wait_for_horse(self):
+        retpid, ret_val, rusage = super().wait_for_horse()
+        if retpid:
+            self._horse_status = ret_val
+        return retpid, ret_val, rusage
+
+    def execute_job(self, job, queue):
+        self._horse_status = None
+        try:
+            super().execute_job(job, queue)
+        finally:
+            if self._horse_status != os.EX_OK:
+                self._discard_default_connection()
+
+    def _discard_default_connection(self) -> None:
+        # The horse may have died mid-statement: nobody may use that session again.
+        connections[DEFAULT_DB_ALIAS].close()
+
+    def handle_work_horse_killed(self, job, retpid, ret_val, rusage):
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+        self._discard_default_connection()
+        job_pk = job_pk_from_rq_id(job.id)
+        if job_pk is None:
+            return
+        clean_up_dead_runner(job_id=job_pk)
+        signal_note = f" by signal {ret_val & 0x7F}" if ret_val and ret_val & 0x7F else ""
+        abandon_job(
+            job_id=job_pk,
+            reason=f"Work-horse of {self.name} died{signal_note} (exit status {ret_val}).",
+        )

@@ -1,0 +1,165 @@
+"""A promotion through the anaconda.org backend, at the HTTP boundary: the real binstar_client
+code sends the copy requests and the re-sync reads the target's repodata, `responses` answers as
+anaconda.org would. (The solver reads channels with its own HTTP client, so it is injected.)"""
+
+import json
+
+import pytest
+import responses
+from django.utils import timezone
+
+from packages_app.models import Build
+from packages_app.models import Channel
+from testing_app.adapters.solver import SolveResult
+from testing_app.models import InstallabilityCheck
+from testing_app.models import Variant
+from testing_app.services.promotions import create_promotion
+from testing_app.services.promotions import run_promotion
+from tests import factories
+
+pytest_plugins = ["tests.testing_app.promotion_fixtures"]
+pytestmark = pytest.mark.django_db
+
+API = "https://api.anaconda.example"
+CONDA = "https://conda.anaconda.example"
+TOKEN = "SECRET-anaconda-token-77"  # noqa: S105 - a test value, checked to never leak
+SHA = "12" * 32
+FILENAME = "kornia-0.7.3-py_0.conda"
+COPY_URL = f"{API}/copy/package/pytorch-staging/kornia/0.7.3/linux-64/{FILENAME}"
+
+
+def solves(**kwargs):
+    return SolveResult(True, (), "", 0.01)
+
+
+@pytest.fixture
+def staged(promo_settings):
+    promo_settings.ANACONDA_API_URL = API
+    promo_settings.ANACONDA_API_TOKEN = TOKEN
+    platform = factories.PlatformFactory(subdir="linux-64")
+    variant = factories.VariantFactory(name="cpu", kind=Variant.Kind.CPU)
+    release = factories.TorchReleaseFactory(version="2.5.1", supported=True)
+    release.variants.set([variant])
+    release.platforms.set([platform])
+    staging = Channel.objects.create(
+        name="pytorch-staging", url=f"{CONDA}/pytorch-staging", role="staging"
+    )
+    target = Channel.objects.create(name="pytorch", url=f"{CONDA}/pytorch", role="target")
+    package = factories.PackageFactory(name="kornia")
+    package.maintainers.add(factories.MaintainerFactory())
+    build = factories.BuildFactory(
+        channel=staging,
+        package=package,
+        name="kornia",
+        version="0.7.3",
+        build_string="py_0",
+        filename=FILENAME,
+        depends=["pytorch >=2.5,<2.6"],
+        sha256=SHA,
+    )
+    factories.CellResultFactory(
+        build=build, package=package, torch_release=release, variant=variant, platform=platform
+    )
+    for label in ("alone", "pytorch"):
+        InstallabilityCheck.objects.create(
+            kind="gate",
+            subject_key=f"build:{build.pk}",
+            build=build,
+            target_channel=target,
+            subdir="linux-64",
+            label=label,
+            state="done",
+            ok=True,
+            finished_at=timezone.now(),
+        )
+    return build
+
+
+@pytest.fixture
+def http():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+def _target_repodata(http):
+    record = {
+        "name": "kornia",
+        "version": "0.7.3",
+        "build": "py_0",
+        "build_number": 0,
+        "depends": ["pytorch >=2.5,<2.6"],
+        "subdir": "linux-64",
+        "sha256": SHA,
+        "size": 10,
+    }
+    http.add(
+        responses.GET,
+        f"{CONDA}/pytorch/linux-64/repodata.json",
+        body=json.dumps({"info": {"subdir": "linux-64"}, "packages.conda": {FILENAME: record}}),
+    )
+    http.add(
+        responses.GET,
+        f"{CONDA}/pytorch/noarch/repodata.json",
+        body=json.dumps({"info": {"subdir": "noarch"}, "packages": {}}),
+    )
+
+
+def _promote(build, user):
+    promotion, _ = create_promotion(build_ids=[build.pk], requested_by=user, idempotency_key="k")
+    return promotion
+
+
+def test_anaconda_promotion_retries_a_5xx_then_copies_and_resyncs(staged, release_manager, http):
+    http.add(responses.POST, COPY_URL, json={"error": "unavailable"}, status=503)
+    http.add(responses.POST, COPY_URL, json=[{"basename": f"linux-64/{FILENAME}"}], status=200)
+    _target_repodata(http)
+    promotion = _promote(staged, release_manager)
+    item = promotion.items.get()
+    assert item.source == (
+        f"anaconda.org pytorch-staging/label/main: pytorch-staging/kornia/0.7.3/linux-64/{FILENAME}"
+    )
+    assert item.destination == "anaconda.org pytorch/label/main"
+
+    result = run_promotion(promotion_id=promotion.pk, solver=solves, sleep=lambda s: None)
+
+    assert result.state == "done", result.error_message
+    item.refresh_from_db()
+    assert (item.state, item.attempts) == ("done", 2)
+    copies = [c for c in http.calls if c.request.method == "POST"]
+    assert len(copies) == 2
+    assert json.loads(copies[-1].request.body) == {
+        "to_owner": "pytorch",
+        "from_channel": "main",
+        "to_channel": "main",
+    }
+    assert result.followups[0]["ok"] is True
+    in_target = Build.objects.get(channel__name="pytorch", filename=FILENAME)
+    assert in_target.state == Build.State.PROMOTED
+    stored = " ".join([result.error_message, item.error_message, json.dumps(result.followups)])
+    assert TOKEN not in stored
+
+
+def test_anaconda_promotion_401_fails_at_once_with_a_clear_reason(staged, release_manager, http):
+    http.add(responses.POST, COPY_URL, json={"error": "token expired"}, status=401)
+    result = run_promotion(
+        promotion_id=_promote(staged, release_manager).pk, solver=solves, sleep=lambda s: None
+    )
+    assert result.state == "failed"
+    assert result.error_message.startswith("unauthorized: unauthorized (401)")
+    assert len(http.calls) == 1
+    assert TOKEN not in result.error_message
+
+
+def test_anaconda_promotion_409_with_the_same_file_counts_as_copied(staged, release_manager, http):
+    http.add(responses.POST, COPY_URL, json={"error": "conflict"}, status=409)
+    http.add(
+        responses.GET,
+        f"{API}/dist/pytorch/kornia/0.7.3/linux-64/{FILENAME}",
+        json={"sha256": SHA, "labels": ["main"]},
+    )
+    _target_repodata(http)
+    result = run_promotion(
+        promotion_id=_promote(staged, release_manager).pk, solver=solves, sleep=lambda s: None
+    )
+    assert result.state == "done"
+    assert "same sha256" in result.items.get().detail

@@ -1,0 +1,206 @@
+"""Release impact: registering a PyTorch release shows at once which packages admit it, exclude
+it or are unbounded, tells the maintainers who must bump once, and the page follows the wave."""
+
+import pytest
+from django.contrib.auth.models import Group
+
+from packages_app.models import TorchRelease
+from testing_app.models import Notification
+from testing_app.models import ReleaseImpact
+from testing_app.models import Verdict
+from testing_app.selectors.releases import final_version
+from testing_app.selectors.releases import get_release_follow
+from testing_app.services.releases import ReleaseInput
+from testing_app.services.releases import register_torch_release
+from tests import factories
+
+Category = ReleaseImpact.Category
+
+
+def _package(name, *depends, maintainers=(), version="1.0"):
+    package = factories.PackageFactory(name=name, latest_version=version)
+    package.maintainers.add(*maintainers)
+    factories.BuildFactory(name=name, package=package, version=version, depends=list(depends))
+    # An older version's bound does not count: only the latest builds are judged.
+    factories.BuildFactory(name=name, package=package, version="0.1", depends=["pytorch"])
+    return package
+
+
+@pytest.fixture
+def catalog(db):
+    ada = factories.MaintainerFactory(name="Ada")
+    grace = factories.MaintainerFactory(name="Grace")
+    return {
+        "ada": ada,
+        "grace": grace,
+        "admits": _package("kornia", "pytorch >=2.4,<2.7", maintainers=[grace]),
+        "excludes": _package("torchmetrics", "pytorch >=2.4,<2.6", maintainers=[ada]),
+        "excludes_too": _package("lightning", "pytorch 2.5.*", maintainers=[ada, grace]),
+        "unbounded": _package("fastai", "pytorch >=1.10", maintainers=[grace]),
+        "independent": _package("faiss-cpu", "numpy >=1.11,<2"),
+        "no_build": factories.PackageFactory(name="mmf", latest_version=""),
+        "axes": (factories.VariantFactory(name="cpu"), factories.PlatformFactory()),
+    }
+
+
+def _register(catalog, version="2.6.0", kind="final"):
+    variant, platform = catalog["axes"]
+    return register_torch_release(
+        data=ReleaseInput(
+            version=version,
+            kind=kind,
+            released_on=None,
+            supported=True,
+            variants=[variant],
+            platforms=[platform],
+            python_versions=["3.12"],
+        ),
+        registered_by=factories.UserFactory(username="rm"),
+    )
+
+
+def test_register_release_records_the_impact_of_every_live_package(catalog):
+    release = _register(catalog)
+    impact = dict(
+        ReleaseImpact.objects.filter(torch_release=release).values_list("package__name", "category")
+    )
+    assert impact == {
+        "kornia": Category.ADMITS,
+        "torchmetrics": Category.EXCLUDES,
+        "lightning": Category.EXCLUDES,
+        "fastai": Category.UNBOUNDED,
+        "faiss-cpu": Category.NO_DEPENDENCY,
+        "mmf": Category.NO_BUILD,
+    }
+    row = ReleaseImpact.objects.get(package=catalog["excludes"])
+    assert (row.version, row.specs) == ("1.0", "pytorch >=2.4,<2.6")
+    assert release.source == "registered by rm"
+
+
+def test_bump_needed_is_one_notice_per_maintainer_listing_their_packages(catalog):
+    _register(catalog)
+    rows = {r.maintainer.name: r for r in Notification.objects.filter(kind="bump_needed")}
+    assert set(rows) == {"Ada", "Grace"}  # kornia and fastai alone tell nobody
+    assert rows["Ada"].body.count("\n- ") == 2
+    assert "- lightning 1.0: pytorch 2.5.*" in rows["Ada"].body
+    assert "- torchmetrics 1.0: pytorch >=2.4,<2.6" in rows["Ada"].body
+    assert rows["Grace"].body.count("\n- ") == 1
+    assert rows["Ada"].link.endswith("/releases/2.6.0/")
+
+
+def test_rc_is_judged_as_its_final_and_the_final_tells_nobody_again(catalog):
+    # In conda's ordering 2.6.0rc1 < 2.6, so "<2.6" admits the candidate: the bump is still
+    # needed for 2.6.0, and it is said once for both.
+    rc = _register(catalog, version="2.6.0rc1", kind="rc")
+    assert final_version(rc) == "2.6.0"
+    assert ReleaseImpact.objects.get(package=catalog["excludes"]).category == Category.EXCLUDES
+    assert Notification.objects.filter(kind="bump_needed").count() == 2
+    _register(catalog, version="2.6.0")
+    assert Notification.objects.filter(kind="bump_needed").count() == 2
+    assert ReleaseImpact.objects.filter(package=catalog["excludes"]).count() == 2
+
+
+def test_final_version_keeps_a_final_release_as_it_is(db):
+    assert final_version(TorchRelease(version="2.6.0rc3", kind="rc")) == "2.6.0"
+    assert final_version(TorchRelease(version="2.10.1", kind="final")) == "2.10.1"
+    assert final_version(TorchRelease(version="2.7.0", kind="rc")) == "2.7.0"
+
+
+def test_register_rejects_a_bad_or_duplicate_version(catalog):
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError, match="Not a conda version"):
+        _register(catalog, version="2.6.0!!")
+    _register(catalog)
+    with pytest.raises(ValidationError, match="already registered"):
+        _register(catalog)
+    assert TorchRelease.objects.count() == 1
+
+
+def test_wave_follows_each_package_ready_failing_needs_bump_waiting(catalog, client):
+    release = _register(catalog)
+    variant, platform = catalog["axes"]
+
+    def cell(package, verdict):
+        build = package.builds.get(version="1.0")
+        factories.CellResultFactory(
+            build=build,
+            package=package,
+            torch_release=release,
+            variant=variant,
+            platform=platform,
+            verdict=verdict,
+        )
+
+    cell(catalog["admits"], Verdict.PASSED)
+    cell(catalog["unbounded"], Verdict.FAILED)
+    cell(catalog["excludes"], Verdict.NOT_APPLICABLE)  # the planner leaves excluded cells n/a
+    cell(catalog["independent"], Verdict.RUNNING)
+    follow = get_release_follow(release)
+    states = {row.impact.package.name: row.state for row in follow.rows}
+    assert states == {
+        "kornia": "ready",
+        "fastai": "failing",
+        "torchmetrics": "needs_bump",
+        "lightning": "needs_bump",
+        "faiss-cpu": "waiting",
+        "mmf": "waiting",
+    }
+    assert [r.impact.package.name for r in follow.rows][:3] == [
+        "lightning",
+        "torchmetrics",
+        "fastai",
+    ]
+    assert follow.by_state == {"needs_bump": 2, "failing": 1, "waiting": 2, "ready": 1}
+    content = client.get("/releases/2.6.0/").content.decode()
+    assert "exclude it: bump needed" in content
+    assert 'wave-row-needs_bump">' in content
+    assert "Ada" in content
+    assert "mailto:" not in content  # addresses only for release managers
+    assert "cells by current verdict over time" in content  # the wave chart is kept
+
+
+def test_wave_reads_a_bounded_number_of_queries(catalog, django_assert_num_queries):
+    release = _register(catalog)
+    get_release_follow(release)  # warm-up (content types, etc.)
+    with django_assert_num_queries(6):
+        get_release_follow(release)
+    for n in range(10):
+        _package(f"extra{n}", "pytorch >=2.4,<2.6", maintainers=[catalog["ada"]])
+    with django_assert_num_queries(6):
+        get_release_follow(release)
+
+
+def test_register_page_needs_the_release_manager_permission(catalog, client):
+    assert client.get("/releases/new/").status_code == 302  # sign in first
+    user = factories.UserFactory()
+    client.force_login(user)
+    assert client.get("/releases/new/").status_code == 403
+    user.groups.add(Group.objects.get(name="release managers"))
+    page = client.get("/releases/new/")
+    assert page.status_code == 200
+    variant, platform = catalog["axes"]
+    bad = client.post("/releases/new/", {"version": "2.6.0!!", "kind": "final"})
+    assert bad.status_code == 400
+    assert "Not a conda version" in bad.content.decode()
+    response = client.post(
+        "/releases/new/",
+        {
+            "version": "2.6.0",
+            "kind": "final",
+            "released_on": "2025-01-29",
+            "supported": "on",
+            "variants": [variant.pk],
+            "platforms": [platform.pk],
+            "python_versions": "3.11, 3.12",
+        },
+    )
+    assert response.status_code == 302
+    assert response["Location"] == "/releases/2.6.0/"
+    release = TorchRelease.objects.get(version="2.6.0")
+    assert release.python_versions == ["3.11", "3.12"]
+    assert ReleaseImpact.objects.filter(torch_release=release).count() == 6
+    detail = client.get("/releases/2.6.0/").content.decode()
+    assert "mailto:" in detail  # the maintainers to contact, for a release manager
+    listing = client.get("/releases/").content.decode()
+    assert "Register a release" in listing
