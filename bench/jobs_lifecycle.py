@@ -8,10 +8,12 @@ bench/_jobs_setup.py.
 """
 
 import os
+import resource
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from _jobs_setup import BASE_DIR
 from _jobs_setup import cell_axes
@@ -56,16 +58,11 @@ def main() -> None:
         "DISTRO_ENROLL_TOKEN": token,
         "PATH": os.environ.get("PATH", ""),
     }
-    started = time.perf_counter()
-    subprocess.run(  # noqa: S603
+    wall, cpu = _timed_run(
         [sys.executable, str(BASE_DIR / "manage.py"), "distro_worker", "--burst"]
         + ["--name", f"bench-{socket.gethostname()}"],
         env=env,
-        cwd=BASE_DIR,
-        check=True,
-        stdout=subprocess.DEVNULL,
     )
-    wall = time.perf_counter() - started
     jobs = Job.objects.filter(run=run)
     span = jobs.aggregate(first=Min("started_at"), last=Max("finished_at"))
     done = jobs.filter(status="finished", verdict="passed").count()
@@ -75,8 +72,40 @@ def main() -> None:
     print(f"worker wall time (start-up included): {wall:.1f} s")
     print(f"first start -> last finish: {busy:.1f} s = {count / busy:.0f} jobs/s")
     print(f"per-job overhead: {per_job_ms:.1f} ms (target <= {TARGET_OVERHEAD_MS:.0f} ms)")
+    print(f"CPU time of the worker and its work-horses: {1000 * cpu / count:.1f} ms per job")
     run.delete()
     flush_redis()
+    raw_wall, raw_cpu = _raw_rq_worker(count)
+    print(
+        f"same machine, same run: plain `rq worker` (forking, no Django, no database) on "
+        f"{count} no-op jobs: {1000 * raw_wall / count:.1f} ms per job wall, "
+        f"{1000 * raw_cpu / count:.1f} ms CPU"
+    )
+
+
+def _timed_run(argv: list[str], *, env: dict) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system, the process and everything it waited for)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run(argv, env=env, cwd=BASE_DIR, check=True, stdout=subprocess.DEVNULL)  # noqa: S603
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def _raw_rq_worker(count: int) -> tuple[float, float]:
+    """The floor under any RQ-based engine on this machine: RQ's own fork per job."""
+    import django_rq
+    from django.conf import settings
+    from rq import Queue
+
+    queue = Queue("bench-raw-worker", connection=django_rq.get_connection("default"))
+    queue.enqueue_many([Queue.prepare_data("os.getpid", result_ttl=600) for _ in range(count)])
+    rq_cli = str(Path(sys.executable).with_name("rq"))
+    argv = [rq_cli, "worker", "--burst", "--url", settings.REDIS_URL, "--quiet", queue.name]
+    wall, cpu = _timed_run(argv, env=dict(os.environ))
+    flush_redis()
+    return wall, cpu
 
 
 def _local_subdir() -> str:

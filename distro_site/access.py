@@ -19,6 +19,8 @@ ALWAYS_OPEN_PREFIXES = (
     "/propose/",
     "/proposals/",
     "/accounts/",
+    # The "test this build" API authenticates by its own per-package token.
+    "/api/test-this-build/",
 )
 
 

@@ -50,6 +50,9 @@ CODES = {
 PYTORCH_NAMES = frozenset({"pytorch", "pytorch-cpu", "pytorch-gpu", "libtorch"})
 # Dependencies whose next major release breaks packages as surely as a new PyTorch does.
 KEY_DEPENDENCIES = ("python", "numpy")
+# A bound on these bounds the key dependency too: conda-forge's newer builds depend on a bare
+# `python` plus `python_abi 3.14.* *_cp314`, which pins the interpreter series.
+KEY_DEPENDENCY_PINS = {"python": "python_abi"}
 # A version no real release will reach: a spec that admits it has no upper bound.
 UNBOUNDED_PROBE = Version("9999")
 
@@ -144,6 +147,9 @@ def lint_build_depends(
         if key == "python" and noarch == "python":
             continue
         specs = [s for s in depends if spec_name(s) == key]
+        pins = [s for s in depends if spec_name(s) == KEY_DEPENDENCY_PINS.get(key)]
+        if specs and pins:
+            specs = specs + pins
         try:
             admitted = _admitted(_constraints(specs)) if specs else None
         except (InvalidMatchSpecError, InvalidVersionSpecError):
@@ -261,14 +267,42 @@ def lint_build(build: "Build", *, abi_coupled: bool | None = None) -> list[LintF
     """Lint one catalog build; `abi_coupled` defaults to its package's flag (False without)."""
     if abi_coupled is None:
         abi_coupled = bool(build.package_id and build.package.abi_coupled)
-    return lint_build_depends(
+    findings = lint_build_depends(
         name=build.name,
         depends=list(build.depends or []),
         constrains=list(build.constrains or []),
         abi_coupled=abi_coupled,
-        noarch=build.noarch,
+        # Some records (e.g. out of lock files) lose their `noarch` field; one in the noarch
+        # subdir that depends on python is a noarch: python package all the same.
+        noarch=build.noarch or ("python" if build.subdir == "noarch" else ""),
     )
+    return [*findings, *unreadable_spec_findings(build, findings)]
 
 
 def has_errors(findings: list[LintFinding]) -> bool:
     return any(f.severity == ERROR for f in findings)
+
+
+def unreadable_spec_findings(build: "Build", findings: list[LintFinding]) -> list[LintFinding]:
+    """`spec-invalid` for every depends/constrains spec of a catalog build that py-rattler cannot
+    read (a channel sync keeps such a build, and the planner cannot test it: it says so here),
+    except PyTorch specs, which the PyTorch lint above already reports."""
+    reported = {f.spec for f in findings if f.code == SPEC_INVALID}
+    extra = []
+    for field_name in ("depends", "constrains"):
+        for spec in getattr(build, field_name) or []:
+            if spec in reported:
+                continue
+            try:
+                _parse(spec)
+            except InvalidMatchSpecError as exc:
+                extra.append(
+                    LintFinding(
+                        SPEC_INVALID,
+                        ERROR,
+                        f"{field_name} spec {spec} cannot be read: {exc}; the build cannot be "
+                        "planned or tested until it is fixed",
+                        spec,
+                    )
+                )
+    return extra

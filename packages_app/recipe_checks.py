@@ -208,8 +208,9 @@ def check_pytorch_upper_bound(recipe: RenderedRecipe) -> CheckResult:
 def check_pytorch_bugfix_releases(recipe: RenderedRecipe) -> CheckResult | None:
     """A bound must admit the bugfix releases of the newest series it admits (<2.6, not <=2.5.0).
 
-    A failure, as in the promotion gate, which holds builds to the same lint. None when no
-    output bounds PyTorch (the upper-bound check already reports that).
+    A warning at proposal time (the recipe can still be fixed before the first build is
+    staged); the promotion gate holds the builds themselves to the same lint as an error. None
+    when no output bounds PyTorch (the upper-bound check already reports that).
     """
     title = "Bounds admit PyTorch bugfix releases"
     too_tight, fine = [], []
@@ -225,7 +226,7 @@ def check_pytorch_bugfix_releases(recipe: RenderedRecipe) -> CheckResult | None:
         else:
             fine.append(f"{output.name}: {' and '.join(specs)} admits them")
     if too_tight:
-        return CheckResult("pytorch_bugfix", title, FAIL, "; ".join(too_tight) + ".")
+        return CheckResult("pytorch_bugfix", title, WARN, "; ".join(too_tight) + ".")
     if not fine:
         return None
     return CheckResult("pytorch_bugfix", title, PASS, "; ".join(fine) + ".")

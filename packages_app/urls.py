@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from . import token_views
 from . import views
 
 app_name = "packages"
@@ -9,4 +10,10 @@ app_name = "packages"
 urlpatterns = [
     path("", views.package_list, name="package-list"),
     path("<str:name>/", views.package_detail, name="package-detail"),
+    path("<str:name>/tokens/", token_views.package_tokens, name="package-tokens"),
+    path(
+        "<str:name>/tokens/<int:pk>/revoke/",
+        token_views.package_token_revoke,
+        name="package-token-revoke",
+    ),
 ]

@@ -7,6 +7,7 @@ jobs it enqueues.
 from django.conf import settings
 from rq import cron
 
+from packages_app.jobs import rq_sync_channels
 from testing_app.jobs import rq_apply_maintenance_policy
 from testing_app.jobs import rq_expire_waivers
 from testing_app.jobs import rq_reconcile_jobs
@@ -47,4 +48,14 @@ cron.register(
     interval=900,
     job_timeout=600,
     name="installability-checks",
+)
+
+# Channel sync (issue 5): staged builds are discovered and planned, upstream metadata stays
+# current for planning and install checks.
+cron.register(
+    rq_sync_channels,
+    "default",
+    interval=settings.SYNC_INTERVAL_S,
+    job_timeout=1800,
+    name="sync-channels",
 )

@@ -98,3 +98,10 @@ def rq_expire_waivers() -> None:
     from testing_app.services.waivers import expire_waivers
 
     expire_waivers()
+
+
+def rq_remove_from_target(event_id: int) -> None:
+    """A removed package's files leave the target channel (testing_app/services/maintenance)."""
+    from testing_app.services.maintenance import remove_from_target
+
+    remove_from_target(event_id=event_id)

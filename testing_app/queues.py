@@ -20,20 +20,26 @@ TEST_QUEUE_PREFIX = "test"
 INSTALL_QUEUE = "install"
 PROMOTE_QUEUE = "promote"
 DEFAULT_QUEUE = "default"
+RUNNER_SEPARATOR = "@"
+# The runners a test job may name (Job.required_runner); "" accepts either.
+RUNNERS = ("conda-build", "rattler")
 # Queues served by plain CPU workers (`manage.py rqworker`), never derived from capabilities.
 CPU_SERVICE_QUEUES = (DEFAULT_QUEUE, INSTALL_QUEUE, PROMOTE_QUEUE)
 
 
-def capability_queue_name(*, subdir: str, variant_name: str) -> str:
-    """`test.<subdir>.<variant>`, e.g. test.linux-64.cuda12.4: the queue of one capability."""
-    return f"{TEST_QUEUE_PREFIX}.{subdir}.{variant_name}"
+def capability_queue_name(*, subdir: str, variant_name: str, runner: str = "") -> str:
+    """`test.<subdir>.<variant>`, e.g. test.linux-64.cuda12.4: the queue of one capability.
+    A job that needs one runner goes to `test.<subdir>.<variant>@<runner>` (e.g. @rattler),
+    which only hosts that have that runner listen to."""
+    name = f"{TEST_QUEUE_PREFIX}.{subdir}.{variant_name}"
+    return f"{name}{RUNNER_SEPARATOR}{runner}" if runner else name
 
 
-def queue_for_cell(*, kind: str, subdir: str, variant_name: str) -> str:
+def queue_for_cell(*, kind: str, subdir: str, variant_name: str, runner: str = "") -> str:
     """Where a job of `kind` on that cell is enqueued: install checks need no particular host."""
     if kind == "install_check":
         return INSTALL_QUEUE
-    return capability_queue_name(subdir=subdir, variant_name=variant_name)
+    return capability_queue_name(subdir=subdir, variant_name=variant_name, runner=runner)
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,8 @@ class Capabilities:
     max_cuda: str = ""
     # Installed ROCm version ("" without an AMD GPU for this worker).
     rocm_version: str = ""
+    # Test runners available here ("conda-build", "rattler"), each with its own queues.
+    runners: tuple[str, ...] = ()
 
 
 def _version(text: str) -> Version | None:
@@ -98,12 +106,17 @@ def served_variants(capabilities: Capabilities, variants: Iterable[Variant]) -> 
 def queues_for_worker(
     *, capabilities: Capabilities, variants: Iterable[Variant], cpu_queues: Iterable[str] = ()
 ) -> list[str]:
-    """Every queue a worker listens on, highest priority first: its capability queues, then the
-    CPU service queues it is configured for (install, default, promote)."""
-    names = [
-        capability_queue_name(subdir=capabilities.subdir, variant_name=v.name)
-        for v in served_variants(capabilities, variants)
-    ]
+    """Every queue a worker listens on, highest priority first: its capability queues (each
+    followed by the queues of jobs that need one of its runners), then the CPU service queues
+    it is configured for (install, default, promote)."""
+    names = []
+    for variant in served_variants(capabilities, variants):
+        for runner in ("", *(r for r in capabilities.runners if r in RUNNERS)):
+            names.append(
+                capability_queue_name(
+                    subdir=capabilities.subdir, variant_name=variant.name, runner=runner
+                )
+            )
     for name in cpu_queues:
         if name and name not in names:
             names.append(name)

@@ -278,3 +278,19 @@ class PackageNoticeIssueFactory(factory.django.DjangoModelFactory):
 
     package = factory.SubFactory(PackageFactory)
     issue_url = factory.Sequence(lambda n: f"https://github.com/org/repo/issues/{n + 1}")
+
+
+class InstallabilityCheckFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "testing_app.InstallabilityCheck"
+
+    kind = "gate"
+    build = factory.SubFactory(BuildFactory, channel__label="")
+    subject_key = factory.LazyAttribute(lambda o: f"build:{o.build.pk}")
+    build_ids = factory.LazyAttribute(lambda o: [o.build.pk])
+    # Not role=target: the database allows one target channel.
+    target_channel = factory.SubFactory(ChannelFactory, label="")
+    subdir = "linux-64"
+    label = "alone"
+    state = "done"
+    ok = True

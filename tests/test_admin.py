@@ -24,6 +24,7 @@ from packages_app.models import TorchRelease
 from testing_app.models import CellResult
 from testing_app.models import EnrollmentToken
 from testing_app.models import Host
+from testing_app.models import InstallabilityCheck
 from testing_app.models import Job
 from testing_app.models import MaintainerClaim
 from testing_app.models import Notification
@@ -220,6 +221,12 @@ def _promotion_items(n: int) -> list:
     return factories.PromotionItemFactory.create_batch(n)
 
 
+def _installability_checks(n: int) -> list:
+    return factories.InstallabilityCheckFactory.create_batch(
+        n, promotion=factories.PromotionFactory(), requested_by=factories.UserFactory()
+    )
+
+
 def _notifications(n: int) -> list:
     return [
         factories.NotificationFactory(
@@ -276,6 +283,7 @@ MAKERS: dict[type, Callable[[int], list]] = {
     Waiver: _waivers,
     Promotion: _promotions,
     PromotionItem: _promotion_items,
+    InstallabilityCheck: _installability_checks,
     Notification: _notifications,
     ReleaseImpact: _release_impacts,
     PackageStatusEvent: _status_events,
@@ -286,7 +294,7 @@ MAKERS: dict[type, Callable[[int], list]] = {
 # (enrollment tokens are added through the same kind of service, from the admin's add form).
 # Proposal notes are an audit trail written by the review pages; worker rows by the workers.
 # Lifecycle events are taken (and notified) by the maintenance service only.
-NO_ADD = {PackageToken, ProposalNote, WorkerProcess, PackageStatusEvent}
+NO_ADD = {PackageToken, ProposalNote, WorkerProcess, PackageStatusEvent, InstallabilityCheck}
 MODELS = pytest.mark.parametrize("model", list(MAKERS), ids=lambda m: m.__name__)
 
 

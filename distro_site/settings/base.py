@@ -145,25 +145,30 @@ DEMO_DATA_DIR = BASE_DIR / "packages_app" / "demo_data"
 
 
 def _default_channels() -> list[dict]:
-    """The demo channels shipped with the project (real repodata snapshots), as file:// URLs."""
+    """The demo channels shipped with the project (real repodata snapshots), as file:// URLs.
+
+    Listed in solver priority order (test environments read upstream channels in the order
+    they were registered): `-c pytorch -c nvidia -c conda-forge`, as the lock files were made;
+    the snapshot last, since it holds only linux-64 metadata and cannot be solved on its own.
+    """
     channels_dir = DEMO_DATA_DIR / "channels"
     return [
-        {
-            "name": "pytorch-snapshot",
-            "url": (channels_dir / "pytorch-snapshot").as_uri(),
-            "role": "upstream",
-        },
-        {
-            "name": "conda-forge",
-            "url": (channels_dir / "lockfile/conda-forge").as_uri(),
-            "role": "upstream",
-        },
         {
             "name": "pytorch",
             "url": (channels_dir / "lockfile/pytorch").as_uri(),
             "role": "upstream",
         },
         {"name": "nvidia", "url": (channels_dir / "lockfile/nvidia").as_uri(), "role": "upstream"},
+        {
+            "name": "conda-forge",
+            "url": (channels_dir / "lockfile/conda-forge").as_uri(),
+            "role": "upstream",
+        },
+        {
+            "name": "pytorch-snapshot",
+            "url": (channels_dir / "pytorch-snapshot").as_uri(),
+            "role": "upstream",
+        },
     ]
 
 
@@ -356,3 +361,39 @@ MAINTENANCE_GRACE_DAYS = env.int("MAINTENANCE_GRACE_DAYS", default=30)
 MAINTENANCE_DEPRECATE_AFTER_DAYS = env.int("MAINTENANCE_DEPRECATE_AFTER_DAYS", default=30)
 # Maintainer claims accepted per client address and hour.
 CLAIM_RATE_LIMIT_PER_HOUR = env.int("CLAIM_RATE_LIMIT_PER_HOUR", default=5)
+
+# --- Channel sync, planning, install checks, runners (issue 5) --------------------------------
+# How often the scheduler syncs every channel's repodata (testing_app/cron.py).
+SYNC_INTERVAL_S = env.int("SYNC_INTERVAL_S", default=600)
+# Subdirs read from a channel that lists none (a missing subdir is skipped quietly).
+SYNC_SUBDIRS = env.list(
+    "SYNC_SUBDIRS", default=["noarch", "linux-64", "linux-aarch64", "osx-64", "osx-arm64", "win-64"]
+)
+# Python of a noarch build's cells: the newest the release ships, the oldest, or all of them.
+PLAN_NOARCH_PYTHON = env.str("PLAN_NOARCH_PYTHON", default="newest")
+# Reverse dependencies re-tested when a new build arrives: this deep (1: direct dependents);
+# for an ABI-coupled package PLAN_ABI_REVDEP_DEPTH deep (0: the whole transitive closure).
+PLAN_REVDEP_DEPTH = env.int("PLAN_REVDEP_DEPTH", default=1)
+PLAN_ABI_REVDEP_DEPTH = env.int("PLAN_ABI_REVDEP_DEPTH", default=0)
+# Where each variant kind exists (no CUDA on macOS, ROCm on linux-64 only); kinds not listed
+# exist everywhere. JSON object: kind -> subdirs.
+try:
+    PLAN_VARIANT_SUBDIRS = json.loads(
+        env.str(
+            "PLAN_VARIANT_SUBDIRS",
+            default='{"cuda": ["linux-64", "linux-aarch64", "win-64"], "rocm": ["linux-64"]}',
+        )
+    )
+except json.JSONDecodeError as exc:
+    raise ImproperlyConfigured(f"PLAN_VARIANT_SUBDIRS is not valid JSON: {exc}") from exc
+# The runner every planned test job needs: "" (either: conda-build where a host has it, else
+# rattler), "conda-build" or "rattler".
+PLAN_TEST_RUNNER = env.str("PLAN_TEST_RUNNER", default="")
+# The machine install checks pretend to be when a subdir is not in
+# INSTALL_CHECK_VIRTUAL_PACKAGES (never detected from the machine that runs the check).
+PLAN_LINUX_VERSION = env.str("PLAN_LINUX_VERSION", default="5.15")
+PLAN_GLIBC_VERSION = env.str("PLAN_GLIBC_VERSION", default="2.28")
+PLAN_OSX_VERSION = env.str("PLAN_OSX_VERSION", default="11.0")
+INSTALL_CHECK_MAX_ATTEMPTS = env.int("INSTALL_CHECK_MAX_ATTEMPTS", default=3)
+TEST_JOB_TIMEOUT_S = env.int("TEST_JOB_TIMEOUT_S", default=3600)
+TEST_JOB_MAX_ATTEMPTS = env.int("TEST_JOB_MAX_ATTEMPTS", default=3)

@@ -48,6 +48,8 @@ class RepodataRecord:
     sha256: str
     size: int | None
     timestamp: datetime | None
+    # Specs py-rattler cannot read, kept as written (lenient parsing only: parse_repodata_file).
+    unreadable_specs: tuple[str, ...] = ()
 
     @property
     def digest(self) -> str:
@@ -83,7 +85,11 @@ class ParsedRepodata:
 
 
 def read_repodata(
-    source: str, *, timeout_s: float = 30.0, max_bytes: int = 512 * 1024 * 1024
+    source: str,
+    *,
+    timeout_s: float = 30.0,
+    max_bytes: int = 512 * 1024 * 1024,
+    lenient_specs: bool = False,
 ) -> ParsedRepodata:
     """Load and validate a repodata.json from a path or a file://, http:// or https:// URL."""
     scheme = urlparse(source).scheme
@@ -91,12 +97,13 @@ def read_repodata(
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "repodata.json"
             _download(source, path, timeout_s=timeout_s, max_bytes=max_bytes)
-            return parse_repodata_file(path, source=source)
+            return parse_repodata_file(path, source=source, lenient_specs=lenient_specs)
     if scheme == "file":
-        return parse_repodata_file(Path(unquote(urlparse(source).path)), source=source)
+        path = Path(unquote(urlparse(source).path))
+        return parse_repodata_file(path, source=source, lenient_specs=lenient_specs)
     if scheme and len(scheme) > 1:
         raise RepodataError(f"{source}: unsupported URL scheme {scheme!r} (use http, https, file)")
-    return parse_repodata_file(Path(source), source=source)
+    return parse_repodata_file(Path(source), source=source, lenient_specs=lenient_specs)
 
 
 def _download(url: str, path: Path, *, timeout_s: float, max_bytes: int) -> None:
@@ -114,8 +121,15 @@ def _download(url: str, path: Path, *, timeout_s: float, max_bytes: int) -> None
         raise RepodataError(f"{url}: download failed: {exc}") from exc
 
 
-def parse_repodata_file(path: Path, *, source: str | None = None) -> ParsedRepodata:
-    """Parse one repodata.json file; every record and every spec is validated by py-rattler."""
+def parse_repodata_file(
+    path: Path, *, source: str | None = None, lenient_specs: bool = False
+) -> ParsedRepodata:
+    """Parse one repodata.json file; every record and every spec is validated by py-rattler.
+
+    A spec py-rattler cannot read rejects the whole file, unless `lenient_specs` (channel sync):
+    then the record is kept as it is, with the spec in `unreadable_specs` and out of
+    `depends_names`, and the build's lint reports it (a lint error on the build, not a crash).
+    """
     label = source or str(path)
     if not path.is_file():
         raise RepodataError(f"{label}: no such file")
@@ -128,7 +142,7 @@ def parse_repodata_file(path: Path, *, source: str | None = None) -> ParsedRepod
         )
     except Exception as exc:  # rattler raises its own exception types without a common base
         raise RepodataError(_locate_bad_record(raw, label) or f"{label}: {exc}") from exc
-    records = [_to_record(rec, label) for rec in rattler_records]
+    records = [_to_record(rec, label, lenient=lenient_specs) for rec in rattler_records]
     return ParsedRepodata(source=label, subdir=subdir, records=records)
 
 
@@ -198,13 +212,17 @@ def _locate_record_rattler_rejects(raw: dict, label: str) -> str | None:
     return None
 
 
-def _to_record(rec, label: str) -> RepodataRecord:
+def _to_record(rec, label: str, *, lenient: bool = False) -> RepodataRecord:
     depends_names = []
+    unreadable = []
     for field in ("depends", "constrains"):
         for spec in getattr(rec, field):
             try:
                 parsed = MatchSpec(spec)
             except Exception as exc:  # noqa: BLE001 - InvalidMatchSpecError and friends
+                if lenient:
+                    unreadable.append(spec)
+                    continue
                 raise RepodataError(
                     f"{label}: record {rec.file_name}: invalid {field} spec {spec!r}: {exc}"
                 ) from exc
@@ -229,4 +247,5 @@ def _to_record(rec, label: str) -> RepodataRecord:
         sha256=rec.sha256.hex() if rec.sha256 else "",
         size=rec.size,
         timestamp=rec.timestamp,
+        unreadable_specs=tuple(unreadable),
     )

@@ -11,6 +11,7 @@ from django.db.models import CharField
 from django.utils import timezone
 from rattler import Version
 
+from packages_app.adapters.repodata import ParsedRepodata
 from packages_app.adapters.repodata import RepodataError
 from packages_app.adapters.repodata import RepodataRecord
 from packages_app.adapters.repodata import read_repodata
@@ -52,6 +53,8 @@ class ImportReport:
     updated: int
     unchanged: int
     withdrawn: int
+    # File names of the builds this import created or changed (a channel sync plans them).
+    changed_files: tuple[str, ...] = ()
 
     @property
     def wrote_anything(self) -> bool:
@@ -76,6 +79,19 @@ def import_repodata(
     parsed = read_repodata(
         source, timeout_s=settings.HTTP_TIMEOUT_S, max_bytes=settings.REPODATA_MAX_BYTES
     )
+    return import_parsed_repodata(
+        channel=channel, parsed=parsed, withdraw_missing=withdraw_missing, progress=progress
+    )
+
+
+def import_parsed_repodata(
+    *,
+    channel: Channel,
+    parsed: ParsedRepodata,
+    withdraw_missing: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportReport:
+    """import_repodata for a file that is already read and validated (channel sync)."""
     _check_column_lengths(parsed.records, source=parsed.source)
     with transaction.atomic():
         report = _upsert_records(
@@ -174,6 +190,7 @@ def _upsert_records(
         updated=len(to_update),
         unchanged=len(records) - len(to_create) - len(to_update),
         withdrawn=withdrawn,
+        changed_files=tuple(b.filename for b in (*to_create, *to_update)),
     )
 
 

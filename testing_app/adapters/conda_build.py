@@ -69,11 +69,20 @@ class CondaBuildTest:
     channels: Sequence[str]
     extra_deps: Sequence[str]
     croot: Path
+    # What runs `binary` when it is not an executable itself: the rattler runner is a Python
+    # script with conda-build's command line (adapters/rattler_runner.py), run by this Python.
+    launcher: tuple[str, ...] = ()
 
     def argv(self) -> list[str]:
         """The command line. The package path comes before --extra-deps, whose nargs='+' would
         otherwise swallow it; --croot gives each job its own build root."""
-        argv = [self.binary, "--test", str(self.package_path), "--override-channels"]
+        argv = [
+            *self.launcher,
+            self.binary,
+            "--test",
+            str(self.package_path),
+            "--override-channels",
+        ]
         for channel in self.channels:
             argv += ["-c", channel]
         argv += ["--croot", str(self.croot)]

@@ -6,6 +6,7 @@ Parsing is split from running commands so it is tested against real captured out
 """
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
@@ -70,6 +71,8 @@ class HostFacts:
     max_cuda: str = ""
     rocm_version: str = ""
     conda_build_version: str = ""
+    # py-rattler, which the rattler runner needs ("" when it cannot be imported here).
+    rattler_version: str = ""
     # Why a part of the probe found nothing (e.g. "nvidia-smi: not found"), for the operator.
     notes: list[str] = field(default_factory=list)
 
@@ -227,6 +230,14 @@ def _probe_conda_build(run: Runner, conda_build_bin: str, notes: list[str]) -> s
         return ""
 
 
+def _probe_rattler(notes: list[str]) -> str:
+    try:
+        return importlib.metadata.version("py-rattler")
+    except importlib.metadata.PackageNotFoundError:
+        notes.append("py-rattler: not installed (no rattler runner)")
+        return ""
+
+
 def probe_host(*, conda_build_bin: str = "conda-build", run: Runner = run_command) -> HostFacts:
     """Everything the planner and the dispatcher need to know about this machine."""
     system = platform.system().lower()
@@ -248,6 +259,7 @@ def probe_host(*, conda_build_bin: str = "conda-build", run: Runner = run_comman
         max_cuda=max_cuda,
         rocm_version=_probe_rocm(notes) if system == "linux" else "",
         conda_build_version=_probe_conda_build(run, conda_build_bin, notes),
+        rattler_version=_probe_rattler(notes),
         notes=notes,
     )
 

@@ -6,6 +6,8 @@ of its own. Either way the caller blocks until rattler is done. See the fork not
 """
 
 import asyncio
+import atexit
+import time
 from collections.abc import Awaitable
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -14,8 +16,19 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+# rattler's runtime threads may still drop Python objects just after a call returns; if the
+# interpreter is finalizing by then, the process dies (SIGSEGV/SIGABRT, about 1 exit in 30
+# measured). A short pause at exit lets them finish; registered on first use only.
+EXIT_PAUSE_S = 0.05
+_exit_pause_registered = False
+
+
 def run_rattler(make_coroutine: Callable[[], Awaitable[T]]) -> T:
     """Await `make_coroutine()` on a fresh event loop and return its result (or raise)."""
+    global _exit_pause_registered  # noqa: PLW0603 - once per process
+    if not _exit_pause_registered:
+        atexit.register(time.sleep, EXIT_PAUSE_S)
+        _exit_pause_registered = True
     try:
         asyncio.get_running_loop()
     except RuntimeError:

@@ -3,6 +3,7 @@
 from django.contrib import admin
 
 from packages_app.admin.base import related_count
+from testing_app.models import InstallabilityCheck
 from testing_app.models import Promotion
 from testing_app.models import PromotionItem
 from testing_app.models import Waiver
@@ -45,6 +46,11 @@ class WaiverAdmin(admin.ModelAdmin):
             {"fields": (("created_by", "created_at"), "expires_at", ("revoked_by", "revoked_at"))},
         ),
     )
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # The waiver table is the audit: a waiver ends by being revoked (who, when), never
+        # by disappearing.
+        return False
 
     @admin.display(description="waives")
     def target(self, obj: Waiver) -> str:
@@ -123,3 +129,32 @@ class PromotionItemAdmin(admin.ModelAdmin):
     raw_id_fields = ("promotion", "build")
     readonly_fields = ("state", "attempts", "copied_at", "error_message")
     show_full_result_count = False
+
+
+@admin.register(InstallabilityCheck)
+class InstallabilityCheckAdmin(admin.ModelAdmin):
+    """Solver runs against the target channel: written by the checks, read here."""
+
+    list_display = (
+        "id",
+        "kind",
+        "subject_key",
+        "subdir",
+        "label",
+        "state",
+        "ok",
+        "target_channel",
+        "finished_at",
+    )
+    list_select_related = ("target_channel",)
+    list_filter = ("kind", "state", "ok")
+    search_fields = ("=subject_key", "label")
+    date_hierarchy = "created_at"
+    raw_id_fields = ("build", "promotion", "torch_release", "requested_by")
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]

@@ -75,6 +75,14 @@ class JobKind(models.TextChoices):
     TEST = "test", "Test"
 
 
+class JobRunner(models.TextChoices):
+    """What runs a test job; a job that names one goes to that runner's queue (queues.py)."""
+
+    ANY = "", "Any runner"
+    CONDA_BUILD = "conda-build", "conda-build --test"
+    RATTLER = "rattler", "rattler (py-rattler, no conda)"
+
+
 class JobStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
@@ -88,6 +96,8 @@ class Job(models.Model):
     Kind = JobKind
 
     Status = JobStatus
+
+    Runner = JobRunner
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="jobs")
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -104,6 +114,10 @@ class Job(models.Model):
         "packages_app.Build", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     extra_specs = models.JSONField(default=list, blank=True)
+    # The runner this job needs; "" accepts either (the host's conda-build, else rattler).
+    required_runner = models.CharField(
+        max_length=32, choices=Runner.choices, blank=True, default=Runner.ANY
+    )
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     verdict = models.CharField(max_length=16, choices=Verdict.choices, blank=True)
@@ -238,6 +252,8 @@ class CellResult(models.Model):
     latest_job = models.ForeignKey(
         Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Why the planner decided the cell without running anything (not_applicable), for pages.
+    detail = models.CharField(max_length=300, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

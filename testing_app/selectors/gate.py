@@ -11,17 +11,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.urls import reverse
-
 from packages_app.models import Build
+from testing_app.selectors.gate_artifact import installability_policy
+from testing_app.selectors.gate_artifact import license_policy
+from testing_app.selectors.gate_artifact import lint_policy
+from testing_app.selectors.gate_artifact import not_promoted_policy
 from testing_app.selectors.gate_inputs import GateInputs
 from testing_app.selectors.gate_inputs import candidate_builds
 from testing_app.selectors.gate_inputs import load_gate_inputs
 from testing_app.selectors.gate_policies import cells_policy
-from testing_app.selectors.gate_policies import installability_policy
-from testing_app.selectors.gate_policies import license_policy
-from testing_app.selectors.gate_policies import lint_policy
-from testing_app.selectors.gate_policies import not_promoted_policy
+from testing_app.selectors.gate_policies import fast_reverse
 from testing_app.selectors.gate_policies import package_policy
 from testing_app.selectors.gate_policies import policy_waiver
 from testing_app.selectors.gate_policies import reverse_dependencies_policy
@@ -91,6 +90,8 @@ class SetGateReport:
 
     @property
     def summary(self) -> str:
+        if self.status == PROMOTABLE and len(self.members) == 1:
+            return self.members[0].summary
         if self.status == PROMOTABLE:
             return f"All {len(self.members)} members pass, and the set installs from the target"
         wanted = FAIL if self.status == BLOCKED else WAITING
@@ -120,7 +121,7 @@ def _apply_policy_waiver(result: PolicyResult, build: Build, inputs: GateInputs)
 
 
 def _excuses_url(build: Build) -> str:
-    return reverse("testing:build-excuses", kwargs={"pk": build.pk})
+    return fast_reverse("testing:build-excuses", "pk", build.pk)
 
 
 def _evaluate(build: Build, inputs: GateInputs, *, with_installability: bool) -> GateReport:

@@ -1,10 +1,12 @@
-"""The policies of the promotion gate (DESIGN.md section 6), each a pure function of one build
-and the inputs gate_inputs.py read for it. `waiting` is never a failure: it means a result is
-still to come (a cell in flight, a check not run yet)."""
+"""The policies of the promotion gate (DESIGN.md section 6) about the build's results: package,
+required cells, tests exist, reverse dependencies; each a pure function of one build and the
+inputs gate_inputs.py read for it (the artifact's own policies are in gate_artifact.py), plus
+the helpers both share. `waiting` is never a failure: it means a result is still to come."""
 
 from collections import defaultdict
+from functools import lru_cache
 
-from django.conf import settings
+from django.urls import get_script_prefix
 from django.urls import reverse
 from rattler import BuildString
 from rattler import MatchSpec
@@ -16,7 +18,6 @@ from rattler.exceptions import InvalidVersionSpecError
 from packages_app.models import Build
 from packages_app.models import Package
 from packages_app.selectors import admitted_torch_releases
-from testing_app.models import InstallabilityCheck
 from testing_app.models import Job
 from testing_app.models import Waiver
 from testing_app.models.verdicts import IN_FLIGHT_VERDICTS
@@ -25,10 +26,6 @@ from testing_app.selectors.gate_inputs import GateInputs
 from testing_app.selectors.gate_types import FAIL
 from testing_app.selectors.gate_types import PASS
 from testing_app.selectors.gate_types import POLICY_CELLS
-from testing_app.selectors.gate_types import POLICY_INSTALLABILITY
-from testing_app.selectors.gate_types import POLICY_LICENSE
-from testing_app.selectors.gate_types import POLICY_LINT
-from testing_app.selectors.gate_types import POLICY_NOT_PROMOTED
 from testing_app.selectors.gate_types import POLICY_PACKAGE
 from testing_app.selectors.gate_types import POLICY_REVERSE_DEPENDENCIES
 from testing_app.selectors.gate_types import POLICY_TESTS
@@ -37,9 +34,7 @@ from testing_app.selectors.gate_types import WAIVED
 from testing_app.selectors.gate_types import Evidence
 from testing_app.selectors.gate_types import GateLine
 from testing_app.selectors.gate_types import PolicyResult
-from testing_app.selectors.installability_plan import ALONE
-from testing_app.selectors.installability_plan import check_labels
-from testing_app.selectors.installability_plan import required_subdirs
+from testing_app.selectors.gate_types import plural
 
 # Verdicts that count as the package's (or the infrastructure's) failure on a cell.
 FAILING_VERDICTS = frozenset(
@@ -47,11 +42,35 @@ FAILING_VERDICTS = frozenset(
 )
 # A package that is at risk is still in the distribution: a passing build is how it recovers.
 PROMOTABLE_PACKAGE_STATES = (Package.Status.ACTIVE, Package.Status.AT_RISK)
+# Which of a cell's rows (one per python) speaks for it: the worst, in this order.
+RANK = {
+    verdict: rank
+    for rank, verdict in enumerate(
+        [*sorted(FAILING_VERDICTS), *sorted(IN_FLIGHT_VERDICTS), Verdict.NO_TESTS]
+    )
+}
 MAX_LINES = 200
 
 
+PLACEHOLDER = "7919793"
+
+
+@lru_cache(maxsize=32)
+def _url_template(viewname: str, kwarg: str, script_prefix: str) -> str:
+    # reverse() costs ~0.1 ms; the gate of a queue needs thousands of links of the same shape.
+    return reverse(viewname, kwargs={kwarg: PLACEHOLDER})
+
+
+def fast_reverse(viewname: str, kwarg: str, value) -> str:
+    return _url_template(viewname, kwarg, get_script_prefix()).replace(PLACEHOLDER, str(value))
+
+
 def job_url(job_id: int | None) -> str:
-    return reverse("testing:job-detail", kwargs={"pk": job_id}) if job_id else ""
+    return fast_reverse("testing:job-detail", "pk", job_id) if job_id else ""
+
+
+def package_url(name: str) -> str:
+    return fast_reverse("packages:package-detail", "name", name)
 
 
 def cell_label(inputs: GateInputs, release_id: int, variant_id: int, platform_id: int) -> str:
@@ -86,7 +105,7 @@ def package_policy(build: Build, inputs: GateInputs) -> PolicyResult:
     package = build.package
     if package is None:
         return PolicyResult(POLICY_PACKAGE, FAIL, f"{build.name} is not a registered package")
-    evidence = (Evidence(f"package {package.name}", package.get_absolute_url()),)
+    evidence = (Evidence(f"package {package.name}", package_url(package.name)),)
     if package.status not in PROMOTABLE_PACKAGE_STATES:
         return PolicyResult(
             POLICY_PACKAGE, FAIL, f"package is {package.get_status_display().lower()}", (), evidence
@@ -138,7 +157,7 @@ def cells_policy(build: Build, inputs: GateInputs) -> PolicyResult:
     except (InvalidMatchSpecError, InvalidVersionSpecError, InvalidVersionError) as exc:
         return PolicyResult(POLICY_CELLS, FAIL, f"its dependencies cannot be read: {exc}")
     matrix = (
-        Evidence("package test matrix", build.package.get_absolute_url() + "#test-matrix")
+        Evidence("package test matrix", package_url(build.package.name) + "#test-matrix")
         if build.package_id
         else Evidence("package page", build.get_absolute_url())
     )
@@ -173,11 +192,10 @@ def cells_policy(build: Build, inputs: GateInputs) -> PolicyResult:
 def _cell_line(label: str, rows: list, waiver: Waiver | None, key) -> GateLine | None:
     if not rows:
         return GateLine(WAITING, label, "", "", "no result yet (not planned or not reported)")
-    relevant = [r for r in rows if effective_verdict(r) != Verdict.NOT_APPLICABLE]
+    relevant = [(v, r) for r in rows if (v := effective_verdict(r)) != Verdict.NOT_APPLICABLE]
     if not relevant:
         return None
-    worst = min(relevant, key=lambda r: _rank(effective_verdict(r)))
-    verdict = effective_verdict(worst)
+    verdict, worst = min(relevant, key=lambda pair: RANK.get(pair[0], len(RANK)))
     label += f" × py{worst.python}" if worst.python and len(relevant) == 1 else ""
     url = job_url(worst.latest_job_id)
     if verdict in IN_FLIGHT_VERDICTS:
@@ -194,11 +212,6 @@ def _cell_line(label: str, rows: list, waiver: Waiver | None, key) -> GateLine |
     if verdict == Verdict.NO_TESTS:
         return GateLine(PASS, label, verdict, url, "ran, but has no tests (see Tests exist)")
     return GateLine(PASS, label, verdict, url)
-
-
-def _rank(verdict: str) -> int:
-    order = [*sorted(FAILING_VERDICTS), *IN_FLIGHT_VERDICTS, Verdict.NO_TESTS]
-    return order.index(verdict) if verdict in order else len(order)
 
 
 def _cells_result(lines: list[GateLine], counts: dict, matrix: Evidence) -> PolicyResult:
@@ -221,7 +234,8 @@ def _cells_result(lines: list[GateLine], counts: dict, matrix: Evidence) -> Poli
         status = WAITING
     else:
         reason = f"{counts[PASS]} of {total} required cells passed"
-        reason += f", {counts[WAIVED]} waived" if counts[WAIVED] else ""
+        if counts[WAIVED]:
+            reason = f"{plural(total, 'required cell')} passed or waived ({counts[WAIVED]} waived)"
         status = PASS
     return PolicyResult(POLICY_CELLS, status, reason, tuple(lines[:MAX_LINES]), evidence[:20])
 
@@ -249,11 +263,11 @@ def tests_policy(build: Build, inputs: GateInputs) -> PolicyResult:
         return PolicyResult(
             POLICY_TESTS,
             FAIL,
-            f"conda-build found nothing to test on {no_tests} cells",
+            f"conda-build found nothing to test on {plural(no_tests, 'cell')}",
             tuple(lines),
         )
     if ran:
-        return PolicyResult(POLICY_TESTS, PASS, f"tests ran on {ran} cells", tuple(lines))
+        return PolicyResult(POLICY_TESTS, PASS, f"tests ran on {plural(ran, 'cell')}", tuple(lines))
     return PolicyResult(POLICY_TESTS, WAITING, "no test has run to the end yet", tuple(lines))
 
 
@@ -278,11 +292,11 @@ def reverse_dependencies_policy(build: Build, inputs: GateInputs) -> PolicyResul
             POLICY_REVERSE_DEPENDENCIES, PASS, "no registered package depends on this build"
         )
     if counts[FAIL]:
-        status, reason = FAIL, f"{counts[FAIL]} re-test{'s' * (counts[FAIL] > 1)} regressed"
+        status, reason = FAIL, f"{plural(counts[FAIL], 're-test')} regressed"
     elif counts[WAITING]:
-        status, reason = WAITING, f"{counts[WAITING]} re-tests still to come"
+        status, reason = WAITING, f"{plural(counts[WAITING], 're-test')} still to come"
     else:
-        status, reason = PASS, f"{counts[PASS]} re-tests, no regression"
+        status, reason = PASS, f"{plural(counts[PASS], 're-test')}, no regression"
     return PolicyResult(POLICY_REVERSE_DEPENDENCIES, status, reason, tuple(lines), evidence[:20])
 
 
@@ -335,114 +349,3 @@ def _expected_dependents(build: Build, inputs: GateInputs) -> set[str]:
             if named and match.matches(record):
                 expected.add(dependent.name)
     return expected
-
-
-# --- installability ---------------------------------------------------------------------------
-
-
-def installability_policy(
-    builds: list[Build], subject_key: str, inputs: GateInputs, *, anchor_url: str = ""
-) -> PolicyResult:
-    """The stored solver outcomes of `subject_key` (one build, or a coordinated set) against the
-    target channel: for every platform needed and every install set, the latest check."""
-    if inputs.target_channel is None:
-        return PolicyResult(POLICY_INSTALLABILITY, FAIL, "no target channel is configured")
-    latest: dict[tuple[str, str], InstallabilityCheck] = {}
-    for check in inputs.checks.get(subject_key, ()):
-        latest.setdefault((check.subdir, check.label), check)
-    subdirs = required_subdirs(builds, inputs)
-    lines, counts = [], defaultdict(int)
-    for subdir in subdirs:
-        for label in check_labels():
-            line = _check_line(latest.get((subdir, label)), subdir, label, anchor_url)
-            counts[line.status] += 1
-            lines.append(line)
-    evidence = tuple(Evidence(f"solver output {line.text}", line.url) for line in lines if line.url)
-    if counts[FAIL]:
-        first = next(line for line in lines if line.status == FAIL)
-        status, reason = FAIL, f"not installable: {first.text}: {first.note}"
-    elif counts[WAITING]:
-        status, reason = WAITING, f"{counts[WAITING]} of {len(lines)} solver checks still to run"
-    else:
-        status, reason = PASS, f"solves on {', '.join(subdirs)} ({len(lines)} checks)"
-    return PolicyResult(POLICY_INSTALLABILITY, status, reason, tuple(lines), evidence[:20])
-
-
-def _check_line(check, subdir: str, label: str, anchor_url: str) -> GateLine:
-    text = f"{subdir} [{label if label != ALONE else 'by itself'}]"
-    if check is None:
-        return GateLine(WAITING, text, "", "", "not checked yet")
-    url = f"{anchor_url}#check-{check.pk}" if anchor_url else ""
-    if check.state in (InstallabilityCheck.State.QUEUED, InstallabilityCheck.State.RUNNING):
-        return GateLine(WAITING, text, "", url, f"check {check.get_state_display().lower()}")
-    if check.state == InstallabilityCheck.State.ERROR:
-        return GateLine(FAIL, text, "", url, f"the check could not run: {check.error_message}")
-    when = f"checked {check.finished_at:%Y-%m-%d %H:%M}"
-    if check.ok:
-        return GateLine(PASS, text, "", url, f"{when}, {len(check.packages)} packages")
-    if check.baseline_ok is False:
-        return GateLine(PASS, text, "", url, f"{when}: unsolvable without this build too")
-    first_line = (check.explanation or "unsolvable").strip().splitlines()[-1].strip()
-    return GateLine(FAIL, text, "", url, f"{when}: {first_line}")
-
-
-# --- lint, license, not promoted --------------------------------------------------------------
-
-
-def lint_policy(build: Build, inputs: GateInputs) -> PolicyResult:
-    from packages_app.lint import ERROR
-    from packages_app.lint import lint_build
-
-    findings = lint_build(build)
-    lines = tuple(
-        GateLine(FAIL if f.severity == ERROR else PASS, f.spec or f.code, "", "", f.message)
-        for f in findings
-    )
-    errors = [f for f in findings if f.severity == ERROR]
-    if errors:
-        return PolicyResult(POLICY_LINT, FAIL, errors[0].message, lines)
-    warnings = len(findings)
-    reason = "PyTorch bound present and admits bugfix releases"
-    reason += f" ({warnings} warning{'s' * (warnings > 1)})" if warnings else ""
-    return PolicyResult(POLICY_LINT, PASS, reason, lines)
-
-
-def _normalise(text: str) -> str:
-    return " ".join("".join(c if c.isalnum() else " " for c in text.lower()).split())
-
-
-def license_policy(build: Build, inputs: GateInputs) -> PolicyResult:
-    license_text = build.license or (build.package.license if build.package_id else "")
-    normalised = f" {_normalise(license_text)} "
-    for forbidden in settings.NON_REDISTRIBUTABLE_LICENSES:
-        if forbidden and f" {_normalise(forbidden)} " in normalised:
-            return PolicyResult(
-                POLICY_LICENSE,
-                FAIL,
-                f"license {license_text!r} forbids redistribution ({forbidden})",
-            )
-    if not license_text:
-        return PolicyResult(POLICY_LICENSE, PASS, "no license recorded; none is on the block list")
-    return PolicyResult(POLICY_LICENSE, PASS, f"{license_text}")
-
-
-def not_promoted_policy(build: Build, inputs: GateInputs) -> PolicyResult:
-    if build.state == Build.State.PROMOTED:
-        return PolicyResult(POLICY_NOT_PROMOTED, FAIL, "already promoted")
-    if build.state == Build.State.WITHDRAWN:
-        return PolicyResult(POLICY_NOT_PROMOTED, FAIL, "withdrawn from its channel")
-    if (build.subdir, build.filename) in inputs.in_target:
-        return PolicyResult(
-            POLICY_NOT_PROMOTED, FAIL, "a file of that name is already in the target"
-        )
-    if build.pk in inputs.open_items:
-        promotion_id, state = inputs.open_items[build.pk]
-        url = reverse("testing:promotion-detail", kwargs={"pk": promotion_id})
-        return PolicyResult(
-            POLICY_NOT_PROMOTED,
-            WAITING,
-            f"part of promotion #{promotion_id} ({state}): let it finish, resume or cancel it",
-            (),
-            (Evidence(f"promotion #{promotion_id}", url),),
-        )
-    return PolicyResult(POLICY_NOT_PROMOTED, PASS, "staged, in no other promotion")

@@ -81,8 +81,17 @@ class PolicyResult:
         return self.policy in WAIVABLE_POLICIES
 
     @property
+    def has_waived_lines(self) -> bool:
+        return any(line.status == WAIVED for line in self.lines)
+
+    @property
     def one_line(self) -> str:
         return f"{self.title}: {self.reason}"
+
+
+def plural(count: int, singular: str, plural_form: str = "") -> str:
+    """Counts in reasons read as English: "1 cell", "2 cells"."""
+    return f"{count} {singular if count == 1 else (plural_form or singular + 's')}"
 
 
 def overall_status(results) -> str:
@@ -97,7 +106,10 @@ def overall_status(results) -> str:
 def summary_line(status: str, results) -> str:
     """The blocking (or waiting) reason on one line, as the queue shows it."""
     if status == PROMOTABLE:
-        waived = sum(1 for r in results if r.status == WAIVED)
+        # Waived is never silently green: count waived policies and waived cells.
+        waived = sum(1 for r in results if r.status == WAIVED) + sum(
+            1 for r in results if r.status == PASS for line in r.lines if line.status == WAIVED
+        )
         return "Every policy passes" + (f" ({waived} waived)" if waived else "")
     wanted = FAIL if status == BLOCKED else WAITING
     matching = [r for r in results if r.status == wanted]

@@ -90,11 +90,15 @@ def get_package_health(*, name: str, package: Package | None, versions: list[str
     lint = get_package_lint(name=name, version=versions[0] if versions else "")
     if package is None:
         return PackageHealth(lint, [], "", False, 0)
-    events = list(
-        PackageStatusEvent.objects.filter(package=package)
-        .select_related("torch_release", "by")
-        .order_by("-created_at", "-id")[:EVENTS_SHOWN]
-    )
+    # An active package's past episodes stay in the admin: the page shows the timeline only
+    # while the package is on it (and saves the query otherwise).
+    events = []
+    if package.status in (Status.AT_RISK, Status.DEPRECATED, Status.REMOVED):
+        events = list(
+            PackageStatusEvent.objects.filter(package=package)
+            .select_related("torch_release", "by")
+            .order_by("-created_at", "-id")[:EVENTS_SHOWN]
+        )
     maintainer_needed = not package.maintainers.all()  # prefetched by the page
     claims = (
         MaintainerClaim.objects.filter(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
+from django.db.models import Q
 from django.db.models import QuerySet
 from rattler import BuildString
 from rattler import MatchSpec
@@ -64,15 +65,27 @@ class SuggestedSet:
 
 
 @dataclass(frozen=True)
+class QueueGroup:
+    status: str
+    title: str
+    reports: list[GateReport]  # oldest first, at most the limit asked for
+    total: int
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > len(self.reports)
+
+
+@dataclass(frozen=True)
 class PromotionQueue:
-    groups: list[tuple[str, str, list[GateReport]]]  # (status, title, reports oldest first)
+    groups: list[QueueGroup]
     sets: list[SuggestedSet]
     recent: list[Promotion]
     target: Channel | None
 
     @property
     def total(self) -> int:
-        return sum(len(reports) for _, _, reports in self.groups)
+        return sum(group.total for group in self.groups)
 
 
 def get_promotion_queue(*, limit_per_group: int | None = None) -> PromotionQueue:
@@ -97,7 +110,10 @@ def get_promotion_queue(*, limit_per_group: int | None = None) -> PromotionQueue
         )[:RECENT_PROMOTIONS]
     )
     return PromotionQueue(
-        groups=[(key, title, grouped[key][:limit_per_group]) for key, title in GROUPS],
+        groups=[
+            QueueGroup(key, title, grouped[key][:limit_per_group], len(grouped[key]))
+            for key, title in GROUPS
+        ],
         sets=suggested,
         recent=recent,
         target=inputs.target_channel,
@@ -120,6 +136,19 @@ def _record(build: Build) -> PackageRecord | None:
         )
     except (InvalidVersionError, ValueError):
         return None
+
+
+def suggest_set_for(build: Build) -> list[int]:
+    """The suggested set `build` belongs to ([] if none): the candidates it pins or that pin it,
+    read with two indexed lookups instead of the whole queue."""
+    related = list(
+        list_candidate_builds().filter(
+            Q(pk=build.pk)
+            | Q(depends_names__contains=[build.name])
+            | Q(name__in=build.depends_names or [])
+        )
+    )
+    return next((ids for ids in suggest_sets(related) if build.pk in ids), [])
 
 
 def suggest_sets(builds: list[Build]) -> list[list[int]]:

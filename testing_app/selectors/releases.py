@@ -12,7 +12,6 @@ from dataclasses import field
 
 from django.db.models import Count
 from django.db.models import F
-from django.db.models import Prefetch
 from rattler import Version
 
 from packages_app.lint import PYTORCH_NAMES
@@ -23,6 +22,7 @@ from packages_app.models import Package
 from packages_app.models import TorchRelease
 from testing_app.models import CellResult
 from testing_app.models import ReleaseImpact
+from testing_app.models import Run
 from testing_app.models.verdicts import IN_FLIGHT_VERDICTS
 from testing_app.models.verdicts import Verdict
 from testing_app.verdict_display import worst_of
@@ -76,20 +76,29 @@ class PackageImpact:
         return Category(self.category).label
 
 
-def _latest_builds(packages: list[Package]) -> dict[int, list[Build]]:
-    builds = (
+@dataclass(frozen=True)
+class LatestBuild:
+    """What impact needs of one latest build (plain values: thousands are read per page)."""
+
+    pk: int
+    depends: list[str]
+    constrains: list[str]
+
+
+def _latest_builds(packages: list[Package]) -> dict[int, list[LatestBuild]]:
+    rows = (
         Build.objects.filter(package__in=packages, version=F("package__latest_version"))
         .exclude(state=Build.State.WITHDRAWN)
-        .only("pk", "package_id", "name", "version", "subdir", "depends", "constrains")
         .order_by("package_id", "subdir", "pk")
+        .values_list("package_id", "pk", "depends", "constrains")
     )
-    by_package: dict[int, list[Build]] = defaultdict(list)
-    for build in builds:
-        by_package[build.package_id].append(build)
+    by_package: dict[int, list[LatestBuild]] = defaultdict(list)
+    for package_id, pk, depends, constrains in rows:
+        by_package[package_id].append(LatestBuild(pk, depends or [], constrains or []))
     return by_package
 
 
-def classify(builds: list[Build], version: Version) -> tuple[str, str]:
+def classify(builds, version: Version) -> tuple[str, str]:
     """(category, PyTorch specs as written) of one package's latest builds for one version."""
     if not builds:
         return Category.NO_BUILD, ""
@@ -111,13 +120,35 @@ def list_live_packages() -> list[Package]:
     return list(
         Package.objects.filter(status__in=LIVE_STATUSES)
         .exclude(name__in=PYTORCH_NAMES)
-        .prefetch_related(Prefetch("maintainers", queryset=Maintainer.objects.order_by("name")))
+        .only("pk", "name", "status", "latest_version")
         .order_by("name")
     )
 
 
+def attach_maintainers(impacts: list[PackageImpact]) -> list[PackageImpact]:
+    """Fill `maintainers` of the given impacts (one query): only the rows that are shown or
+    told need them, not every live package."""
+    through = Package.maintainers.through
+    rows = (
+        through.objects.filter(package_id__in=[i.package.pk for i in impacts])
+        .select_related("maintainer")
+        .order_by("maintainer__name")
+    )
+    by_package: dict[int, list[Maintainer]] = defaultdict(list)
+    for row in rows:
+        by_package[row.package_id].append(row.maintainer)
+    for impact in impacts:
+        impact.maintainers = by_package.get(impact.package.pk, [])
+    return impacts
+
+
 def get_release_impact(release: TorchRelease) -> list[PackageImpact]:
-    """Every live package (PyTorch itself aside) against `release`, before any test runs."""
+    """Every live package (PyTorch itself aside) against `release`, before any test runs
+    (without maintainers: attach_maintainers fills those that are needed)."""
+    return _impact_and_latest(release)[0]
+
+
+def _impact_and_latest(release: TorchRelease) -> tuple[list[PackageImpact], list[int]]:
     version = Version(final_version(release))
     packages = list_live_packages()
     latest = _latest_builds(packages)
@@ -126,14 +157,10 @@ def get_release_impact(release: TorchRelease) -> list[PackageImpact]:
         category, specs = classify(latest.get(package.pk, []), version)
         result.append(
             PackageImpact(
-                package=package,
-                category=category,
-                version=package.latest_version,
-                specs=specs,
-                maintainers=list(package.maintainers.all()),
+                package=package, category=category, version=package.latest_version, specs=specs
             )
         )
-    return result
+    return result, [b.pk for builds in latest.values() for b in builds]
 
 
 @dataclass
@@ -164,6 +191,8 @@ class ReleaseFollow:
     by_state: dict[str, int]
     by_category: dict[str, int]
     registered: bool
+    # The runs of this release's wave (newest first); none until the planner starts it.
+    runs: list = field(default_factory=list)
 
 
 def wave_state(category: str, counts: dict[str, int]) -> str:
@@ -180,13 +209,9 @@ def wave_state(category: str, counts: dict[str, int]) -> str:
 
 
 def get_release_follow(release: TorchRelease) -> ReleaseFollow:
-    """The wave per package, worst first: needs bump, failing, waiting, ready."""
-    impacts = get_release_impact(release)
-    latest_ids = list(
-        Build.objects.filter(
-            package__in=[i.package for i in impacts], version=F("package__latest_version")
-        ).values_list("pk", flat=True)
-    )
+    """The wave per package, worst first: needs bump, failing, waiting, ready (the page shows
+    them a page at a time, optionally one state only; the counts cover every package)."""
+    impacts, latest_ids = _impact_and_latest(release)
     counts: dict[int, dict[str, int]] = defaultdict(dict)
     cells = (
         CellResult.objects.filter(torch_release=release, build_id__in=latest_ids)
@@ -222,6 +247,7 @@ def get_release_follow(release: TorchRelease) -> ReleaseFollow:
         by_state=by_state,
         by_category=by_category,
         registered=bool(registered),
+        runs=list(Run.objects.filter(torch_release=release).order_by("-id")[:5]),
     )
 
 

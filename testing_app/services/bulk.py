@@ -71,9 +71,9 @@ def _prepared_column(field, jobs: Sequence[Job]) -> list:
 # previous_verdict, so a regression can be told from a failure that already existed.
 _UPSERT_CELLS = """
 INSERT INTO {cell} AS c (build_id, package_id, torch_release_id, variant_id, platform_id,
-                         python, verdict, previous_verdict, latest_job_id, updated_at)
+                         python, verdict, previous_verdict, latest_job_id, detail, updated_at)
 SELECT u.build_id, b.package_id, u.torch_release_id, u.variant_id, u.platform_id, u.python,
-       %(verdict)s, '', u.job_id, %(now)s
+       %(verdict)s, '', u.job_id, '', %(now)s
 FROM unnest(%(builds)s::bigint[], %(releases)s::bigint[], %(variants)s::bigint[],
             %(platforms)s::bigint[], %(pythons)s::varchar[], %(jobs)s::bigint[])
      AS u(build_id, torch_release_id, variant_id, platform_id, python, job_id)
@@ -83,6 +83,7 @@ ON CONFLICT ON CONSTRAINT cellresult_unique_cell DO UPDATE SET
                             ELSE c.verdict END,
     verdict = EXCLUDED.verdict,
     latest_job_id = EXCLUDED.latest_job_id,
+    detail = '',
     updated_at = EXCLUDED.updated_at
 WHERE c.latest_job_id IS NULL OR c.latest_job_id < EXCLUDED.latest_job_id
 """
@@ -144,9 +145,12 @@ def _mark_cells_queued_orm(by_cell: dict, *, now: datetime) -> None:
             if cell.verdict not in IN_FLIGHT_VERDICTS:
                 cell.previous_verdict = cell.verdict
             cell.verdict, cell.latest_job_id, cell.updated_at = Verdict.QUEUED, job.pk, now
+            cell.detail = ""
             updates.append(cell)
     CellResult.objects.bulk_update(
-        updates, ["verdict", "previous_verdict", "latest_job", "updated_at"], batch_size=500
+        updates,
+        ["verdict", "previous_verdict", "latest_job", "detail", "updated_at"],
+        batch_size=500,
     )
     CellResult.objects.bulk_create(inserts, batch_size=CREATE_BATCH)
 

@@ -1,12 +1,18 @@
 """The test runner: fetch the build's file, run `conda-build --test` on it, decide the verdict.
 
+The same path runs the rattler runner (adapters/rattler_runner.py), a script with conda-build's
+command line and output markers built on py-rattler, for hosts without conda-build: the
+download, the job's workspace, the log, the timeout and the classification are shared.
+
 Everything the job did goes into its log (LOG_DIR/<pk>.log while it runs, compressed when it
 ends), with secrets redacted; the live tail is saved on the job every LOG_TAIL_INTERVAL_S.
 """
 
+import importlib.metadata
 import logging
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -41,6 +47,8 @@ from testing_app.services.execution import JobOutcome
 logger = logging.getLogger(__name__)
 
 RUNNER_NAME = "conda-build"
+RATTLER_RUNNER = "rattler"
+RATTLER_RUNNER_SCRIPT = Path(__file__).resolve().parent.parent / "adapters" / "rattler_runner.py"
 CHANNEL_ROLE_ORDER = (Channel.Role.STAGING, Channel.Role.TARGET, Channel.Role.UPSTREAM)
 
 
@@ -109,9 +117,32 @@ def classify(run: CondaBuildTestRun, *, timeout_s: int) -> tuple[str, str]:
     return Verdict.ERROR, f"conda-build exited {run.exit_code} without a test verdict."
 
 
-def _runner_version(worker: WorkerProcess | None, env: dict) -> str:
-    if worker is not None and worker.host.runners.get(RUNNER_NAME):
-        return worker.host.runners[RUNNER_NAME]
+def choose_test_runner(job: Job, worker: WorkerProcess | None) -> str:
+    """The runner a test job gets: the one it names; else conda-build where the host has it
+    (the reference), else rattler. Without a registered worker (the demo's plain rqworker) the
+    conda-build binary is looked up on PATH."""
+    if job.required_runner:
+        return job.required_runner
+    if worker is not None:
+        return RUNNER_NAME if worker.host.runners.get(RUNNER_NAME) else RATTLER_RUNNER
+    return RUNNER_NAME if shutil.which(settings.CONDA_BUILD_BIN) else RATTLER_RUNNER
+
+
+def runner_command(runner: str) -> tuple[tuple[str, ...], str]:
+    """(launcher, binary) of a runner's command line."""
+    if runner == RATTLER_RUNNER:
+        return (sys.executable,), str(RATTLER_RUNNER_SCRIPT)
+    return (), settings.CONDA_BUILD_BIN
+
+
+def _runner_version(worker: WorkerProcess | None, env: dict, runner: str = RUNNER_NAME) -> str:
+    if worker is not None and worker.host.runners.get(runner):
+        return worker.host.runners[runner]
+    if runner == RATTLER_RUNNER:
+        try:
+            return importlib.metadata.version("py-rattler")
+        except importlib.metadata.PackageNotFoundError:
+            return ""
     try:
         return conda_build_version(settings.CONDA_BUILD_BIN, env=env)
     except (OSError, ValueError) as exc:
@@ -120,7 +151,11 @@ def _runner_version(worker: WorkerProcess | None, env: dict) -> str:
 
 
 def run_test_job(
-    *, job: Job, worker: WorkerProcess | None, on_progress: Callable[[str], None]
+    *,
+    job: Job,
+    worker: WorkerProcess | None,
+    on_progress: Callable[[str], None],
+    runner: str = RUNNER_NAME,
 ) -> JobOutcome:
     """Download, test, classify. Infrastructure trouble becomes an `error` outcome with the
     reason; nothing here raises for a failing package."""
@@ -133,9 +168,9 @@ def run_test_job(
         tail_lines=settings.LOG_TAIL_LINES,
     )
     croot = job_workspace(job.pk)
-    outcome = JobOutcome(verdict=Verdict.ERROR, runner=RUNNER_NAME)
+    outcome = JobOutcome(verdict=Verdict.ERROR, runner=runner)
     try:
-        outcome = _run(job, worker, log, croot, on_progress)
+        outcome = _run(job, worker, log, croot, on_progress, runner)
     finally:
         if croot.exists():
             shutil.rmtree(croot, onerror=_log_cleanup_error)
@@ -149,9 +184,10 @@ def run_test_job(
     )
 
 
-def _run(job, worker, log, croot, on_progress) -> JobOutcome:
+def _run(job, worker, log, croot, on_progress, runner=RUNNER_NAME) -> JobOutcome:
     env = child_environment()
-    version = _runner_version(worker, env)
+    version = _runner_version(worker, env, runner)
+    launcher, binary = runner_command(runner)
     where = f"{worker.name} on {worker.host.name}" if worker else "an unregistered worker"
     log.write(f"job {job.pk} (attempt {job.attempt}): {job.build.filename} on {where}")
     if worker is not None and worker.gpu_index is not None:
@@ -174,13 +210,14 @@ def _run(job, worker, log, croot, on_progress) -> JobOutcome:
         return JobOutcome(
             verdict=Verdict.ERROR,
             error_message=f"Download failed: {log.redact(str(exc))}",
-            runner=RUNNER_NAME,
+            runner=runner,
             runner_version=version,
             download_s=time.monotonic() - started,
         )
     download_s = time.monotonic() - started
     test = CondaBuildTest(
-        binary=settings.CONDA_BUILD_BIN,
+        binary=binary,
+        launcher=launcher,
         package_path=artifact.path,
         channels=channel_urls(job),
         extra_deps=extra_deps(job),
@@ -200,9 +237,9 @@ def _run(job, worker, log, croot, on_progress) -> JobOutcome:
         log.write(f"error: could not start conda-build: {exc}")
         return JobOutcome(
             verdict=Verdict.ERROR,
-            error_message=f"Could not start {settings.CONDA_BUILD_BIN}: {exc}",
+            error_message=f"Could not start {binary}: {exc}",
             command=test.argv(),
-            runner=RUNNER_NAME,
+            runner=runner,
             runner_version=version,
             download_s=download_s,
         )
@@ -213,7 +250,7 @@ def _run(job, worker, log, croot, on_progress) -> JobOutcome:
         error_message=reason if verdict in (Verdict.ERROR, Verdict.TIMEOUT) else "",
         exit_code=run.exit_code,
         command=list(run.argv),
-        runner=RUNNER_NAME,
+        runner=runner,
         runner_version=version,
         download_s=download_s,
         test_s=run.duration_s,

@@ -85,7 +85,8 @@ def enqueue_jobs(*, run: Run, jobs: Sequence[Job]) -> list[Job]:
     """Write `jobs` (unsaved Job instances naming their cell) into `run` and queue them.
 
     Each job needs `kind`, `build`, `torch_release`, `variant`, `platform` (objects or *_id) and
-    may set `python`, `pinned_build`, `extra_specs`, `priority`, `timeout_s`, `max_attempts`.
+    may set `python`, `pinned_build`, `extra_specs`, `required_runner`, `priority`,
+    `timeout_s`, `max_attempts`.
     This fills `queue_name` from the cell's capability (test.<subdir>.<variant>, or `install`),
     creates the rows in bulk, marks each cell `queued` in CellResult, and pushes the jobs to
     Redis after the transaction commits (never before: a worker must find the row). Returns
@@ -125,7 +126,10 @@ def _prepare(
     job.verdict = ""
     job.enqueued_at = now
     job.queue_name = queue_for_cell(
-        kind=job.kind, subdir=subdir, variant_name=variant[job.variant_id]
+        kind=job.kind,
+        subdir=subdir,
+        variant_name=variant[job.variant_id],
+        runner=job.required_runner if job.kind == Job.Kind.TEST else "",
     )
 
 
@@ -273,6 +277,7 @@ def clone_cell(job: Job, **overrides) -> Job:
         "python": job.python,
         "pinned_build_id": job.pinned_build_id,
         "extra_specs": job.extra_specs,
+        "required_runner": job.required_runner,
         "priority": job.priority,
         "timeout_s": job.timeout_s,
         "max_attempts": job.max_attempts,

@@ -7,11 +7,8 @@ automatic retries current in the same transaction.
 """
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
-from dataclasses import field
 from datetime import timedelta
-from typing import Protocol
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -34,6 +31,9 @@ from testing_app.services.dispatch import push_after_commit
 from testing_app.services.dispatch import withdraw_from_redis
 from testing_app.services.maintenance import reinstate_if_passing
 from testing_app.services.notices import notify_job_finished
+from testing_app.services.outcomes import Declined
+from testing_app.services.outcomes import JobOutcome
+from testing_app.services.outcomes import JobRunner
 
 logger = logging.getLogger(__name__)
 
@@ -59,50 +59,21 @@ OUTCOME_FIELDS = [
 ]
 
 
-@dataclass(frozen=True)
-class JobOutcome:
-    """What a runner reports; finish_job stores it and decides what follows."""
+def runner_for(job: Job, worker: WorkerProcess | None = None) -> JobRunner | None:
+    """The runner of a job. Install checks: the solver (services/install_checks.py). Test jobs:
+    DISTRO_JOB_RUNNER when set (e.g. the benchmark's no-op), else the runner the job names, else
+    conda-build where the host has it and rattler where it does not (choose_test_runner)."""
+    if job.kind == Job.Kind.INSTALL_CHECK:
+        from testing_app.services.install_checks import run_install_check
 
-    verdict: str
-    error_message: str = ""
-    exit_code: int | None = None
-    command: list[str] = field(default_factory=list)
-    runner: str = ""
-    runner_version: str = ""
-    download_s: float | None = None
-    test_s: float | None = None
-    solved_packages: list[dict] = field(default_factory=list)
-    log_path: str = ""
-    log_tail: str = ""
-    failure_excerpt: str = ""
-    # False for errors another attempt cannot fix (e.g. no runner for the job's kind).
-    retryable: bool = True
-
-
-@dataclass(frozen=True)
-class Declined:
-    """This worker must not run the job now; RQ offers it again after `delay_s` (the job stays
-    `queued` in the database, with the same RQ id, so nothing is duplicated)."""
-
-    reason: str
-    delay_s: int
-
-
-class JobRunner(Protocol):
-    def __call__(
-        self, *, job: Job, worker: WorkerProcess | None, on_progress: Callable[[str], None]
-    ) -> JobOutcome: ...
-
-
-def runner_for(job: Job) -> JobRunner | None:
-    """The runner of a job's kind. Test jobs run conda-build (or DISTRO_JOB_RUNNER, e.g. the
-    benchmark's no-op); install checks get their rattler runner with the planning issue."""
+        return run_install_check
     if job.kind == Job.Kind.TEST:
         if settings.DISTRO_JOB_RUNNER:
             return import_string(settings.DISTRO_JOB_RUNNER)
+        from testing_app.services.conda_runner import choose_test_runner
         from testing_app.services.conda_runner import run_test_job
 
-        return run_test_job
+        return partial(run_test_job, runner=choose_test_runner(job, worker))
     return None
 
 
@@ -120,7 +91,7 @@ def execute_job(
     job = start_job(job_id=job_id, worker=worker)
     if job is None or isinstance(job, Declined):
         return job
-    runner = runner or runner_for(job)
+    runner = runner or runner_for(job, worker)
     if runner is None:
         outcome = JobOutcome(
             verdict=Verdict.ERROR,
@@ -188,10 +159,13 @@ def _refusal(job: Job, worker: WorkerProcess) -> tuple[str, int]:
     host = worker.host
     if host.state != Host.State.ACTIVE:
         return f"host is {host.state}", settings.WORKER_HEARTBEAT_S
+    if job.kind == Job.Kind.INSTALL_CHECK:
+        return "", 0  # a solver run: any worker of the `install` queue may do it for any cell
     capabilities = Capabilities(
         host.platform.subdir, host.max_cuda if host.gpus else "", host.rocm_version
     )
-    if job.platform_id != host.platform_id or not serves_variant(capabilities, job.variant):
+    misrouted = job.platform_id != host.platform_id or not serves_variant(capabilities, job.variant)
+    if misrouted or (job.required_runner and job.required_runner not in (host.runners or {})):
         # Only possible when a host's facts changed under a running worker; it re-probes on
         # restart. Offered again later rather than in a tight loop.
         return "host cannot serve this cell (misrouted)", settings.WORKER_LOST_AFTER_S
@@ -251,6 +225,12 @@ def finish_job(*, job_id: int, outcome: JobOutcome) -> Job | None:
     if job.worker_id:
         WorkerProcess.objects.filter(pk=job.worker_id, current_job=job).update(current_job=None)
     retry = _automatic_retry(job, retryable=outcome.retryable)
+    if job.kind == Job.Kind.INSTALL_CHECK and job.verdict == Verdict.PASSED:
+        # The environment solves: now the GPU (or CPU) test of the same cell, in the same run.
+        # It takes over the cell, so _record_cell below leaves the cell alone.
+        from testing_app.services.install_checks import enqueue_test_after_check
+
+        enqueue_test_after_check(check=job)
     _record_cell(job, retry=retry, now=now)
     _update_run_state(job.run_id, now=now)
     notify_job_finished(job=job)  # maintainers: own failure, or breakage by an upstream build
@@ -324,6 +304,11 @@ def _cell_filter(job: Job) -> dict:
 def _record_cell(job: Job, *, retry: Job | None, now) -> None:
     """The cell shows the verdict, or `queued` again while a retry is in flight. A cell that a
     newer job already owns is left alone (an old run finishing late)."""
+    # The common case in one statement: the cell still points at this job.
+    if CellResult.objects.filter(**_cell_filter(job), latest_job=job).update(
+        verdict=Verdict.QUEUED if retry else job.verdict, latest_job=retry or job, updated_at=now
+    ):
+        return
     cell = CellResult.objects.select_for_update().filter(**_cell_filter(job)).first()
     if cell is None:
         package_id = job.build.package_id
@@ -342,6 +327,8 @@ def _record_cell(job: Job, *, retry: Job | None, now) -> None:
 def _update_run_state(run_id: int, *, now) -> None:
     """A run is finished when none of its jobs is queued or running. The run row is locked so
     two jobs finishing together cannot both miss each other's commit."""
+    # Two statements on purpose: the EXISTS must run after the lock is held, with a snapshot
+    # that sees what the transaction we waited for committed.
     run = Run.objects.select_for_update().get(pk=run_id)
     if run.state not in (Run.State.PLANNING, Run.State.RUNNING):
         return

@@ -88,7 +88,18 @@ def host_capabilities(facts: HostFacts) -> Capabilities:
         subdir=facts.subdir,
         max_cuda=facts.max_cuda if facts.gpus else "",
         rocm_version=facts.rocm_version,
+        runners=host_runners(facts),
     )
+
+
+def host_runners(facts: HostFacts) -> tuple[str, ...]:
+    """The test runners a probed host has: conda-build when found, rattler with py-rattler."""
+    found = []
+    if facts.conda_build_version:
+        found.append("conda-build")
+    if facts.rattler_version:
+        found.append("rattler")
+    return tuple(found)
 
 
 @transaction.atomic
@@ -148,10 +159,14 @@ def _apply_facts(host: Host, facts: HostFacts) -> None:
     host.max_cuda = facts.max_cuda
     host.rocm_version = facts.rocm_version
     runners = dict(host.runners or {})
-    if facts.conda_build_version:
-        runners["conda-build"] = facts.conda_build_version
-    else:
-        runners.pop("conda-build", None)
+    for runner, version in (
+        ("conda-build", facts.conda_build_version),
+        ("rattler", facts.rattler_version),
+    ):
+        if version:
+            runners[runner] = version
+        else:
+            runners.pop(runner, None)
     host.runners = runners
 
 

@@ -12,7 +12,9 @@ import logging
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import timedelta
+from functools import partial
 
+import django_rq
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -20,7 +22,12 @@ from django.utils import timezone
 
 from packages_app.lint import PYTORCH_NAMES
 from packages_app.models import Build
+from packages_app.models import Channel
 from packages_app.models import Package
+from testing_app.adapters.local_channel import LocalChannelError
+from testing_app.adapters.local_channel import channel_lock
+from testing_app.adapters.local_channel import channel_root
+from testing_app.adapters.local_channel import reindex
 from testing_app.models import Notification
 from testing_app.models import PackageStatusEvent
 from testing_app.selectors.maintenance import PASSING
@@ -34,6 +41,7 @@ logger = logging.getLogger(__name__)
 Status = Package.Status
 Kind = Notification.Kind
 RESTORABLE = (Status.AT_RISK, Status.DEPRECATED)
+REMOVAL_QUEUE = "promote"
 
 
 @dataclass
@@ -169,7 +177,8 @@ def reinstate_if_passing(*, job) -> bool:
 
 @transaction.atomic
 def remove_package(*, package: Package, by, reason: str) -> Package:
-    """A release manager removes a deprecated package: its builds leave the target channel."""
+    """A release manager removes a deprecated package; a `promote` job then takes its files out
+    of the target channel (remove_from_target) and records the outcome on the event."""
     package = Package.objects.select_for_update().get(pk=package.pk)
     if package.status != Status.DEPRECATED:
         raise ValidationError(
@@ -178,19 +187,76 @@ def remove_package(*, package: Package, by, reason: str) -> Package:
         )
     if not reason.strip():
         raise ValidationError({"reason": "Say why, for the maintainers and the audit."})
-    now = timezone.now()
-    withdrawn = Build.objects.filter(
-        package=package, channel__role="target", state=Build.State.PROMOTED
-    ).update(state=Build.State.WITHDRAWN, withdrawn_at=now)
-    event = _move(package, to=Status.REMOVED, reason=reason.strip(), by=by, now=now)
+    event = _move(package, to=Status.REMOVED, reason=reason.strip(), by=by)
     notify_lifecycle(
         event=event,
         package=package,
         kind=Kind.REMOVAL,
-        detail=f"{withdrawn} build(s) were withdrawn from the target channel. Once a build "
-        "passes with the newest supported PyTorch, ask a release manager to reinstate it.",
+        detail="Its builds are taken out of the target channel. Once a build passes with the "
+        "newest supported PyTorch, ask a release manager to reinstate it.",
     )
+    transaction.on_commit(partial(enqueue_removal, event.pk))
     return package
+
+
+def enqueue_removal(event_id: int) -> None:
+    from testing_app.jobs import rq_remove_from_target
+
+    # The promote queue: re-indexing runs rattler, which must not run in the web process.
+    django_rq.get_queue(REMOVAL_QUEUE).enqueue(
+        rq_remove_from_target, event_id, result_ttl=3600, failure_ttl=7 * 24 * 3600
+    )
+
+
+def remove_from_target(*, event_id: int) -> int:
+    """Delete a removed package's promoted files from the target channel and re-index it; the
+    builds become `withdrawn` and the outcome is appended to the removal event. Idempotent.
+
+    A file:// target is changed in place under the promotion backend's lock; other targets
+    (anaconda.org labels) are refused with the reason recorded, for a person to act on.
+    """
+    event = PackageStatusEvent.objects.select_related("package").get(pk=event_id)
+    builds = list(
+        Build.objects.filter(
+            package=event.package,
+            channel__role=Channel.Role.TARGET,
+            state=Build.State.PROMOTED,
+        ).select_related("channel")
+    )
+    try:
+        for channel, files in _files_by_channel(builds).items():
+            _delete_and_reindex(channel, files)
+    except LocalChannelError as exc:
+        _append_to_event(event_id, f"Removal from the target channel failed: {exc}")
+        raise
+    Build.objects.filter(pk__in=[b.pk for b in builds]).update(
+        state=Build.State.WITHDRAWN, withdrawn_at=timezone.now()
+    )
+    _append_to_event(event_id, f"{len(builds)} file(s) removed from the target channel.")
+    return len(builds)
+
+
+def _files_by_channel(builds: list[Build]) -> dict:
+    by_channel: dict = {}
+    for build in builds:
+        by_channel.setdefault(build.channel, []).append(build)
+    return by_channel
+
+
+def _delete_and_reindex(channel: Channel, builds: list[Build]) -> None:
+    root = channel_root(channel.base_url)
+    with channel_lock(root):
+        for build in builds:
+            (root / build.subdir / build.filename).unlink(missing_ok=True)
+    # Re-indexed right after (under the same lock, taken again): readers may see the old index
+    # name a file for that moment; conda then reports it missing rather than installing it.
+    reindex(root, subdirs={b.subdir for b in builds})
+
+
+def _append_to_event(event_id: int, text: str) -> None:
+    event = PackageStatusEvent.objects.get(pk=event_id)
+    if text not in event.reason:
+        PackageStatusEvent.objects.filter(pk=event_id).update(reason=f"{event.reason}\n{text}")
 
 
 @transaction.atomic

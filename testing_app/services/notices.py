@@ -7,8 +7,6 @@ them inside their own transaction, so a notice exists exactly when its cause was
 
 from collections import defaultdict
 
-from django.db.models import Prefetch
-
 from packages_app.models import Maintainer
 from packages_app.models import Package
 from testing_app.models import CellResult
@@ -16,6 +14,7 @@ from testing_app.models import Job
 from testing_app.models import Notification
 from testing_app.models.verdicts import Verdict
 from testing_app.services.notifications import Notice
+from testing_app.services.notifications import absolute_url
 from testing_app.services.notifications import notify
 
 Kind = Notification.Kind
@@ -80,7 +79,7 @@ def _notify_own_failure(job: Job, package: Package) -> list[Notification]:
     excerpt = _excerpt(job)
     body = (
         f"{build.filename} ({build.channel.name if build.channel_id else ''}) no longer passes "
-        f"on every cell. First failing job: {job.get_absolute_url()}\n"
+        f"on every cell. First failing job: {absolute_url(job.get_absolute_url())}\n"
         + (f"\nExcerpt:\n{excerpt}\n" if excerpt else "")
         + "\nCells:"
     )
@@ -99,6 +98,7 @@ def _notify_own_failure(job: Job, package: Package) -> list[Notification]:
 
 def _notify_breakage(job: Job, package: Package) -> list[Notification]:
     upstream, build = job.pinned_build, job.build
+    job_url = absolute_url(job.get_absolute_url())
     culprit = f"{upstream.name} {upstream.version} ({upstream.subdir}/{upstream.filename})"
     told = notify(
         maintainers=package.maintainers.all(),
@@ -109,7 +109,7 @@ def _notify_breakage(job: Job, package: Package) -> list[Notification]:
             body=(
                 f"{package.name} passed before; re-tested with the new upstream build {culprit} "
                 f"pinned, it fails. The upstream maintainers are told too.\n"
-                f"Job: {job.get_absolute_url()}\n\nExcerpt:\n{_excerpt(job)}\n\nAffected:"
+                f"Job: {job_url}\n\nExcerpt:\n{_excerpt(job)}\n\nAffected:"
             ),
             details=(f"{build.name} {build.version}: {_cell(job)}",),
             link=job.get_absolute_url(),
@@ -128,7 +128,7 @@ def _notify_breakage(job: Job, package: Package) -> list[Notification]:
                     f"Packages that passed before fail when re-tested with {culprit} pinned. "
                     "Their maintainers are told too.\n\nBroken dependents:"
                 ),
-                details=(f"{build.name} {build.version}: {_cell(job)} ({job.get_absolute_url()})",),
+                details=(f"{build.name} {build.version}: {_cell(job)} ({job_url})",),
                 link=job.get_absolute_url(),
                 package=upstream.package,
                 build=upstream,
@@ -147,8 +147,8 @@ def notify_bump_needed(*, release, impacts) -> list[Notification]:
 
     packages_of: dict[int, list] = defaultdict(list)
     people: dict[int, Maintainer] = {}
-    for impact in impacts:
-        for maintainer in impact.package.maintainers.all():
+    for impact in impacts:  # PackageImpact rows with their maintainers attached
+        for maintainer in impact.maintainers:
             people[maintainer.pk] = maintainer
             packages_of[maintainer.pk].append(impact)
     created = []
@@ -195,33 +195,6 @@ def notify_lifecycle(*, event, package: Package, kind: str, detail: str) -> list
         package=package,
     )
     return notify(maintainers=package.maintainers.all(), notice=notice)
-
-
-def notify_promotion_done(*, promotion) -> list[Notification]:
-    """One notice per maintainer for a finished promotion, listing their builds in it."""
-    items = promotion.items.select_related("build__package").prefetch_related(
-        Prefetch("build__package__maintainers", queryset=Maintainer.objects.all())
-    )
-    builds_of: dict[int, list] = defaultdict(list)
-    people: dict[int, Maintainer] = {}
-    for item in items:
-        package = item.build.package
-        for maintainer in package.maintainers.all() if package else ():
-            people[maintainer.pk] = maintainer
-            builds_of[maintainer.pk].append(item.build)
-    created = []
-    target = promotion.target_channel
-    for maintainer_id, builds in builds_of.items():
-        notice = Notice(
-            kind=Kind.PROMOTION_DONE,
-            root_cause_key=f"promotion:{promotion.pk}",
-            subject=f"Promoted to {target}: " + ", ".join(sorted({b.name for b in builds})),
-            body=f"These builds are now in {target}, where users install from:",
-            details=tuple(sorted(f"{b.subdir}/{b.filename}" for b in builds)),
-            package=builds[0].package if len({b.package_id for b in builds}) == 1 else None,
-        )
-        created += notify(maintainers=[people[maintainer_id]], notice=notice)
-    return created
 
 
 def notify_proposal_decision(*, proposal, note) -> list[Notification]:

@@ -94,9 +94,13 @@ def notify(*, maintainers: Iterable[Maintainer], notice: Notice) -> list[Notific
     """
     if notice.kind not in Kind.values:
         raise ValidationError(f"Unknown notification kind {notice.kind!r}.")
-    cause_seen = Notification.objects.filter(
-        kind=notice.kind, root_cause_key=notice.root_cause_key
-    ).exists()
+    # Only the optional GitHub comment needs to know whether anyone was told of this cause.
+    cause_seen = (
+        bool(settings.GITHUB_TOKEN)
+        and Notification.objects.filter(
+            kind=notice.kind, root_cause_key=notice.root_cause_key
+        ).exists()
+    )
     created = []
     for maintainer in {m.pk: m for m in maintainers}.values():
         row, is_new = Notification.objects.get_or_create(

@@ -21,6 +21,7 @@ from packages_app.services.catalog import import_repodata
 from testing_app.models import InstallabilityCheck
 from testing_app.models import Notification
 from testing_app.models import Promotion
+from testing_app.selectors.gate_types import plural
 from testing_app.selectors.installability_plan import install_sets
 from testing_app.selectors.installability_plan import release_set_specs
 from testing_app.selectors.installability_plan import set_label
@@ -76,7 +77,7 @@ def resync_target(promotion: Promotion, builds: list[Build]) -> tuple[bool, str]
     )
     now = timezone.now()
     type(target).objects.filter(pk=target.pk).update(last_synced_at=now, last_sync_error="")
-    return True, f"{', '.join(subdirs)} re-read, {created} new builds in {target}"
+    return True, f"{', '.join(subdirs)} re-read, {plural(created, 'new build')} in {target}"
 
 
 def notify_maintainers(promotion: Promotion, builds: list[Build]) -> tuple[bool, str]:
@@ -102,7 +103,7 @@ def notify_maintainers(promotion: Promotion, builds: list[Build]) -> tuple[bool,
             build=promoted[0],
         )
         told += len(notify(maintainers=list(package.maintainers.all()), notice=notice))
-    return True, f"{told} maintainer notice{'s' * (told != 1)} queued"
+    return True, f"{plural(told, 'maintainer notice')} queued"
 
 
 def check_install_sets(promotion: Promotion, solver: Callable) -> tuple[bool, str]:
@@ -136,6 +137,6 @@ def check_install_sets(promotion: Promotion, solver: Callable) -> tuple[bool, st
                 checks.append(check)
     solved = sum(1 for c in checks if c.ok)
     errors = sum(1 for c in checks if c.state == InstallabilityCheck.State.ERROR)
-    detail = f"{solved} of {len(checks)} install sets solve from {target}"
+    detail = f"{solved} of {plural(len(checks), 'install set')} solved from {target}"
     detail += f", {errors} could not run" if errors else ""
     return solved == len(checks), detail

@@ -1,7 +1,6 @@
 """Registering a PyTorch release: record its impact on every live package, tell the maintainers
 whose bounds exclude it, and start the release wave."""
 
-import importlib.util
 import logging
 from dataclasses import dataclass
 from datetime import date
@@ -16,10 +15,14 @@ from packages_app.models import TorchRelease
 from testing_app.models import Platform
 from testing_app.models import ReleaseImpact
 from testing_app.models import Variant
+from testing_app.selectors.releases import attach_maintainers
 from testing_app.selectors.releases import get_release_impact
 from testing_app.services.notices import notify_bump_needed
+from testing_app.services.planning import PlanningReport
+from testing_app.services.planning import plan_release_wave
 
 logger = logging.getLogger(__name__)
+Category = ReleaseImpact.Category
 
 
 @dataclass(frozen=True)
@@ -35,8 +38,16 @@ class ReleaseInput:
     python_versions: list[str]
 
 
+@dataclass(frozen=True)
+class Registration:
+    release: TorchRelease
+    impacts: list[ReleaseImpact]
+    # The planner's release wave: its run and what it queued.
+    wave: PlanningReport
+
+
 @transaction.atomic
-def register_torch_release(*, data: ReleaseInput, registered_by=None) -> TorchRelease:
+def register_torch_release(*, data: ReleaseInput, registered_by=None) -> Registration:
     """Create the release, record its impact, notify "bump needed", start its wave."""
     try:
         Version(data.version)
@@ -56,10 +67,10 @@ def register_torch_release(*, data: ReleaseInput, registered_by=None) -> TorchRe
     release.save()
     release.variants.set(data.variants)
     release.platforms.set(data.platforms)
-    record_release_impact(release=release)
-    start_release_wave(release=release, requested_by=registered_by)
+    impacts = record_release_impact(release=release)
+    wave = start_release_wave(release=release, requested_by=registered_by)
     logger.info("PyTorch %s registered", release.version)
-    return release
+    return Registration(release=release, impacts=impacts, wave=wave)
 
 
 @transaction.atomic
@@ -84,24 +95,12 @@ def record_release_impact(*, release: TorchRelease) -> list[ReleaseImpact]:
         unique_fields=["torch_release", "package"],
         update_fields=["category", "version", "specs", "computed_at"],
     )
-    by_package = {i.package.pk: i.package for i in impacts}
-    for row in rows:
-        row.package = by_package[row.package_id]  # with its prefetched maintainers
-    notify_bump_needed(
-        release=release, impacts=[r for r in rows if r.category == ReleaseImpact.Category.EXCLUDES]
-    )
+    excluded = attach_maintainers([i for i in impacts if i.category == Category.EXCLUDES])
+    notify_bump_needed(release=release, impacts=excluded)
     return rows
 
 
-def start_release_wave(*, release: TorchRelease, requested_by=None):
-    """Plan every live package against the release: the planning service's release wave.
-
-    The planner is built in parallel (issue 5); until its module exists the release is
-    registered with its impact and the wave is started from the planner's own entry point.
-    """
-    if importlib.util.find_spec("testing_app.services.planning") is None:
-        logger.warning("PyTorch %s: no planner installed, release wave not started", release)
-        return None
-    from testing_app.services import planning
-
-    return planning.plan_release_wave(release=release, requested_by=requested_by)
+def start_release_wave(*, release: TorchRelease, requested_by=None) -> PlanningReport:
+    """Plan every live package against the release: the planner's release wave (cells its
+    constraints exclude are written not_applicable; install checks are queued after commit)."""
+    return plan_release_wave(release=release, requested_by=requested_by)

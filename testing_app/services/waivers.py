@@ -174,9 +174,24 @@ def restore_unwaived_cells(*, build_ids=None, now: datetime | None = None) -> in
     return restored
 
 
+@transaction.atomic
+def reapply_cell_waivers(*, now: datetime | None = None) -> int:
+    """Cells that failed again after their waiver was granted (a new job replaced the `waived`
+    marking) show `waived` again while the waiver is valid."""
+    now = now or timezone.now()
+    marked = 0
+    for waiver in valid_waivers(now=now).filter(policy=""):
+        marked += CellResult.objects.filter(
+            **_cell_filter(waiver), verdict__in=WAIVABLE_VERDICTS
+        ).update(previous_verdict=F("verdict"), verdict=Verdict.WAIVED, updated_at=now)
+    return marked
+
+
 def expire_waivers() -> int:
-    """The periodic sweep: expired cell waivers stop showing on their cells."""
+    """The periodic sweep: expired cell waivers stop showing on their cells, and valid ones
+    show again on cells a newer job failed. Returns how many cells changed."""
     restored = restore_unwaived_cells()
-    if restored:
-        logger.info("%d cells show their failure again (waiver expired)", restored)
-    return restored
+    reapplied = reapply_cell_waivers()
+    if restored or reapplied:
+        logger.info("waived cells: %d restored (expired), %d marked again", restored, reapplied)
+    return restored + reapplied

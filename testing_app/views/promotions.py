@@ -24,9 +24,8 @@ from testing_app.selectors.gate_inputs import candidate_builds
 from testing_app.selectors.promotions import get_promotion
 from testing_app.selectors.promotions import get_promotion_queue
 from testing_app.selectors.promotions import get_target_overview
-from testing_app.selectors.promotions import list_candidate_builds
 from testing_app.selectors.promotions import plan_promotion
-from testing_app.selectors.promotions import suggest_sets
+from testing_app.selectors.promotions import suggest_set_for
 from testing_app.selectors.waivers import get_build_checks
 from testing_app.selectors.waivers import list_build_waivers
 from testing_app.services.installability import request_installability_checks
@@ -54,11 +53,15 @@ def _build_ids(values) -> list[int]:
 
 @require_GET
 def promotion_queue(request):
-    queue = get_promotion_queue()
+    # Each group shows its oldest PAGE_SIZE candidates; ?group=<status> shows all of one group.
+    group = request.GET.get("group", "")
+    queue = get_promotion_queue(limit_per_group=None if group else settings.PAGE_SIZE)
+    if group:
+        queue.groups[:] = [g for g in queue.groups if g.status == group]
     return render(
         request,
         "testing_app/promotion_queue.html",
-        {"queue": queue, "may_promote": _may_promote(request.user)},
+        {"queue": queue, "may_promote": _may_promote(request.user), "group": group},
     )
 
 
@@ -71,8 +74,7 @@ def build_excuses(request, pk):
     build = report.build
     related = []
     if build.state == Build.State.STAGED and build.channel.role == "staging":
-        candidates = list(list_candidate_builds())
-        related = next((ids for ids in suggest_sets(candidates) if build.pk in ids), [])
+        related = suggest_set_for(build)
     return render(
         request,
         "testing_app/build_excuses.html",

@@ -11,17 +11,22 @@ from django.views.decorators.http import require_GET
 from django.views.decorators.http import require_http_methods
 from rattler import Version
 
+from distro_site.paging import paginate
 from packages_app.models import TorchRelease
 from packages_app.proposal_views import add_service_errors
 from testing_app import charts
 from testing_app.forms import RegisterReleaseForm
 from testing_app.models import ReleaseImpact
+from testing_app.selectors.releases import WAVE_STATES
+from testing_app.selectors.releases import attach_maintainers
 from testing_app.selectors.releases import get_release_follow
 from testing_app.selectors.releases import list_releases_with_impact
 from testing_app.selectors.trends import get_release_wave
 from testing_app.services.releases import register_torch_release
 
 REGISTER_PERMISSION = "packages_app.add_torchrelease"
+# Packages per page of the wave table (2,000 rows at once is a 1.4 MB page).
+ROWS_PER_PAGE = 100
 
 
 @require_GET
@@ -59,16 +64,16 @@ def release_register(request):
         status = 400
         if form.is_valid():
             try:
-                release = register_torch_release(data=form.to_input(), registered_by=request.user)
+                done = register_torch_release(data=form.to_input(), registered_by=request.user)
             except ValidationError as exc:
                 add_service_errors(form, exc)
             else:
                 messages.success(
                     request,
-                    f"PyTorch {release.version} is registered; its impact is below and its "
-                    "release wave has started.",
+                    f"PyTorch {done.release.version} is registered: its impact is below, and "
+                    f"its release wave started ({done.wave.summary()}).",
                 )
-                return redirect("testing:torchrelease-wave", version=release.version)
+                return redirect("testing:torchrelease-wave", version=done.release.version)
     return render(request, "testing_app/releases/release_form.html", {"form": form}, status=status)
 
 
@@ -78,6 +83,11 @@ def release_detail(request, version):
     waiting, with the maintainers to contact (and the cells' progress chart)."""
     release = get_object_or_404(TorchRelease, version=version)
     follow = get_release_follow(release)
+    state = request.GET.get("state", "")
+    state = state if state in WAVE_STATES else ""
+    rows = [r for r in follow.rows if r.state == state] if state else follow.rows
+    page, page_query = paginate(request, rows, per_page=ROWS_PER_PAGE)
+    attach_maintainers([row.impact for row in page.object_list])
     wave = get_release_wave(release)
     return render(
         request,
@@ -85,6 +95,10 @@ def release_detail(request, version):
         {
             "release": release,
             "follow": follow,
+            "page": page,
+            "page_query": page_query,
+            "state": state,
+            "states": WAVE_STATES,
             "wave": wave,
             "chart": charts.release_wave_progress(wave),
             "categories": ReleaseImpact.Category,

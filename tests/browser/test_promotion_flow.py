@@ -72,3 +72,38 @@ def test_release_manager_promotes_a_green_build_into_the_target(
         virtual_packages=["__unix=0", "__linux=5.15"],
     )
     assert solved.find("kornia").channel.rstrip("/") == world.target.base_url
+
+
+def test_release_manager_reads_excuses_and_waives_a_failing_cell(
+    live_server, page, screenshot, world, run_checks, release_manager
+):
+    flaky = world.stage("flaky", passed=False)
+    world.cell(flaky, "failed")
+    run_checks([flaky])
+    release_manager.set_password(PASSWORD)
+    release_manager.save()
+    page.goto(f"{live_server.url}/accounts/login/?next=/builds/{flaky.pk}/excuses/")
+    page.get_by_label("Username").fill("rm")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+    page.wait_for_url(f"**/builds/{flaky.pk}/excuses/")
+    assert page.locator("#gate-summary").inner_text().startswith("Required cells passed: 1 of 1")
+    cells = page.locator("#policy-cells")
+    assert cells.locator(".gate-fail").count() >= 1
+    screenshot("promotion-excuses-blocked")
+
+    cells.get_by_role("link", name="Waive cell…").click()
+    assert page.locator("#waived-cell").inner_text() == "PyTorch 2.5.1 × cpu × linux-64"
+    page.get_by_role("button", name="Waive").click()
+    # No reason, no waiver: the browser refuses to send the form (the server refuses too).
+    assert page.locator("textarea[name=reason]").evaluate("el => el.validity.valueMissing")
+    assert "/waive/" in page.url
+    page.get_by_label("Reason (required)").fill("The CI GPU driver crashes; upstream bug 123.")
+    page.get_by_role("button", name="Waive").click()
+
+    page.wait_for_url(f"**/builds/{flaky.pk}/excuses/")
+    assert page.locator("#gate-summary").inner_text() == "Every policy passes (1 waived)"
+    assert "upstream bug 123" in page.locator("#policy-cells").inner_text()
+    assert "in force" in page.locator("#waivers-title ~ table").inner_text()
+    screenshot("promotion-excuses-waived")

@@ -232,3 +232,27 @@ def test_package_page_shows_lint_findings_of_the_latest_version(client):
     clean = factories.PackageFactory(name="torch-fine")
     factories.BuildFactory(name="torch-fine", package=clean, depends=["pytorch >=2.4,<2.6"])
     assert "pass the lint" in client.get("/packages/torch-fine/").content.decode()
+
+
+def test_lint_python_bound_by_python_abi_pin_counts_as_bounded():
+    # conda-forge's debugpy-1.8.20-py314h42812f9_0.conda (linux-64) depends on a bare python
+    # and `python_abi 3.14.* *_cp314`, which pins the interpreter series.
+    depends = ["python", "libgcc >=14", "libstdcxx >=14", "python_abi 3.14.* *_cp314"]
+    assert (
+        lint_build_depends(name="debugpy", depends=depends, constrains=[], abi_coupled=False) == []
+    )
+    findings = lint_build_depends(
+        name="debugpy", depends=["python"], constrains=[], abi_coupled=False
+    )
+    assert codes(findings) == [KEY_DEPENDENCY_UNBOUNDED]
+
+
+@pytest.mark.django_db
+def test_lint_build_in_the_noarch_subdir_without_noarch_field_is_noarch_python():
+    # Records out of lock files lose `noarch`; appnope-0.1.4-pyhd8ed1ab_1 depends on python >=3.9.
+    build = factories.BuildFactory(
+        name="appnope", subdir="noarch", noarch="", depends=["python >=3.9"]
+    )
+    assert lint_build(build) == []
+    build.subdir = "linux-64"
+    assert codes(lint_build(build)) == [KEY_DEPENDENCY_UNBOUNDED]

@@ -45,18 +45,22 @@ def finish(build, cell: dict, verdict: str, *, pinned_build=None, excerpt: str =
     return execute_job(job_id=job.pk, runner=runner)
 
 
-def drain_default_queue() -> int:
-    """Run every job of the 'default' queue in this process; returns how many ran."""
-    queue = django_rq.get_queue("default")
+def drain(queue_name: str) -> int:
+    """Run every job of one queue in this process (SimpleWorker); returns how many ran."""
+    queue = django_rq.get_queue(queue_name)
 
     def done() -> int:
         return queue.finished_job_registry.count + queue.failed_job_registry.count
 
     before = done()
-    django_rq.get_worker("default", worker_class=SimpleWorker).work(burst=True)
+    django_rq.get_worker(queue_name, worker_class=SimpleWorker).work(burst=True)
     return done() - before
 
 
-def failed_jobs() -> list:
-    queue = django_rq.get_queue("default")
+def drain_default_queue() -> int:
+    return drain("default")
+
+
+def failed_jobs(queue_name: str = "default") -> list:
+    queue = django_rq.get_queue(queue_name)
     return [queue.fetch_job(i) for i in queue.failed_job_registry.get_job_ids()]

@@ -105,7 +105,7 @@ def test_corrupt_download_is_an_error_and_retried(engine_settings, make_build, c
 @pytest.mark.django_db
 def test_missing_conda_build_is_an_error(engine_settings, make_build, cpu_cell, tmp_path):
     engine_settings.CONDA_BUILD_BIN = str(tmp_path / "no-conda-build")
-    job = _run(make_build("pkg", run_test_sh="true\n"), cpu_cell)
+    job = _run(make_build("pkg", run_test_sh="true\n"), cpu_cell, required_runner="conda-build")
     assert job.verdict == Verdict.ERROR
     assert "Could not start" in job.error_message
 

@@ -61,8 +61,8 @@ def test_enroll_new_host_from_real_probe_is_pending(reference_data):
     assert (host.driver_version, host.max_cuda) == ("580.159.04", "13.0")
     assert host.runners == {"conda-build": "24.9.0"}
     assert host.queues[0] == "test.linux-64.cuda13.0"  # the driver's CUDA 13.0 and nothing newer
-    assert "test.linux-64.cuda13.2" not in host.queues
-    assert host.queues[-1] == "test.linux-64.cpu"
+    assert not any(q.startswith("test.linux-64.cuda13.2") for q in host.queues)
+    assert [q for q in host.queues if "@" not in q][-1] == "test.linux-64.cpu"
     assert EnrollmentToken.objects.get().last_used_at is not None
 
 
@@ -206,3 +206,16 @@ def test_admin_job_actions_retry_and_cancel(admin_client, cpu_cell):
     admin_client.post(url, {"action": "cancel_selected", "_selected_action": [waiting.pk]})
     waiting.refresh_from_db()
     assert waiting.status == "cancelled"
+
+
+def test_gpu_pin_is_the_uuid_that_real_cuda_accepted():
+    from testing_app.management.commands.distro_worker import gpu_pin_environment
+
+    gpu = _real_h200_facts().gpus[0]
+    pin = gpu_pin_environment(gpu)
+    assert pin == {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": gpu.uuid}
+    # Captured on the H200 with exactly this pinning (tests/fixtures/gpu_pinning/README.md):
+    # the UUID selects that one GPU, and a UUID that does not exist selects none.
+    seen = json.loads((NVIDIA_FIXTURES.parent.parent / "gpu_pinning" / "pinning.json").read_text())
+    assert seen["uuid"] == {"device_count": 1, "names": [gpu.name]}
+    assert seen["bogus"]["device_count"] == 0

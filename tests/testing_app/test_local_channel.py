@@ -1,11 +1,13 @@
 """The local-channel backend for real (package files, rattler's index, a py-rattler solve and
 install from the promoted channel), and the solver adapter it is checked with."""
 
-import asyncio
+import io
 import json
 from pathlib import Path
 
 import pytest
+from django.core.management import CommandError
+from django.core.management import call_command
 from rattler import Gateway
 from rattler import MatchSpec
 from rattler import PrefixRecord
@@ -13,10 +15,12 @@ from rattler import SourceConfig
 from rattler import install
 from rattler import solve
 
+from packages_app.models import Channel
 from testing_app.adapters.local_channel import LocalChannelError
 from testing_app.adapters.local_channel import ensure_channel
 from testing_app.adapters.local_channel import place_package
 from testing_app.adapters.local_channel import reindex
+from testing_app.adapters.rattler_sync import run_rattler
 from testing_app.adapters.solver import SolverInputError
 from testing_app.adapters.solver import SolverUnavailable
 from testing_app.adapters.solver import parse_virtual_package
@@ -85,9 +89,10 @@ def test_place_package_copies_indexes_and_a_solver_installs_it(tmp_path, upstrea
         target.as_uri(),
     )
 
-    records = asyncio.run(_solve_records([target.as_uri(), upstream.as_uri()], ["mytool"]))
+    # run_rattler, not asyncio.run: a browser test's event loop may be running in this thread.
+    records = run_rattler(lambda: _solve_records([target.as_uri(), upstream.as_uri()], ["mytool"]))
     prefix = tmp_path / "env"
-    asyncio.run(install(records, target_prefix=prefix, cache_dir=tmp_path / "pkgs"))
+    run_rattler(lambda: install(records, target_prefix=prefix, cache_dir=tmp_path / "pkgs"))
     installed = {
         PrefixRecord.from_path(p).name.normalized for p in (prefix / "conda-meta").glob("*.json")
     }
@@ -253,3 +258,17 @@ def test_parse_virtual_package_reads_name_version_build():
         "2.28",
         "0",
     )
+
+
+@pytest.mark.django_db
+def test_init_target_channel_registers_a_valid_empty_local_target(tmp_path):
+    directory = tmp_path / "target"
+    out = io.StringIO()
+    call_command("init_target_channel", "--dir", str(directory), stdout=out)
+    target = Channel.objects.get(role=Channel.Role.TARGET)
+    assert target.url == directory.resolve().as_uri()
+    assert _listed(directory, "noarch") == []
+    call_command("init_target_channel", "--dir", str(directory), stdout=out)  # idempotent
+    assert Channel.objects.filter(role=Channel.Role.TARGET).count() == 1
+    with pytest.raises(CommandError, match="already"):
+        call_command("init_target_channel", "--dir", str(tmp_path / "other"), stdout=out)

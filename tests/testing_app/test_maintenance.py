@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from packages_app.models import Build
 from packages_app.models import Channel
 from packages_app.models import Package
+from testing_app.adapters.local_channel import reindex
 from testing_app.models import MaintainerClaim
 from testing_app.models import Notification
 from testing_app.models import PackageStatusEvent
@@ -22,8 +23,11 @@ from testing_app.services.maintenance import apply_maintenance_policy
 from testing_app.services.maintenance import reinstate_package
 from testing_app.services.maintenance import remove_package
 from tests import factories
+from tests.testing_app.notice_helpers import drain
 from tests.testing_app.notice_helpers import drain_default_queue
+from tests.testing_app.notice_helpers import failed_jobs
 from tests.testing_app.notice_helpers import finish
+from tests.testing_app.packages import build_package
 
 Status = Package.Status
 Kind = Notification.Kind
@@ -42,27 +46,34 @@ def days(n: int) -> dt.date:
 
 
 @pytest.fixture
-def world(db):
+def world(db, tmp_path):
     """PyTorch 2.6.0 (newest supported, released 2025-01-29), an older one, and kornia with two
-    maintainers and one build in staging plus its promoted copy in the target channel."""
+    maintainers and one build in staging plus its promoted copy in a file:// target channel."""
     newest = factories.TorchReleaseFactory(version="2.6.0", released_on=RELEASED, supported=True)
     factories.TorchReleaseFactory(version="2.5.1", released_on=dt.date(2024, 10, 29))
     factories.TorchReleaseFactory(version="2.7.0rc1", kind="rc", released_on=days(60))
     package = factories.PackageFactory(name="kornia")
     package.maintainers.add(factories.MaintainerFactory(name="Ada"), factories.MaintainerFactory())
     build = factories.BuildFactory(name="kornia", package=package, version="0.7.3")
-    target = Channel.objects.create(
-        name="distro", url="https://conda.example.org/distro", role="target"
-    )
+    root = tmp_path / "target"
+    path = build_package(root, name="kornia", version="0.7.2", build="py_0")
+    reindex(root, subdirs=["noarch"])
+    target = Channel.objects.create(name="distro", url=root.as_uri(), role="target")
     promoted = factories.BuildFactory(
-        name="kornia", package=package, channel=target, version="0.7.2", state=Build.State.PROMOTED
+        name="kornia",
+        package=package,
+        channel=target,
+        version="0.7.2",
+        subdir="noarch",
+        filename=path.name,
+        state=Build.State.PROMOTED,
     )
     cell = {
         "torch_release": newest,
         "variant": factories.VariantFactory(name="cpu"),
         "platform": factories.PlatformFactory(subdir="linux-64"),
     }
-    return {"package": package, "build": build, "promoted": promoted, "cell": cell}
+    return {"package": package, "build": build, "promoted": promoted, "cell": cell, "root": root}
 
 
 def _status(package) -> str:
@@ -74,7 +85,9 @@ def _notices(kind) -> int:
     return Notification.objects.filter(kind=kind).count()
 
 
-def test_timeline_from_active_to_removed_on_a_frozen_clock(world, settings):
+def test_timeline_from_active_to_removed_on_a_frozen_clock(
+    world, settings, django_capture_on_commit_callbacks
+):
     package = world["package"]
     with at(days(29)):  # inside the grace period: nothing happens
         assert apply_maintenance_policy().at_risk == []
@@ -100,10 +113,18 @@ def test_timeline_from_active_to_removed_on_a_frozen_clock(world, settings):
     manager = factories.UserFactory()
     with pytest.raises(ValidationError, match="Say why"):
         remove_package(package=package, by=manager, reason=" ")
-    remove_package(package=package, by=manager, reason="Unmaintained since PyTorch 2.6.")
+    with django_capture_on_commit_callbacks(execute=True):
+        remove_package(package=package, by=manager, reason="Unmaintained since PyTorch 2.6.")
     assert _status(package) == Status.REMOVED
+    repodata = world["root"] / "noarch" / "repodata.json"
+    assert world["promoted"].filename in repodata.read_text()
+    assert drain("promote") == 1  # the removal job: files out of the target, re-indexed
+    assert not (world["root"] / "noarch" / world["promoted"].filename).exists()
+    assert world["promoted"].filename not in repodata.read_text()
     world["promoted"].refresh_from_db()
     assert world["promoted"].state == Build.State.WITHDRAWN
+    removal = PackageStatusEvent.objects.get(to_status="removed")
+    assert removal.reason.endswith("1 file(s) removed from the target channel.")
     world["build"].refresh_from_db()
     assert world["build"].state == Build.State.STAGED  # staging keeps its builds
     assert _notices(Kind.REMOVAL) == 2
@@ -231,6 +252,8 @@ def test_package_without_maintainer_shows_maintainer_needed_publicly(orphan, cli
     content = client.get("/packages/torchcsprng/").content.decode()
     assert "maintainer-needed" in content
     assert "/packages/torchcsprng/claim/" in content
+    listing = client.get("/packages/").content.decode()
+    assert 'class="maintainer-needed" href="/packages/torchcsprng/claim/"' in listing
     maintained = factories.PackageFactory(name="kornia")
     maintained.maintainers.add(factories.MaintainerFactory())
     assert "maintainer-needed" not in client.get("/packages/kornia/").content.decode()
@@ -303,3 +326,21 @@ def test_claim_rules_maintained_package_duplicate_rate_limit_and_rejection(orpha
         submit_claim(
             package=maintained, email="dan@example.org", **{**args, "client_fingerprint": "x"}
         )
+
+
+def test_removal_from_a_target_it_cannot_change_is_recorded(
+    world, django_capture_on_commit_callbacks
+):
+    Channel.objects.filter(role="target").update(url="https://conda.example.org/distro")
+    Package.objects.filter(pk=world["package"].pk).update(status=Status.DEPRECATED)
+    with django_capture_on_commit_callbacks(execute=True):
+        remove_package(package=world["package"], by=None, reason="Gone.")
+    assert drain("promote") == 1
+    (job,) = failed_jobs("promote")
+    assert "is not a file:// channel" in job.latest_result().exc_string
+    removal = PackageStatusEvent.objects.get(to_status="removed")
+    assert "Removal from the target channel failed: https://conda.example.org/distro" in (
+        removal.reason
+    )
+    world["promoted"].refresh_from_db()
+    assert world["promoted"].state == Build.State.PROMOTED  # nothing pretends it is gone

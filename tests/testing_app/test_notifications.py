@@ -14,12 +14,12 @@ from testing_app.models import Notification
 from testing_app.models import PackageNoticeIssue
 from testing_app.models import Variant
 from testing_app.models import Verdict
-from testing_app.services.notices import notify_promotion_done
 from testing_app.services.notifications import Notice
 from testing_app.services.notifications import group_digest
 from testing_app.services.notifications import notify
 from testing_app.services.notifications import send_daily_digests
 from testing_app.services.notifications import send_overdue_notifications
+from testing_app.services.promotion_followups import notify_maintainers
 from tests import factories
 from tests.testing_app.notice_helpers import drain_default_queue
 from tests.testing_app.notice_helpers import failed_jobs
@@ -370,9 +370,28 @@ def test_promotion_done_lists_each_maintainers_builds_in_one_notice(kornia):
         promotion=promotion,
         build=factories.BuildFactory(name="kornia-rs", package=extra, filename="kornia-rs.conda"),
     )
-    notify_promotion_done(promotion=promotion)
-    notify_promotion_done(promotion=promotion)  # a re-run of the same promotion
+    # The promotion service's follow-up step (testing_app/services/promotion_followups.py).
+    builds = [item.build for item in promotion.items.select_related("build__package")]
+    notify_maintainers(promotion, builds)
+    notify_maintainers(promotion, builds)  # a re-run of the same promotion
     rows = {r.maintainer.name: r for r in Notification.objects.all()}
     assert set(rows) == {"Ada", "Grace"}
     assert rows["Grace"].body.count("\n- linux-64/") == 2
     assert rows["Ada"].body.count("\n- linux-64/") == 1
+
+
+def test_cron_config_schedules_digest_sweep_and_maintenance_policy(db):
+    import django_rq
+    from rq.cron import CronScheduler
+
+    from testing_app.jobs import rq_apply_maintenance_policy
+    from testing_app.jobs import rq_send_daily_digests
+    from testing_app.jobs import rq_send_overdue_notifications
+
+    scheduler = CronScheduler(connection=django_rq.get_connection("default"))
+    scheduler.load_config_from_file("testing_app.cron")
+    registered = {job.func: job for job in scheduler.get_jobs()}
+    digest = registered[rq_send_daily_digests]
+    assert (digest.queue_name, digest.cron) == ("default", "0 7 * * *")
+    assert registered[rq_send_overdue_notifications].interval == 900
+    assert registered[rq_apply_maintenance_policy].interval == 3600

@@ -22,6 +22,7 @@ from testing_app.models import Promotion
 from testing_app.models import PromotionItem
 from testing_app.selectors.gate import get_build_gate
 from testing_app.selectors.promotions import suggest_sets
+from testing_app.services.installability import request_missing_checks
 from testing_app.services.promotion_backends import CopyDone
 from testing_app.services.promotion_backends import CopyFailed
 from testing_app.services.promotion_backends import LocalBackend
@@ -378,3 +379,17 @@ def test_solver_errors_before_copying_are_recorded(world, run_checks, release_ma
     assert "could not run: error sending request" in result.error_message
     check = InstallabilityCheck.objects.filter(kind="precopy").first()
     assert check.state == "error"
+
+
+def test_periodic_sweep_queues_checks_of_never_checked_candidates_only(
+    world, run_checks, django_capture_on_commit_callbacks
+):
+    checked = promotable(world, run_checks, name="checked")
+    unchecked = world.stage("unchecked")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert request_missing_checks() == 1
+    assert not InstallabilityCheck.objects.filter(
+        subject_key=f"build:{checked.pk}", state="queued"
+    ).exists()
+    drain("install")
+    assert get_build_gate(unchecked.pk).promotable

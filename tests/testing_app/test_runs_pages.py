@@ -334,7 +334,7 @@ def test_read_pages_are_public_by_default_and_private_when_configured(axes, clie
     settings.PUBLIC_READ = False
     response = client.get("/matrix/?q=x")
     assert response.status_code == 302
-    assert response["Location"].startswith("/admin/login/?next=/matrix/")
+    assert response["Location"].startswith("/accounts/login/?next=/matrix/")
     assert client.get("/packages/").status_code == 302
     api = client.get("/api/packages/")
     assert api.status_code == 401
@@ -377,7 +377,7 @@ def test_retry_is_refused_to_others_and_asks_anonymous_users_to_sign_in(axes, cl
     assert "Retry this cell" not in client.get(f"/jobs/{job.pk}/").content.decode()
     response = client.post(f"/jobs/{job.pk}/retry/")
     assert response.status_code == 302
-    assert response["Location"].startswith("/admin/login/")
+    assert response["Location"].startswith("/accounts/login/")
     stranger = factories.UserFactory()
     client.force_login(stranger)
     assert "Retry this cell" not in client.get(f"/jobs/{job.pk}/").content.decode()

@@ -223,3 +223,14 @@ def test_revoke_page_revokes(client, failing, rm):
     assert response.status_code == 302
     waiver.refresh_from_db()
     assert waiver.revoked_at is not None
+
+
+def test_sweep_marks_a_cell_that_failed_again_while_waived(failing, rm):
+    grant_waiver(build=failing["build"], created_by=rm, reason="known", **_cell_kwargs(failing))
+    # A retry ran and failed again: the service that finishes jobs wrote the new failure.
+    CellResult.objects.filter(pk=failing["cell"].pk).update(
+        verdict="failed", previous_verdict="waived"
+    )
+    assert expire_waivers() == 1
+    cell = CellResult.objects.get(pk=failing["cell"].pk)
+    assert (cell.verdict, cell.previous_verdict) == ("waived", "failed")

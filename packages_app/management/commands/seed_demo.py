@@ -1,15 +1,25 @@
-"""manage.py seed_demo: reference rows, the real demo channels and the ecosystem packages."""
+"""manage.py seed_demo: reference rows, the real demo channels and the ecosystem packages, and
+the sample channel whose staged builds the demo's worker installs and tests (issue 5)."""
 
+import platform
 from pathlib import Path
 from urllib.parse import unquote
 from urllib.parse import urlparse
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from packages_app.adapters.sample_channel import build_sample_channel
+from packages_app.adapters.sample_channel import load_manifest
 from packages_app.models import Channel
 from packages_app.services.catalog import import_repodata
 from packages_app.services.packages import register_package
+from packages_app.services.sync import register_channel
+from packages_app.services.sync import sync_channels
+from testing_app.adapters.host_probe import conda_subdir
+
+SAMPLE_CHANNEL = "samples"
 
 # PyTorch-ecosystem packages present in the demo channels. ABI-coupled ones pin one exact
 # PyTorch in their repodata (torchvision-0.16.0 depends on "pytorch 2.1.0").
@@ -29,11 +39,20 @@ DEMO_PACKAGES = {
 
 
 class Command(BaseCommand):
-    help = "Seed the demo: reference rows, every subdir of the demo channels, demo packages."
+    help = (
+        "Seed the demo: reference rows, every subdir of the demo channels, demo packages, and "
+        "the sample channel (built into VAR_DIR/channels/samples, registered as the staging "
+        "channel, synced: its new builds are planned). Idempotent."
+    )
 
-    def handle(self, *args, **options):
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--no-samples", action="store_true", help="Skip the sample channel (catalog only)"
+        )
+
+    def handle(self, *args, no_samples=False, **options):
         call_command("seed_reference", stdout=self.stdout)
-        for channel in Channel.objects.filter(url__startswith="file:"):
+        for channel in Channel.objects.filter(url__startswith="file:").exclude(name=SAMPLE_CHANNEL):
             root = Path(unquote(urlparse(channel.base_url).path))
             for repodata in sorted(root.glob("*/repodata.json")):
                 report = import_repodata(channel=channel, source=str(repodata))
@@ -44,3 +63,26 @@ class Command(BaseCommand):
         for name, (summary, abi_coupled) in DEMO_PACKAGES.items():
             register_package(name=name, summary=summary, abi_coupled=abi_coupled)
         self.stdout.write(f"{len(DEMO_PACKAGES)} packages registered")
+        if not no_samples:
+            self._samples()
+
+    def _samples(self) -> None:
+        """Build the sample packages for this machine's subdir, register them and their
+        channel, and sync it: the sync discovers the staged builds and plans their runs."""
+        sources = settings.DEMO_DATA_DIR / "samples"
+        subdir = conda_subdir(platform.system(), platform.machine())
+        sample = build_sample_channel(
+            sources=sources, target=settings.VAR_DIR / "channels" / SAMPLE_CHANNEL, subdir=subdir
+        )
+        channel = register_channel(name=SAMPLE_CHANNEL, url=sample.url, role=Channel.Role.STAGING)
+        summaries = {e["name"]: e["summary"] for e in load_manifest(sources)}
+        for name in sample.names:
+            if name not in DEMO_PACKAGES:  # the PyTorch stand-in's package is the real one
+                register_package(name=name, summary=summaries[name][:300])
+        self.stdout.write(
+            f"sample channel {sample.url} ({subdir}): {len(sample.packages)} packages"
+        )
+        for result in sync_channels(channels=[channel]):
+            for line in result.subdirs:
+                if line.status != "missing":
+                    self.stdout.write(f"{result.channel} {line.line()}")

@@ -29,6 +29,7 @@ from testing_app.models import Variant
 from testing_app.queues import Capabilities
 from testing_app.queues import queues_for_worker
 from testing_app.services.hosts import enroll_host
+from testing_app.services.hosts import host_runners
 from testing_app.services.hosts import register_worker
 from testing_app.services.hosts import stop_worker
 from testing_app.workers import DistroWorker
@@ -37,6 +38,13 @@ logger = logging.getLogger(__name__)
 
 TOKEN_ENV = "DISTRO_ENROLL_TOKEN"
 RESTART_DELAY_S = 5
+
+
+def gpu_pin_environment(gpu: GpuFacts) -> dict[str, str]:
+    """The variables that give a worker (and the tests it runs) exactly one GPU. nvidia-smi
+    numbers GPUs in PCI order, CUDA by speed unless told otherwise; the UUID names exactly the
+    GPU (checked on real hardware: tests/fixtures/gpu_pinning/)."""
+    return {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": gpu.uuid or str(gpu.index)}
 
 
 class Command(BaseCommand):
@@ -105,14 +113,12 @@ class Command(BaseCommand):
 
     def _run_worker(self, host, facts, gpu, cpu_queues, *, burst: bool) -> None:
         if gpu is not None:
-            # nvidia-smi numbers GPUs in PCI order, CUDA by speed unless told otherwise; the
-            # UUID names exactly the GPU this worker owns.
-            os.environ["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
-            os.environ["CUDA_VISIBLE_DEVICES"] = gpu.uuid or str(gpu.index)
+            os.environ.update(gpu_pin_environment(gpu))
         capabilities = Capabilities(
             subdir=facts.subdir,
             max_cuda=facts.max_cuda if gpu is not None else "",
             rocm_version=facts.rocm_version if gpu is None else "",
+            runners=host_runners(facts),
         )
         queues = queues_for_worker(
             capabilities=capabilities, variants=Variant.objects.all(), cpu_queues=cpu_queues

@@ -1,4 +1,11 @@
-"""manage.py run_demo: the one-command local demo (migrate, seed, web server, one RQ worker)."""
+"""manage.py run_demo: the one-command local demo (migrate, seed, web server, one worker).
+
+The worker is this machine enrolled as a host (`distro_worker`, with a pre-approved token made
+here): besides the CPU service queues it listens on this host's capability queues
+(test.<subdir>.cpu, and @rattler for jobs that need the rattler runner), which a plain
+`rqworker` cannot serve since its queue names come from settings. Without conda-build it runs
+the sample channel's tests with the rattler runner.
+"""
 
 import contextlib
 import os
@@ -17,6 +24,8 @@ from django.core.management.base import CommandError
 from django.db import connections
 
 WORKER_QUEUES = ("default", "install", "promote")
+DEMO_HOST = "demo-host"
+TOKEN_ENV = "DISTRO_ENROLL_TOKEN"
 STOP_TIMEOUT_S = 10
 
 
@@ -65,8 +74,9 @@ def child_commands(python: str, manage: str, port: int, with_worker: bool) -> di
     """The long-running children: the web server and, when Redis exists, one CPU worker."""
     commands = {"web": [python, manage, "runserver", f"127.0.0.1:{port}"]}
     if with_worker:
-        # The worker also runs RQ's scheduler: the demo has no separate scheduler process.
-        commands["worker"] = [python, manage, "rqworker", "--with-scheduler", *WORKER_QUEUES]
+        # distro_worker also runs RQ's scheduler: the demo has no separate scheduler process.
+        cpu_queues = [arg for queue in WORKER_QUEUES for arg in ("--cpu-queue", queue)]
+        commands["worker"] = [python, manage, "distro_worker", "--name", DEMO_HOST, *cpu_queues]
     return commands
 
 
@@ -152,7 +162,10 @@ class Command(BaseCommand):
                 if subprocess.run(command, env=env, cwd=settings.BASE_DIR).returncode:
                     raise CommandError(f"`{' '.join(command[1:])}` failed; demo not started.")
             self._admin_user()
-            commands = child_commands(python, manage, port, with_worker=env.get("RQ_SYNC") != "1")
+            with_worker = env.get("RQ_SYNC") != "1"
+            if with_worker:
+                self._enrollment_token(env)
+            commands = child_commands(python, manage, port, with_worker=with_worker)
             if check:
                 for name, command in commands.items():
                     self.stdout.write(f"would start {name}: {' '.join(command[1:])}")
@@ -217,6 +230,18 @@ class Command(BaseCommand):
         user.save()
         connections.close_all()  # the web and worker processes share the SQLite file
         self.stdout.write("Admin user 'admin' is ready, password from DEMO_ADMIN_PASSWORD.")
+
+    def _enrollment_token(self, env: dict) -> None:
+        """A pre-approved token for the demo worker's first start (a host enrolled before needs
+        none), passed in the environment, not on the command line."""
+        from testing_app.models import Host
+        from testing_app.services.hosts import create_enrollment_token
+
+        if Host.objects.filter(name=DEMO_HOST).exists():
+            return
+        _, plain = create_enrollment_token(name="run_demo worker", pre_approved=True)
+        env[TOKEN_ENV] = plain
+        connections.close_all()  # the worker opens the SQLite file next
 
     def _announce(self, port: int, children: dict) -> None:
         """Wait until the web server accepts connections, then print the URL."""

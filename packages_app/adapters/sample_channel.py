@@ -1,0 +1,169 @@
+"""Build the demo's sample channel: real `.conda` files written with conda-package-handling.
+
+The sources are in packages_app/demo_data/samples/ (samples.json plus the test scripts); the
+channel is built into a directory (the demo uses VAR_DIR/channels/samples) for one subdir, the
+machine's own, so that the rattler runner can install and test every package here. What is a
+sample and what is real is written in demo_data/PROVENANCE.md. No ORM here.
+
+Files that exist are kept (a rebuild would change their checksums and look like new builds);
+repodata.json is rewritten from the files present, atomically, with each record's checksums.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import conda_package_handling.api as cph
+
+NOARCH = "noarch"
+# 2024-06-04 (the 2.3.1 release day), in ms: fixed, so the metadata does not change per build.
+SAMPLE_TIMESTAMP_MS = 1717459200000
+
+
+class SampleChannelError(Exception):
+    """The sample sources are missing or malformed."""
+
+
+@dataclass(frozen=True)
+class SamplePackage:
+    name: str
+    version: str
+    build: str
+    summary: str
+    filename: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class SampleChannel:
+    root: Path
+    subdir: str
+    packages: tuple[SamplePackage, ...]
+
+    @property
+    def url(self) -> str:
+        return self.root.resolve().as_uri()
+
+    @property
+    def names(self) -> list[str]:
+        return sorted({p.name for p in self.packages})
+
+
+def load_manifest(sources: Path) -> list[dict]:
+    try:
+        manifest = json.loads((sources / "samples.json").read_text())
+        packages = manifest["packages"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise SampleChannelError(f"{sources}/samples.json: {exc}") from exc
+    if not isinstance(packages, list):
+        raise SampleChannelError(f"{sources}/samples.json: 'packages' must be a list")
+    return packages
+
+
+def build_sample_channel(*, sources: Path, target: Path, subdir: str) -> SampleChannel:
+    """Build every sample package missing from `target/<subdir>/` and index the channel."""
+    built = []
+    (target / subdir).mkdir(parents=True, exist_ok=True)
+    (target / NOARCH).mkdir(parents=True, exist_ok=True)
+    for entry in load_manifest(sources):
+        for version in entry["versions"]:
+            built.append(_package(entry, version, sources=sources, target=target, subdir=subdir))
+    _write_repodata(target, subdir)
+    _write_repodata(target, NOARCH)
+    return SampleChannel(root=target, subdir=subdir, packages=tuple(built))
+
+
+def _package(entry: dict, version: str, *, sources: Path, target: Path, subdir: str):
+    name, build = entry["name"], entry["build"]
+    filename = f"{name}-{version}-{build}.conda"
+    summary = entry["summary"].format(version=version)
+    path = target / subdir / filename
+    if not path.exists():
+        with tempfile.TemporaryDirectory(prefix="sample-") as tmp:
+            stage = Path(tmp) / "stage"
+            _stage(stage, entry, version=version, summary=summary, sources=sources, subdir=subdir)
+            out = Path(tmp) / "out"
+            out.mkdir()
+            cph.create(str(stage), None, filename, out_folder=str(out))
+            shutil.move(out / filename, path)
+    return SamplePackage(name, version, build, summary, filename, path)
+
+
+def _stage(stage: Path, entry: dict, *, version: str, summary: str, sources: Path, subdir: str):
+    """The package's files and its info/ folder, as conda-build lays them out."""
+    (stage / "info" / "test").mkdir(parents=True)
+    files = []
+    for destination, source in sorted(entry.get("files", {}).items()):
+        text = (sources / source).read_text().replace("@VERSION@", version)
+        path = stage / destination
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        path.chmod(0o755 if destination.startswith("bin/") else 0o644)
+        files.append(destination)
+    (stage / "info" / "test" / "run_test.sh").write_text((sources / entry["test"]).read_text())
+    index = {
+        "name": entry["name"],
+        "version": version,
+        "build": entry["build"],
+        "build_number": 0,
+        "depends": list(entry.get("depends", [])),
+        "license": "BSD-3-Clause",
+        "subdir": subdir,
+        "timestamp": SAMPLE_TIMESTAMP_MS,
+    }
+    _write_json(stage / "info" / "index.json", index)
+    (stage / "info" / "files").write_text("".join(f"{f}\n" for f in files))
+    paths = [
+        {
+            "_path": f,
+            "path_type": "hardlink",
+            "sha256": hashlib.sha256((stage / f).read_bytes()).hexdigest(),
+            "size_in_bytes": (stage / f).stat().st_size,
+        }
+        for f in files
+    ]
+    _write_json(stage / "info" / "paths.json", {"paths": paths, "paths_version": 1})
+    _write_json(stage / "info" / "about.json", {"summary": summary, "license": "BSD-3-Clause"})
+
+
+def _write_repodata(root: Path, subdir: str) -> None:
+    records = {}
+    for path in sorted((root / subdir).glob("*.conda")):
+        index = json.loads(_index_json(path))
+        data = path.read_bytes()
+        records[path.name] = {
+            **index,
+            "md5": hashlib.md5(data).hexdigest(),  # noqa: S324 - the repodata field
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "size": len(data),
+        }
+    repodata = {
+        "info": {"subdir": subdir},
+        "packages": {},
+        "packages.conda": records,
+        "repodata_version": 1,
+    }
+    handle, temporary = tempfile.mkstemp(dir=root / subdir, prefix=".repodata-")
+    with os.fdopen(handle, "w") as out:
+        json.dump(repodata, out, indent=1, sort_keys=True)
+    os.chmod(temporary, 0o644)  # readable by a web server in front of the channel
+    os.replace(temporary, root / subdir / "repodata.json")
+
+
+def _index_json(path: Path) -> bytes:
+    from conda_package_streaming.package_streaming import stream_conda_info
+
+    for tar, member in stream_conda_info(str(path)):
+        if member.name == "info/index.json":
+            handle = tar.extractfile(member)
+            if handle is not None:
+                return handle.read()
+    raise SampleChannelError(f"{path}: no info/index.json")
+
+
+def _write_json(path: Path, value) -> None:
+    path.write_text(json.dumps(value, indent=1, sort_keys=True))

@@ -1,0 +1,314 @@
+"""The planner: which cells a trigger tests, as a pure function over a catalog snapshot.
+
+No ORM and no I/O: `services/planning.py` loads a `Catalog` (selectors/planning.py), calls
+`plan()`, and writes the result in bulk. The rules that exclude cells live in planner_rules.py.
+
+Cells = PyTorch releases x the variants each release ships x platforms (the build's subdir;
+noarch: every platform the release ships) x python (the build's own; noarch: the newest the
+release ships, or as PlanOptions says). A cell the build's constraints exclude is planned as
+`not_applicable` with the reason; one already decided for the same inputs (same build, same
+pinned upstream build) is left alone unless the trigger forces it.
+"""
+
+from collections import deque
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
+
+from rattler import Version
+
+from testing_app.planner_evidence import PYTORCH_NAMES
+from testing_app.planner_evidence import CatalogRecord
+from testing_app.planner_evidence import Evidence
+from testing_app.planner_evidence import UnreadableSpec
+from testing_app.planner_evidence import admits_version
+from testing_app.planner_evidence import group_specs
+from testing_app.planner_evidence import python_fits
+from testing_app.planner_evidence import spec_package
+from testing_app.planner_rules import CellAxes
+from testing_app.planner_rules import PlannedBuild
+from testing_app.planner_rules import Rules
+from testing_app.planner_rules import VariantRule
+from testing_app.planner_rules import choose_flavour
+from testing_app.planner_types import DECIDED_VERDICTS
+from testing_app.planner_types import IN_FLIGHT_VERDICTS
+from testing_app.planner_types import NOARCH_PYTHON_POLICIES
+from testing_app.planner_types import Catalog
+from testing_app.planner_types import ExistingCell
+from testing_app.planner_types import FullRun
+from testing_app.planner_types import Manual
+from testing_app.planner_types import NewBuilds
+from testing_app.planner_types import Plan
+from testing_app.planner_types import PlannedCell
+from testing_app.planner_types import PlanOptions
+from testing_app.planner_types import ReleaseAxes
+from testing_app.planner_types import ReleaseWave
+from testing_app.planner_types import Target
+from testing_app.planner_types import Trigger
+from testing_app.planner_types import VariantAxes
+
+
+def reverse_closure(
+    dependents: Mapping[str, Iterable[str]], name: str, *, depth: int | None
+) -> dict[str, int]:
+    """Packages that depend on `name` (depth 1) and, up to `depth` (None: all), on those."""
+    found: dict[str, int] = {}
+    queue = deque([(name, 0)])
+    while queue:
+        current, level = queue.popleft()
+        if depth is not None and level >= depth:
+            continue
+        for dependent in dependents.get(current, ()):
+            if dependent != name and dependent not in found:
+                found[dependent] = level + 1
+                queue.append((dependent, level + 1))
+    return found
+
+
+class Planner:
+    """Plans triggers against one catalog snapshot (the caches live as long as the instance)."""
+
+    def __init__(self, catalog: Catalog, options: PlanOptions | None = None):
+        self.catalog = catalog
+        self.options = options or PlanOptions()
+        if self.options.noarch_python not in NOARCH_PYTHON_POLICIES:
+            raise ValueError(f"noarch_python must be one of {NOARCH_PYTHON_POLICIES}")
+        self.flavours = sorted(
+            {flavour for v in catalog.variants.values() for flavour in v.select_specs}
+        )
+        self.variant_rules = {
+            flavour: {v.id: self._variant_rule(v, flavour) for v in catalog.variants.values()}
+            for flavour in {*self.flavours, self.options.default_flavour}
+        }
+        owned = {
+            flavour: frozenset().union(*(r.selected_names for r in rules.values())) - PYTORCH_NAMES
+            for flavour, rules in self.variant_rules.items()
+        }
+        self.rules = Rules(Evidence(catalog.evidence), owned, catalog.channel_names)
+        self._relevant = (
+            self.rules.evidence.distinguishing
+            | self.rules.owned_names_all
+            | PYTORCH_NAMES
+            | {"python"}
+        )
+        self._verdicts: dict[tuple, str] = {}
+
+    @staticmethod
+    def _variant_rule(variant: VariantAxes, flavour: str) -> VariantRule:
+        specs = tuple(variant.select_specs.get(flavour, ()))
+        return VariantRule(variant.id, variant.name, variant.kind, specs, group_specs(specs))
+
+    # --- triggers -> targets ------------------------------------------------------------------
+    def plan(self, trigger: Trigger) -> Plan:
+        """The plan of a trigger: its targets' cells, judged and filtered."""
+        targets, releases = self.expand(trigger)
+        return self.plan_targets(targets, releases, force=trigger.force)
+
+    def expand(self, trigger: Trigger) -> tuple[list[Target], list[ReleaseAxes]]:
+        """The builds (with pinned upstream builds) and releases a trigger plans."""
+        releases = list(self.catalog.releases)
+        if isinstance(trigger, ReleaseWave):
+            releases = [r for r in releases if r.id == trigger.release_id]
+            targets = self._latest_targets()
+        elif isinstance(trigger, FullRun):
+            targets = self._latest_targets()
+        elif isinstance(trigger, Manual):
+            if trigger.release_ids:
+                releases = [r for r in releases if r.id in trigger.release_ids]
+            targets = [Target(b) for b in trigger.builds]
+        else:
+            targets = [Target(b) for b in trigger.builds]
+            if trigger.reverse_dependencies:
+                targets += self._retest_targets(trigger.builds)
+        return targets, releases
+
+    def _latest_targets(self) -> list[Target]:
+        return [
+            Target(build)
+            for name in sorted(self.catalog.latest_builds)
+            for build in self.catalog.latest_builds[name]
+        ]
+
+    def _retest_targets(self, builds: Sequence[CatalogRecord]) -> list[Target]:
+        """Each dependent's latest builds with the new build pinned. PyTorch's own builds are
+        left out: every package depends on PyTorch, and re-testing the distribution against it
+        is the release wave's job (register the release) or a full run."""
+        planned_names = {b.name for b in builds}
+        targets = []
+        for upstream in builds:
+            if upstream.name in PYTORCH_NAMES:
+                continue
+            depth = (
+                self.options.abi_revdep_depth
+                if upstream.name in self.catalog.abi_coupled
+                else self.options.revdep_depth
+            )
+            closure = reverse_closure(self.catalog.dependents, upstream.name, depth=depth)
+            for name in sorted(closure):
+                if name in planned_names:
+                    continue  # planned as a new build itself, with the newest upstream anyway
+                for build in self.catalog.latest_builds.get(name, ()):
+                    targets.append(Target(build, pinned=upstream))
+        return targets
+
+    # --- targets -> cells ---------------------------------------------------------------------
+    def plan_targets(
+        self, targets: Sequence[Target], releases: Sequence[ReleaseAxes], *, force: bool = False
+    ) -> Plan:
+        plan = Plan()
+        seen: set[tuple] = set()
+        # Own cells first, so that a re-test of the same cell in one plan is the one dropped.
+        for target in sorted(targets, key=lambda t: t.pinned is not None):
+            try:
+                build = self._planned_build(target.build)
+            except UnreadableSpec as exc:
+                plan.unplannable.append((target.build.id, f"unreadable spec {exc}"))
+                continue
+            try:
+                pinned = self._planned_build(target.pinned) if target.pinned else None
+            except UnreadableSpec as exc:
+                plan.unplannable.append((target.pinned.id, f"unreadable spec {exc}"))
+                continue
+            for cell in self._cells(build, pinned, releases):
+                plan.candidates += 1
+                if cell.key in seen:
+                    continue
+                seen.add(cell.key)
+                if not force and self._decided(cell):
+                    plan.already_decided += 1
+                elif cell.applicable:
+                    plan.to_run.append(cell)
+                else:
+                    plan.not_applicable.append(cell)
+        return plan
+
+    def _planned_build(self, facts: CatalogRecord) -> PlannedBuild:
+        depends, constrains = group_specs(facts.depends), group_specs(facts.constrains)
+        flavour = choose_flavour(
+            [*depends, *constrains], self.rules.owned_names, self.options.default_flavour
+        )
+        return PlannedBuild(facts, depends, constrains, flavour)
+
+    def _decided(self, cell: PlannedCell) -> bool:
+        existing = self.catalog.existing.get(cell.key)
+        if existing is None:
+            return False
+        if not cell.applicable:
+            return existing.verdict == "not_applicable"
+        decided = existing.verdict in DECIDED_VERDICTS or existing.verdict in IN_FLIGHT_VERDICTS
+        return decided and existing.pinned_build_id == cell.pinned_build_id
+
+    def _cells(
+        self, build: PlannedBuild, pinned: PlannedBuild | None, releases: Sequence[ReleaseAxes]
+    ) -> Iterable[PlannedCell]:
+        facts = build.facts
+        order = self._channel_order(facts.channel_id)
+        for release in releases:
+            pythons = self._pythons(build, release)
+            subdirs = release.subdirs if facts.is_noarch else (facts.subdir,)
+            for subdir in subdirs:
+                platform_id = self.catalog.platforms.get(subdir)
+                if platform_id is None:
+                    continue
+                for variant_id in release.variant_ids:
+                    variant = self.variant_rules[build.flavour][variant_id]
+                    if not self._variant_on(variant.kind, subdir):
+                        continue
+                    for python in pythons or ("",):
+                        axes = CellAxes(release.version, variant, subdir, python, order)
+                        cell = self._cell(build, pinned, release, axes, platform_id, subdir)
+                        if cell is not None:
+                            yield cell
+
+    def _cell(self, build, pinned, release, axes, platform_id, subdir) -> PlannedCell | None:
+        reason = ""
+        if subdir not in release.subdirs:
+            reason = f"PyTorch {release.version} ships no {subdir} build"
+        elif not axes.python and build.python_specs:
+            shipped = ", ".join(release.pythons) or "none"
+            reason = (
+                f"needs {build.python_specs[0]}; PyTorch {release.version} ships Python {shipped}"
+            )
+        else:
+            reason = self._exclusion(build, axes)
+        # A re-test only makes sense where the build is tested at all and the pinned upstream
+        # build fits the same cell; otherwise the cell is left as it is.
+        if pinned is not None and (reason or self._pinned_misfit(build, pinned, axes)):
+            return None
+        return PlannedCell(
+            build_id=build.facts.id,
+            torch_release_id=release.id,
+            variant_id=axes.variant.id,
+            platform_id=platform_id,
+            python=axes.python,
+            pinned_build_id=pinned.facts.id if pinned else None,
+            extra_specs=axes.variant.specs,
+            reason=reason,
+        )
+
+    def _exclusion(self, build: PlannedBuild, axes: CellAxes) -> str:
+        key = (build.signature(self._relevant), axes.release_version, axes.variant.id,
+               axes.subdir, axes.python, axes.channel_order)  # fmt: skip
+        if key not in self._verdicts:
+            self._verdicts[key] = self.rules.exclusion(build, axes)
+        return self._verdicts[key]
+
+    def _pinned_misfit(self, build: PlannedBuild, pinned: PlannedBuild, axes: CellAxes) -> bool:
+        upstream = pinned.facts
+        if not upstream.is_noarch and upstream.subdir != axes.subdir:
+            return True
+        if not python_fits(pinned.depends, axes.python):
+            return True
+        record = pinned.as_evidence()
+        for spec in build.depends.get(upstream.name, ()):
+            if record is None or not spec.matches(record.record):
+                return True
+        pinned_axes = CellAxes(
+            axes.release_version,
+            self.variant_rules[pinned.flavour][axes.variant.id],
+            axes.subdir,
+            axes.python,
+            self._channel_order(upstream.channel_id),
+        )
+        return bool(self._exclusion(pinned, pinned_axes))
+
+    def _pythons(self, build: PlannedBuild, release: ReleaseAxes) -> tuple[str, ...]:
+        specs = build.python_specs
+        if not specs:
+            return ()
+        fitting = tuple(p for p in release.pythons if all(admits_version(s, p) for s in specs))
+        if not fitting or not (build.facts.is_noarch or len(fitting) > 1):
+            return fitting
+        policy = self.options.noarch_python
+        if policy == "all":
+            return fitting
+        ordered = sorted(fitting, key=Version)
+        return (ordered[-1],) if policy == "newest" else (ordered[0],)
+
+    def _variant_on(self, kind: str, subdir: str) -> bool:
+        allowed = self.options.variant_subdirs.get(kind)
+        return allowed is None or subdir in allowed
+
+    def _channel_order(self, channel_id: int) -> tuple[int, ...]:
+        order = self.catalog.channel_order
+        return order if channel_id in order else (channel_id, *order)
+
+
+__all__ = [
+    "Catalog",
+    "CatalogRecord",
+    "ExistingCell",
+    "FullRun",
+    "Manual",
+    "NewBuilds",
+    "Plan",
+    "PlanOptions",
+    "PlannedCell",
+    "Planner",
+    "ReleaseAxes",
+    "ReleaseWave",
+    "Target",
+    "VariantAxes",
+    "reverse_closure",
+    "spec_package",
+]

@@ -1,0 +1,53 @@
+"""The demo's sample channel for tests: real .conda files built into a temporary folder,
+registered as the staging channel, with the reference rows (variants, releases) seeded."""
+
+import io
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from rq.worker import SimpleWorker
+
+from packages_app.adapters.sample_channel import SampleChannel
+from packages_app.adapters.sample_channel import build_sample_channel
+from packages_app.models import Channel
+from packages_app.services.packages import register_package
+from packages_app.services.sync import register_channel
+from testing_app.adapters.host_probe import conda_subdir
+from testing_app.services.dispatch import rq_queue
+
+SAMPLE_NAMES = ("pytorch", "sample-passes", "sample-fails-on-torch-2-5", "sample-unsatisfiable")
+SUBDIR = conda_subdir(platform.system(), platform.machine())
+
+
+@dataclass
+class SampleWorld:
+    sample: SampleChannel
+    channel: Channel
+
+
+def seed_reference() -> None:
+    call_command("seed_reference", stdout=io.StringIO())
+
+
+def sample_world(directory: Path, *, register: bool = True) -> SampleWorld:
+    """Reference rows, the sample channel on disk and as the staging channel, its packages."""
+    seed_reference()
+    sample = build_sample_channel(
+        sources=settings.DEMO_DATA_DIR / "samples", target=directory / "samples", subdir=SUBDIR
+    )
+    channel = register_channel(name="samples", url=sample.url, role=Channel.Role.STAGING)
+    if register:
+        for name in SAMPLE_NAMES:
+            register_package(name=name, summary=f"{name} for tests")
+    return SampleWorld(sample=sample, channel=channel)
+
+
+def drain(*queues: str) -> None:
+    """Run every queued job of these queues here (SimpleWorker: no fork, the test's database;
+    rattler never runs in a forked child). Capability queues are not in settings.RQ_QUEUES, so
+    the queues are built the way dispatch builds them."""
+    worker = SimpleWorker([rq_queue(name) for name in queues], connection=rq_queue("x").connection)
+    worker.work(burst=True)

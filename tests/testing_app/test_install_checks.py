@@ -1,0 +1,225 @@
+"""Install checks: the real lock-file channels (pytorch + nvidia + conda-forge) solved by
+py-rattler in a SimpleWorker, and what a passing or failing check leads to."""
+
+import json
+from pathlib import Path
+
+import conda_package_handling.api as cph
+import pytest
+from django.conf import settings
+
+from packages_app.models import Build
+from packages_app.models import Channel
+from packages_app.models import TorchRelease
+from packages_app.services.catalog import import_repodata
+from testing_app.models import CellResult
+from testing_app.models import Job
+from testing_app.models import Platform
+from testing_app.models import Run
+from testing_app.models import Variant
+from testing_app.services.dispatch import enqueue_jobs
+from testing_app.services.dispatch import rq_queue
+from testing_app.services.install_checks import cell_virtual_packages
+from tests import factories
+from tests.testing_app.packages import file_digests
+from tests.testing_app.planning_world import drain
+from tests.testing_app.planning_world import seed_reference
+
+pytestmark = pytest.mark.django_db
+LOCKFILE = settings.DEMO_DATA_DIR / "channels" / "lockfile"
+
+
+@pytest.fixture
+def lockfile(settings):
+    """Reference rows and channels (pytorch, nvidia, conda-forge, ... in solver order) with the
+    pytorch channel's linux-64 builds in the catalog."""
+    settings.INSTALL_CHECK_VIRTUAL_PACKAGES = {}
+    settings.RETRY_BACKOFF_S = [0]
+    seed_reference()
+    pytorch = Channel.objects.get(name="pytorch")
+    import_repodata(channel=pytorch, source=str(LOCKFILE / "pytorch/linux-64/repodata.json"))
+    return pytorch
+
+
+def _check(
+    build: Build, *, release: str, variant: str, python: str = "3.11", specs=None, **extra
+) -> Job:
+    variant_row = Variant.objects.get(name=variant)
+    run = Run.objects.create(trigger=Run.Trigger.MANUAL)
+    (job,) = enqueue_jobs(
+        run=run,
+        jobs=[
+            Job(
+                kind=Job.Kind.INSTALL_CHECK,
+                build=build,
+                torch_release=TorchRelease.objects.get(version=release),
+                variant=variant_row,
+                platform=Platform.objects.get(subdir=build.subdir),
+                python=python,
+                extra_specs=variant_row.select_specs["pytorch"] if specs is None else specs,
+                timeout_s=120,
+                **extra,
+            )
+        ],
+    )
+    return job
+
+
+def test_real_pytorch_231_with_cuda_121_solves_and_queues_its_test(
+    lockfile, django_capture_on_commit_callbacks
+):
+    build = Build.objects.get(
+        channel=lockfile, filename__startswith="pytorch-2.3.1-py3.11_cuda12.1"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        check = _check(build, release="2.3.1", variant="cuda12.1")
+    drain("install")
+
+    check.refresh_from_db()
+    assert (check.status, check.verdict, check.runner) == ("finished", "passed", "rattler-solver")
+    solved = {p["name"]: p for p in check.solved_packages}
+    assert solved["pytorch"]["build"] == "py3.11_cuda12.1_cudnn8.9.2_0"
+    assert solved["pytorch-cuda"]["version"] == "12.1"
+    assert solved["python"]["version"].startswith("3.11")
+    assert len(solved) > 40  # the whole environment, CUDA libraries from nvidia included
+    test = Job.objects.get(run=check.run, kind="test")
+    assert (test.queue_name, test.status) == ("test.linux-64.cuda12.1", "queued")
+    assert (test.pinned_build_id, test.extra_specs) == (None, ["pytorch-cuda 12.1.*"])
+    cell = CellResult.objects.get(build=build, variant__name="cuda12.1")
+    assert (cell.verdict, cell.latest_job_id) == ("queued", test.pk)  # the test owns the cell
+
+
+def test_torchvision_pinned_to_another_pytorch_is_uninstallable_with_the_reason(
+    lockfile, django_capture_on_commit_callbacks
+):
+    torchvision = Build.objects.get(filename="torchvision-0.18.1-py311_cu121.tar.bz2")
+    with django_capture_on_commit_callbacks(execute=True):
+        check = _check(torchvision, release="2.2.0", variant="cuda12.1")
+    drain("install")
+
+    check.refresh_from_db()
+    assert (check.status, check.verdict) == ("finished", "uninstallable")
+    assert "Cannot solve the request" in check.failure_excerpt
+    assert "torchvision" in check.failure_excerpt
+    assert "pytorch ==2.3.1" in check.failure_excerpt  # what torchvision 0.18.1 requires
+    assert not Job.objects.filter(run=check.run).exclude(pk=check.pk).exists()  # no retry, no test
+    assert CellResult.objects.get(build=torchvision).verdict == "uninstallable"
+
+
+def test_cell_virtual_packages_come_from_the_variant_and_platform(lockfile):
+    cuda = Variant.objects.get(name="cuda12.1")
+    cpu = Variant.objects.get(name="cpu")
+
+    assert cell_virtual_packages(variant=cuda, subdir="linux-64") == [
+        "__unix=0",
+        "__linux=5.15",
+        "__glibc=2.28",
+        "__cuda=12.1",
+    ]
+    assert cell_virtual_packages(variant=cpu, subdir="linux-64") == [
+        "__unix=0",
+        "__linux=5.15",
+        "__glibc=2.28",
+    ]
+    assert cell_virtual_packages(variant=cpu, subdir="osx-arm64") == ["__unix=0", "__osx=11.0"]
+    assert cell_virtual_packages(variant=cuda, subdir="win-64") == ["__win=0", "__cuda=12.1"]
+
+
+def _package_with_test_requirements(directory: Path, requirements: list[str]) -> Path:
+    stage = directory / "stage"
+    (stage / "info" / "test").mkdir(parents=True)
+    index = {"name": "needs-tools", "version": "1.0", "build": "0", "build_number": 0,
+             "depends": ["pytorch"], "subdir": "linux-64"}  # fmt: skip
+    (stage / "info" / "index.json").write_text(json.dumps(index))
+    (stage / "info" / "files").write_text("")
+    (stage / "info" / "paths.json").write_text('{"paths": [], "paths_version": 1}')
+    (stage / "info" / "test" / "run_test.sh").write_text("true\n")
+    (stage / "info" / "test" / "test_time_dependencies.json").write_text(json.dumps(requirements))
+    out = directory / "channel" / "linux-64"
+    out.mkdir(parents=True)
+    cph.create(str(stage), None, "needs-tools-1.0-0.conda", out_folder=str(out))
+    path = out / "needs-tools-1.0-0.conda"
+    record = {**index, **file_digests(path)}
+    for subdir in ("linux-64", "noarch"):  # a staging channel is a real, indexed channel
+        (directory / "channel" / subdir).mkdir(exist_ok=True)
+        listed = {path.name: record} if subdir == "linux-64" else {}
+        (directory / "channel" / subdir / "repodata.json").write_text(
+            json.dumps({"info": {"subdir": subdir}, "packages": {}, "packages.conda": listed})
+        )
+    return path
+
+
+def _staged(path: Path, **overrides) -> Build:
+    staging = factories.ChannelFactory(
+        name="staging-checks", url=path.parent.parent.as_uri(), role="staging"
+    )
+    digests = file_digests(path)
+    fields = {"sha256": digests["sha256"], "md5": digests["md5"], "size": digests["size"]}
+    fields.update(overrides)
+    return factories.BuildFactory(
+        channel=staging,
+        name="needs-tools",
+        version="1.0",
+        build_string="0",
+        subdir="linux-64",
+        filename=path.name,
+        depends=["pytorch"],
+        **fields,
+    )
+
+
+def test_test_time_dependencies_of_the_package_file_are_solved_too(
+    lockfile, tmp_path, django_capture_on_commit_callbacks
+):
+    build = _staged(_package_with_test_requirements(tmp_path, ["no-such-test-tool >=1"]))
+    with django_capture_on_commit_callbacks(execute=True):
+        check = _check(build, release="2.3.1", variant="cuda12.1")
+    drain("install")
+
+    check.refresh_from_db()
+    assert check.verdict == "uninstallable"
+    assert "no-such-test-tool >=1" in check.failure_excerpt
+
+
+def test_package_file_that_does_not_match_its_sha256_is_an_error_not_retried(
+    lockfile, tmp_path, django_capture_on_commit_callbacks
+):
+    build = _staged(_package_with_test_requirements(tmp_path, []), sha256="0" * 64)
+    with django_capture_on_commit_callbacks(execute=True):
+        check = _check(build, release="2.3.1", variant="cpu")
+    drain("install")
+
+    check.refresh_from_db()
+    assert (check.verdict, check.attempt) == ("error", 1)
+    assert "does not match the build's sha256" in check.error_message
+    assert Job.objects.filter(run=check.run).count() == 1
+
+
+def test_unreachable_channel_is_an_infrastructure_error_and_retried(
+    lockfile, django_capture_on_commit_callbacks
+):
+    Channel.objects.create(name="gone", url="http://127.0.0.1:8849/gone", role="upstream")
+    build = Build.objects.get(channel=lockfile, filename__startswith="pytorch-2.3.1-py3.11_cpu")
+    with django_capture_on_commit_callbacks(execute=True):
+        check = _check(build, release="2.3.1", variant="cpu", specs=[])
+    drain("install")
+
+    check.refresh_from_db()
+    assert check.verdict == "error"
+    assert check.error_message.startswith("A channel could not be read")
+    retry = Job.objects.get(retry_of=check)
+    assert (retry.kind, retry.status, retry.attempt) == ("install_check", "queued", 2)
+
+
+def test_a_test_runner_setting_routes_the_test_to_that_runner_queue(
+    lockfile, settings, django_capture_on_commit_callbacks
+):
+    build = Build.objects.get(filename="pytorch-2.3.1-py3.11_cuda12.1_cudnn8.9.2_0.tar.bz2")
+    with django_capture_on_commit_callbacks(execute=True):
+        check = _check(build, release="2.3.1", variant="cuda12.1", required_runner="rattler")
+    with django_capture_on_commit_callbacks(execute=True):
+        drain("install")  # the test job is pushed when finish_job's transaction commits
+
+    test = Job.objects.get(run=check.run, kind="test")
+    assert (test.queue_name, test.required_runner) == ("test.linux-64.cuda12.1@rattler", "rattler")
+    assert rq_queue("test.linux-64.cuda12.1@rattler").count == 1

@@ -1,0 +1,52 @@
+"""The worker class's own decisions, in process (the full behaviour is in test_workers.py)."""
+
+import django_rq
+import pytest
+from django.db import OperationalError
+from django.db import connections
+from django.utils import timezone
+
+from testing_app import workers
+from testing_app.models import WorkerProcess
+from testing_app.services.hosts import HeartbeatReply
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def worker(engine_settings):
+    record = WorkerProcess.objects.create(
+        host=factories.HostFactory(), name="w.cpu.1", last_heartbeat_at=timezone.now()
+    )
+    yield workers.DistroWorker(
+        ["test.linux-64.cpu"],
+        connection=django_rq.get_connection("default"),
+        name="w.cpu.1",
+        worker_process_id=record.pk,
+    )
+    # The worker added its heartbeat alias to this process's connections: take it away again.
+    connections[workers.HEARTBEAT_DB].close()
+    del connections.settings[workers.HEARTBEAT_DB]
+
+
+def test_heartbeat_follows_the_host_state(worker, monkeypatch):
+    replies = iter([HeartbeatReply("active"), HeartbeatReply("draining")])
+    monkeypatch.setattr(workers, "record_worker_heartbeat", lambda **_: next(replies))
+    monkeypatch.setattr(workers, "sweep_stale_workspaces", lambda: 0)
+    assert worker.db_heartbeat(between_jobs=True) is True
+    assert worker.db_heartbeat(between_jobs=True) is True  # within the interval: not asked again
+    worker._last_db_heartbeat = 0.0
+    assert worker.db_heartbeat(between_jobs=True) is False
+
+
+def test_database_outage_pauses_the_worker_instead_of_ending_it(worker, monkeypatch):
+    def unavailable(**_):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(workers, "record_worker_heartbeat", unavailable)
+    assert worker.db_heartbeat(between_jobs=False) is False
+    monkeypatch.setattr(workers, "record_worker_heartbeat", lambda **_: HeartbeatReply("active"))
+    monkeypatch.setattr(workers, "sweep_stale_workspaces", lambda: 0)
+    worker._last_db_heartbeat = 0.0
+    assert worker.db_heartbeat(between_jobs=True) is True
