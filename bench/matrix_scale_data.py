@@ -176,7 +176,7 @@ def _reference(cursor, models) -> None:
             "name": "'Maintainer ' || m",
             "email": "'m' || m || '@example.org'",
             "github_handle": "'maint' || m",
-            "unsubscribe_token": "md5('u' || m)",
+            "unsubscribe_salt": "md5('u' || m)",
         },
         f"generate_series(0, {MAINTAINERS - 1}) AS m",
     )

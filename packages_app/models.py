@@ -7,6 +7,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
+from django.utils.crypto import constant_time_compare
+from django.utils.crypto import salted_hmac
 
 # Conda package names: lowercase letters, digits and "._-", starting with a letter or digit.
 CONDA_NAME_REGEX = r"^[a-z0-9][a-z0-9._-]*$"
@@ -52,7 +54,9 @@ class Maintainer(models.Model):
     )
     # Notification kinds this maintainer opted out of (values of Notification.Kind).
     muted_kinds = models.JSONField(default=list, blank=True)
-    unsubscribe_token = models.CharField(max_length=64, unique=True, default=new_status_token)
+    # The preferences link is derived from this salt and SECRET_KEY (an HMAC), so the table alone
+    # hands out no working link; a new salt makes every earlier link stop working.
+    unsubscribe_salt = models.CharField(max_length=64, default=new_status_token)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -60,6 +64,21 @@ class Maintainer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} <{self.email}>"
+
+    def _unsubscribe_digest(self) -> str:
+        return salted_hmac(
+            "packages_app.Maintainer.unsubscribe",
+            f"{self.pk}:{self.unsubscribe_salt}",
+            algorithm="sha256",
+        ).hexdigest()
+
+    @property
+    def unsubscribe_token(self) -> str:
+        """The token in every email's preferences link: "<pk>.<hmac>"."""
+        return f"{self.pk}.{self._unsubscribe_digest()}"
+
+    def unsubscribe_token_matches(self, token: str) -> bool:
+        return constant_time_compare(token, self.unsubscribe_token)
 
 
 class PackageStatus(models.TextChoices):

@@ -354,9 +354,14 @@ def comment_notification(*, notification_id: int) -> Notification:
 
 
 def get_maintainer_by_token(token: str) -> Maintainer | None:
-    if not token or len(token) > 64:
+    """The maintainer whose preferences link carries `token` ("<pk>.<hmac>"), else None."""
+    pk, _, digest = (token or "").partition(".")
+    if not pk.isdigit() or len(pk) > 18 or len(digest) != 64:
         return None
-    return Maintainer.objects.filter(unsubscribe_token=token).first()
+    maintainer = Maintainer.objects.filter(pk=int(pk)).first()
+    if maintainer is None or not maintainer.unsubscribe_token_matches(token):
+        return None
+    return maintainer
 
 
 @transaction.atomic
@@ -390,8 +395,8 @@ def unsubscribe(*, maintainer: Maintainer, kind: str = "") -> Maintainer:
 @transaction.atomic
 def reset_preferences_link(*, maintainer: Maintainer) -> Maintainer:
     """A new token: links in earlier emails stop working (e.g. one was forwarded)."""
-    maintainer.unsubscribe_token = new_status_token()
-    maintainer.save(update_fields=["unsubscribe_token"])
+    maintainer.unsubscribe_salt = new_status_token()
+    maintainer.save(update_fields=["unsubscribe_salt"])
     return maintainer
 
 
