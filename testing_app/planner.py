@@ -96,7 +96,13 @@ class Planner:
     @staticmethod
     def _variant_rule(variant: VariantAxes, flavour: str) -> VariantRule:
         specs = tuple(variant.select_specs.get(flavour, ()))
-        return VariantRule(variant.id, variant.name, variant.kind, specs, group_specs(specs))
+        try:
+            selects = group_specs(specs)
+        except UnreadableSpec:
+            # A Variant row whose spec py-rattler cannot read selects nothing: its GPU cells are
+            # not applicable (with that reason) rather than the whole plan failing.
+            specs, selects = (), {}
+        return VariantRule(variant.id, variant.name, variant.kind, specs, selects)
 
     # --- triggers -> targets ------------------------------------------------------------------
     def plan(self, trigger: Trigger) -> Plan:

@@ -1,16 +1,13 @@
-"""Trend plots: pass rate over time (overall or one package), durations, release waves."""
+"""Trend plots: pass rate over time (overall or one package) and durations per variant."""
 
-from django.shortcuts import get_object_or_404
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from packages_app.models import TorchRelease
 from testing_app import charts
 from testing_app.selectors.matrix import list_supported_releases
 from testing_app.selectors.trends import TREND_DAYS
 from testing_app.selectors.trends import get_daily_verdicts
 from testing_app.selectors.trends import get_durations_by_variant
-from testing_app.selectors.trends import get_release_wave
 
 
 @require_GET
@@ -33,15 +30,4 @@ def trends(request):
             ),
             "releases": list_supported_releases(),
         },
-    )
-
-
-@require_GET
-def release_wave(request, version):
-    release = get_object_or_404(TorchRelease, version=version)
-    wave = get_release_wave(release)
-    return render(
-        request,
-        "testing_app/release_wave.html",
-        {"release": release, "wave": wave, "chart": charts.release_wave_progress(wave)},
     )

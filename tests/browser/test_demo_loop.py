@@ -106,3 +106,34 @@ def test_demo_loop_from_staged_sample_to_verdicts_in_the_browser(
     page.goto(f"{live_server.url}/packages/sample-fails-on-torch-2-5/")
     expect(page.locator("#test-matrix")).to_be_visible()
     screenshot("demo-loop-package")
+
+
+def test_maintainer_creates_and_revokes_a_ci_token_in_the_browser(
+    transactional_db, live_server, page, screenshot
+):
+    from packages_app.models import PackageToken
+    from packages_app.services.packages import register_package
+    from tests import factories
+
+    package = register_package(name="kornia", summary="Differentiable computer vision")
+    user = factories.UserFactory(username="ada")
+    user.set_password("a-long-test-password")
+    user.save()
+    package.maintainers.add(factories.MaintainerFactory(name="Ada", user=user))
+
+    page.goto(f"{live_server.url}/accounts/login/?next=/packages/kornia/tokens/")
+    page.fill("input[name=username]", "ada")
+    page.fill("input[name=password]", "a-long-test-password")
+    page.click("button[type=submit]")
+    page.fill("input[name=name]", "github-ci")
+    page.click("form.token-form button[type=submit]")
+
+    token = page.locator("#token-value").inner_text()
+    assert token.startswith("cdt_")
+    expect(page.locator("table.tokens")).to_contain_text("github-ci")
+    screenshot("tokens-created")
+    page.click("table.tokens button.danger")
+    expect(page.locator("table.tokens")).to_contain_text("revoked")
+    expect(page.locator("#token-value")).to_have_count(0)
+    screenshot("tokens-revoked")
+    assert PackageToken.objects.get().revoked_at is not None

@@ -28,6 +28,9 @@ OPTIONS = PlanOptions(
 )
 
 
+FILENAMES: dict[int, str] = {}  # record id -> file name, to find builds in the tests
+
+
 def _records(path: Path, channel: int, start: int) -> list[CatalogRecord]:
     raw = json.loads(path.read_text())
     records = []
@@ -45,7 +48,7 @@ def _records(path: Path, channel: int, start: int) -> list[CatalogRecord]:
                     constrains=tuple(r.get("constrains") or ()),
                 )
             )
-            records[-1].__dict__["filename"] = filename  # for finding it in the tests
+            FILENAMES[records[-1].id] = filename
     return records
 
 
@@ -103,7 +106,7 @@ def _catalog(snapshot, variants, versions, **extra) -> Catalog:
 
 
 def _build(snapshot, filename) -> CatalogRecord:
-    return next(r for r in snapshot if r.__dict__.get("filename") == filename)
+    return next(r for r in snapshot if FILENAMES.get(r.id) == filename)
 
 
 def _cells(plan, catalog, variants):
