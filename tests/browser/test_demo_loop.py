@@ -107,6 +107,15 @@ def test_demo_loop_from_staged_sample_to_verdicts_in_the_browser(
     expect(page.locator("#test-matrix")).to_be_visible()
     screenshot("demo-loop-package")
 
+    # The compatibility matrix shows the verdicts the real worker produced.
+    page.goto(f"{live_server.url}/matrix/?q=sample")
+    failing_row = page.locator("tr", has_text="sample-fails-on-torch-2-5")
+    expect(failing_row.locator('td[data-verdict="failed"]')).to_have_count(1)
+    expect(failing_row.locator('td[data-verdict="passed"]')).to_have_count(1)
+    unsatisfiable_row = page.locator("tr", has_text="sample-unsatisfiable")
+    expect(unsatisfiable_row.locator('td[data-verdict="uninstallable"]')).to_have_count(2)
+    screenshot("demo-loop-matrix")
+
 
 def test_maintainer_creates_and_revokes_a_ci_token_in_the_browser(
     transactional_db, live_server, page, screenshot
