@@ -43,6 +43,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "distro_site.content_security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -238,6 +239,12 @@ X_FRAME_OPTIONS = "DENY"
 # Request bodies above this are refused with 400: the largest legitimate one is a form of a few
 # KiB (recipes are fetched by URL, never uploaded).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
+# Sent on every response (distro_site.content_security); empty disables it. No script-src yet:
+# the chart pages embed plotly's inline scripts.
+CONTENT_SECURITY_POLICY = env.str(
+    "CONTENT_SECURITY_POLICY",
+    default="base-uri 'self'; form-action 'self'; frame-ancestors 'none'; object-src 'none'",
+)
 
 # --- Logging ----------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()

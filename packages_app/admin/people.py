@@ -57,7 +57,8 @@ class MaintainerAdmin(admin.ModelAdmin):
 
     @admin.display(description="unsubscribe token")
     def unsubscribe_token_prefix(self, obj: Maintainer) -> str:
-        return secret_prefix(obj.unsubscribe_token)
+        # An unsaved row has no link yet (the token is derived from its id).
+        return secret_prefix(obj.unsubscribe_token) if obj.pk else "—"
 
 
 class PackageTokenInline(admin.TabularInline):
