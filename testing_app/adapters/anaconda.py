@@ -1,4 +1,5 @@
-"""anaconda.org through anaconda-client: copy one file from a staging owner/label to the target.
+"""anaconda.org through anaconda-client: copy one file from a staging owner/label to the target,
+and take one file off a label (a removed package leaving the target).
 
 Wraps `binstar_client.Binstar` (built directly with the API URL: `get_server_api(site=...)`
 takes a site *alias*, not a URL, and silently falls back to api.anaconda.org, see
@@ -10,7 +11,8 @@ an error message, and absent from this object's repr.
 Errors become `AnacondaError` with a `kind` the promotion page can explain:
 401 unauthorized, 404 not_found, 409 conflict (unless the file already in the target has the
 same sha256: then the copy is done), 5xx server and connection trouble network (both
-retryable), anything else client.
+retryable), anything else client. Taking a file off a label treats 404 as done: the file, or its
+label, is already gone.
 """
 
 import logging
@@ -41,6 +43,12 @@ class AnacondaError(Exception):
 @dataclass(frozen=True)
 class CopyOutcome:
     already_present: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class LabelRemoval:
+    already_gone: bool
     detail: str
 
 
@@ -122,6 +130,31 @@ class AnacondaClient:
                 retryable=True,
             ) from None
         return CopyOutcome(False, f"copied to {to_owner}/label/{to_label}")
+
+    def remove_label(self, *, spec: FileSpec, label: str) -> LabelRemoval:
+        """Take one file (`spec`, owned by `spec.owner`) off `label`: DELETE
+        /channels/{owner}/{label} naming the file. The file stays in the owner's account under
+        its other labels; conda users of that label no longer see it."""
+        logger.info("removing label %s from %s", label, spec)
+        try:
+            self._api.remove_channel(
+                label,
+                spec.owner,
+                package=spec.package,
+                version=spec.version,
+                filename=spec.basename,
+            )
+        except NotFound:
+            return LabelRemoval(True, f"{spec} was not under {spec.owner}/label/{label} (404)")
+        except BinstarError as exc:
+            raise _mapped(exc, what=f"removal of {spec} from label {label}") from None
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise AnacondaError(
+                f"network error talking to {self.api_url}: {type(exc).__name__}",
+                kind="network",
+                retryable=True,
+            ) from None
+        return LabelRemoval(False, f"{spec} removed from {spec.owner}/label/{label}")
 
     def _resolve_conflict(
         self, source: FileSpec, *, to_owner: str, to_label: str, sha256: str

@@ -24,6 +24,9 @@ from packages_app.lint import PYTORCH_NAMES
 from packages_app.models import Build
 from packages_app.models import Channel
 from packages_app.models import Package
+from testing_app.adapters.anaconda import AnacondaClient
+from testing_app.adapters.anaconda import AnacondaError
+from testing_app.adapters.anaconda import FileSpec
 from testing_app.adapters.local_channel import LocalChannelError
 from testing_app.adapters.local_channel import channel_lock
 from testing_app.adapters.local_channel import channel_root
@@ -35,6 +38,9 @@ from testing_app.selectors.maintenance import deadline_for
 from testing_app.selectors.maintenance import newest_supported_release
 from testing_app.selectors.maintenance import packages_with_passing_build
 from testing_app.services.notices import notify_lifecycle
+from testing_app.services.promotion_backends import ANACONDA
+from testing_app.services.promotion_backends import anaconda_owner
+from testing_app.services.promotion_backends import backend_name
 
 logger = logging.getLogger(__name__)
 
@@ -208,12 +214,14 @@ def enqueue_removal(event_id: int) -> None:
     )
 
 
-def remove_from_target(*, event_id: int) -> int:
-    """Delete a removed package's promoted files from the target channel and re-index it; the
-    builds become `withdrawn` and the outcome is appended to the removal event. Idempotent.
+def remove_from_target(*, event_id: int, client: AnacondaClient | None = None) -> int:
+    """Take a removed package's promoted files out of the target channel; the builds become
+    `withdrawn` and the outcome is appended to the removal event. Idempotent.
 
-    A file:// target is changed in place under the promotion backend's lock; other targets
-    (anaconda.org labels) are refused with the reason recorded, for a person to act on.
+    The backend is chosen as promotions choose theirs (PROMOTION_BACKEND, or the target's URL):
+    a file:// target is changed in place under the local channel's lock and re-indexed; on
+    anaconda.org each file is taken off the target label (a file already off it counts as
+    done). A failure is recorded on the event and raised, so the job shows it too.
     """
     event = PackageStatusEvent.objects.select_related("package").get(pk=event_id)
     builds = list(
@@ -223,17 +231,31 @@ def remove_from_target(*, event_id: int) -> int:
             state=Build.State.PROMOTED,
         ).select_related("channel")
     )
+    details: list[str] = []
     try:
         for channel, files in _files_by_channel(builds).items():
-            _delete_and_reindex(channel, files)
-    except LocalChannelError as exc:
-        _append_to_event(event_id, f"Removal from the target channel failed: {exc}")
+            if backend_name(channel) == ANACONDA:
+                _remove_from_label(channel, files, client=client, done=details)
+            else:
+                _delete_and_reindex(channel, files)
+    except (LocalChannelError, AnacondaError, ValidationError) as exc:
+        reason = f"{exc.kind}: {exc}" if isinstance(exc, AnacondaError) else _message(exc)
+        # What was done before the failure is said too: a re-run finds those files gone (done).
+        text = "\n".join([f"Removal from the target channel failed: {reason}", *details])
+        _append_to_event(event_id, text)
         raise
     Build.objects.filter(pk__in=[b.pk for b in builds]).update(
         state=Build.State.WITHDRAWN, withdrawn_at=timezone.now()
     )
-    _append_to_event(event_id, f"{len(builds)} file(s) removed from the target channel.")
+    summary = f"{len(builds)} file(s) removed from the target channel."
+    _append_to_event(event_id, "\n".join([summary, *details]))
     return len(builds)
+
+
+def _message(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(exc.messages)
+    return str(exc)
 
 
 def _files_by_channel(builds: list[Build]) -> dict:
@@ -241,6 +263,20 @@ def _files_by_channel(builds: list[Build]) -> dict:
     for build in builds:
         by_channel.setdefault(build.channel, []).append(build)
     return by_channel
+
+
+def _remove_from_label(
+    channel: Channel, builds: list[Build], *, client: AnacondaClient | None, done: list[str]
+) -> None:
+    owner, label = anaconda_owner(channel), channel.label or "main"
+    client = client or AnacondaClient(
+        token=settings.ANACONDA_API_TOKEN,
+        api_url=settings.ANACONDA_API_URL,
+        timeout_s=settings.HTTP_TIMEOUT_S,
+    )
+    for build in builds:
+        spec = FileSpec(owner, build.name, build.version, f"{build.subdir}/{build.filename}")
+        done.append(client.remove_label(spec=spec, label=label).detail)
 
 
 def _delete_and_reindex(channel: Channel, builds: list[Build]) -> None:

@@ -85,7 +85,7 @@ def _notify_own_failure(job: Job, package: Package) -> list[Notification]:
     )
     notice = Notice(
         kind=Kind.OWN_FAILURE,
-        root_cause_key=f"build:{build.pk}:failing",
+        root_cause_key=_failing_episode_key(job),
         subject=f"{build.name} {build.version} fails its tests",
         body=body,
         details=(_cell(job),),
@@ -94,6 +94,62 @@ def _notify_own_failure(job: Job, package: Package) -> list[Notification]:
         build=build,
     )
     return notify(maintainers=package.maintainers.all(), notice=notice)
+
+
+def _failing_episode_key(job: Job) -> str:
+    """The root cause of an own-failure notice: the build's current failing episode.
+
+    An episode opens when a build that had no failing cell gets one, and is named by the job
+    that opened it; every later failure while some cell still fails belongs to it (no repeat
+    while the state is unchanged). Once every cell has passed again, the next failure opens a
+    new episode and tells the maintainers again. Infrastructure errors neither open nor close an
+    episode: only a passing or a failing verdict says what the package does.
+    """
+    prefix = f"build:{job.build_id}:failing"
+    if not _build_was_failing_before(job):
+        return f"{prefix}:job:{job.pk}"
+    told = (
+        Notification.objects.filter(
+            kind=Kind.OWN_FAILURE, build_id=job.build_id, root_cause_key__startswith=prefix
+        )
+        .order_by("-pk")
+        .values_list("root_cause_key", flat=True)
+        .first()
+    )
+    # A failing episode nobody was told of yet (all verdicts were recorded before notices
+    # existed, say) is opened by this job.
+    return told or f"{prefix}:job:{job.pk}"
+
+
+def _build_was_failing_before(job: Job) -> bool:
+    """Whether the build had a failing cell before this job finished: another cell fails now,
+    or this cell's last passing-or-failing job before this one failed."""
+    same_cell = {
+        "torch_release_id": job.torch_release_id,
+        "variant_id": job.variant_id,
+        "platform_id": job.platform_id,
+        "python": job.python,
+    }
+    other_failing = (
+        CellResult.objects.filter(build_id=job.build_id, verdict__in=NOTIFIED_VERDICTS)
+        .exclude(**same_cell)
+        .exists()
+    )
+    if other_failing:
+        return True
+    last_decisive = (
+        Job.objects.filter(
+            build_id=job.build_id,
+            verdict__in=[Verdict.PASSED, *NOTIFIED_VERDICTS],
+            finished_at__isnull=False,
+            **same_cell,
+        )
+        .exclude(pk=job.pk)
+        .order_by("-finished_at", "-pk")
+        .values_list("verdict", flat=True)
+        .first()
+    )
+    return last_decisive in NOTIFIED_VERDICTS
 
 
 def _notify_breakage(job: Job, package: Package) -> list[Notification]:

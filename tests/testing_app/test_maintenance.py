@@ -4,6 +4,7 @@ told once and undone by a passing build; the maintainer-needed marker and the cl
 import datetime as dt
 
 import pytest
+import responses
 import time_machine
 from django.contrib.auth.models import Group
 from django.core import mail
@@ -329,8 +330,9 @@ def test_claim_rules_maintained_package_duplicate_rate_limit_and_rejection(orpha
 
 
 def test_removal_from_a_target_it_cannot_change_is_recorded(
-    world, django_capture_on_commit_callbacks
+    world, settings, django_capture_on_commit_callbacks
 ):
+    settings.PROMOTION_BACKEND = "local"  # forced local, but the target is not a directory
     Channel.objects.filter(role="target").update(url="https://conda.example.org/distro")
     Package.objects.filter(pk=world["package"].pk).update(status=Status.DEPRECATED)
     with django_capture_on_commit_callbacks(execute=True):
@@ -344,3 +346,97 @@ def test_removal_from_a_target_it_cannot_change_is_recorded(
     )
     world["promoted"].refresh_from_db()
     assert world["promoted"].state == Build.State.PROMOTED  # nothing pretends it is gone
+
+
+API = "https://api.anaconda.example"
+TOKEN = "SECRET-anaconda-token-42"  # noqa: S105 - a test value, checked to never leak
+
+
+@pytest.fixture
+def on_anaconda(world, settings):
+    """The target is the anaconda.org owner `distro`, label `main` (backend "auto" picks it)."""
+    settings.ANACONDA_API_URL = API
+    settings.ANACONDA_API_TOKEN = TOKEN
+    Channel.objects.filter(role="target").update(url="https://conda.anaconda.example/distro")
+    Package.objects.filter(pk=world["package"].pk).update(status=Status.DEPRECATED)
+    promoted = world["promoted"]
+    with responses.RequestsMock() as http:
+        yield {
+            "http": http,
+            "url": f"{API}/channels/distro/main",
+            "body": {
+                "package": "kornia",
+                "version": "0.7.2",
+                "basename": f"noarch/{promoted.filename}",
+            },
+        }
+
+
+def _remove_through_the_promote_queue(world, capture) -> PackageStatusEvent:
+    with capture(execute=True):
+        remove_package(package=world["package"], by=None, reason="Unmaintained.")
+    assert drain("promote") == 1
+    return PackageStatusEvent.objects.get(to_status="removed")
+
+
+def _label_removal(on_anaconda, status: int, **reply):
+    on_anaconda["http"].add(
+        responses.DELETE,
+        on_anaconda["url"],
+        status=status,
+        match=[responses.matchers.json_params_matcher(on_anaconda["body"])],
+        **reply,
+    )
+
+
+def test_removal_from_anaconda_takes_each_file_off_the_target_label(
+    world, on_anaconda, django_capture_on_commit_callbacks
+):
+    _label_removal(on_anaconda, 201)
+    removal = _remove_through_the_promote_queue(world, django_capture_on_commit_callbacks)
+    assert failed_jobs("promote") == []
+    (call,) = on_anaconda["http"].calls
+    assert call.request.headers["Authorization"] == f"token {TOKEN}"
+    assert "1 file(s) removed from the target channel." in removal.reason
+    assert "removed from distro/label/main" in removal.reason
+    world["promoted"].refresh_from_db()
+    assert world["promoted"].state == Build.State.WITHDRAWN
+    assert TOKEN not in removal.reason
+
+
+def test_removal_from_anaconda_counts_a_file_already_off_the_label_as_done(
+    world, on_anaconda, django_capture_on_commit_callbacks
+):
+    _label_removal(on_anaconda, 404, json={"error": "not found"})
+    removal = _remove_through_the_promote_queue(world, django_capture_on_commit_callbacks)
+    assert failed_jobs("promote") == []
+    assert "was not under distro/label/main (404)" in removal.reason
+    world["promoted"].refresh_from_db()
+    assert world["promoted"].state == Build.State.WITHDRAWN
+
+
+def test_removal_from_anaconda_reports_a_server_error_and_withdraws_nothing(
+    world, on_anaconda, django_capture_on_commit_callbacks, caplog
+):
+    _label_removal(on_anaconda, 500, json={"error": "database unavailable"})
+    removal = _remove_through_the_promote_queue(world, django_capture_on_commit_callbacks)
+    (job,) = failed_jobs("promote")
+    assert "server error (500)" in job.latest_result().exc_string
+    assert "Removal from the target channel failed: server: server error (500)" in removal.reason
+    assert "database unavailable" in removal.reason
+    world["promoted"].refresh_from_db()
+    assert world["promoted"].state == Build.State.PROMOTED
+    assert TOKEN not in removal.reason + job.latest_result().exc_string + caplog.text
+
+
+def test_removal_from_anaconda_with_a_refused_token_says_so(
+    world, on_anaconda, django_capture_on_commit_callbacks
+):
+    _label_removal(on_anaconda, 401, json={"error": "token expired"})
+    removal = _remove_through_the_promote_queue(world, django_capture_on_commit_callbacks)
+    assert len(failed_jobs("promote")) == 1
+    assert "Removal from the target channel failed: unauthorized: unauthorized (401)" in (
+        removal.reason
+    )
+    world["promoted"].refresh_from_db()
+    assert world["promoted"].state == Build.State.PROMOTED

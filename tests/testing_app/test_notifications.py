@@ -115,6 +115,52 @@ def test_failed_build_on_many_cells_tells_each_maintainer_once(
     assert digest_row.body.count("\n- PyTorch 2.5.1 x ") == 4  # every cell, in one notice
 
 
+def _own_failure_emails(maintainer) -> list:
+    drain_default_queue()
+    return [m for m in mail.outbox if m.to == [maintainer.email] and "fails its tests" in m.subject]
+
+
+def test_failing_again_in_the_same_episode_tells_nobody_again(
+    kornia, cells, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        finish(kornia["build"], cells[0], Verdict.FAILED, excerpt=EXCERPT)
+        finish(kornia["build"], cells[0], Verdict.FAILED, excerpt=EXCERPT)  # still failing
+        finish(kornia["build"], cells[1], Verdict.PASSED)  # another cell passing ends nothing
+        finish(kornia["build"], cells[0], Verdict.ERROR)  # infrastructure trouble ends nothing
+        finish(kornia["build"], cells[0], Verdict.FAILED, excerpt=EXCERPT)
+    assert Notification.objects.filter(maintainer=kornia["ada"]).count() == 1
+    assert len(_own_failure_emails(kornia["ada"])) == 1
+
+
+def test_fail_pass_fail_tells_the_maintainers_twice(
+    kornia, cells, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        first = finish(kornia["build"], cells[0], Verdict.FAILED, excerpt=EXCERPT)
+        finish(kornia["build"], cells[0], Verdict.PASSED)
+        second = finish(kornia["build"], cells[0], Verdict.FAILED, excerpt=EXCERPT)
+    rows = Notification.objects.filter(maintainer=kornia["ada"]).order_by("pk")
+    build = kornia["build"].pk
+    assert [r.root_cause_key for r in rows] == [
+        f"build:{build}:failing:job:{first.pk}",
+        f"build:{build}:failing:job:{second.pk}",
+    ]
+    emails = _own_failure_emails(kornia["ada"])
+    assert len(emails) == 2
+    assert f"/jobs/{second.pk}/" in emails[1].body  # the job that opened the new episode
+
+
+def test_a_failure_while_another_cell_still_fails_joins_the_open_episode(kornia, cells):
+    finish(kornia["build"], cells[0], Verdict.FAILED, excerpt=EXCERPT)
+    finish(kornia["build"], cells[1], Verdict.FAILED, excerpt=EXCERPT)
+    finish(kornia["build"], cells[1], Verdict.PASSED)
+    finish(kornia["build"], cells[1], Verdict.FAILED, excerpt=EXCERPT)  # cells[0] never passed
+    assert Notification.objects.filter(maintainer=kornia["ada"]).count() == 1
+    grace_row = Notification.objects.get(maintainer=kornia["grace"])
+    assert grace_row.body.count("\n- PyTorch 2.5.1 x ") == 2
+
+
 def test_passing_and_infrastructure_errors_tell_nobody(kornia, cells):
     finish(kornia["build"], cells[0], Verdict.PASSED)
     finish(kornia["build"], cells[1], Verdict.ERROR)
