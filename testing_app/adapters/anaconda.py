@@ -124,11 +124,7 @@ class AnacondaClient:
         except BinstarError as exc:
             raise _mapped(exc, what=f"copy of {source} from label {from_label}") from None
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise AnacondaError(
-                f"network error talking to {self.api_url}: {type(exc).__name__}",
-                kind="network",
-                retryable=True,
-            ) from None
+            raise self._network_error(exc) from None
         return CopyOutcome(False, f"copied to {to_owner}/label/{to_label}")
 
     def remove_label(self, *, spec: FileSpec, label: str) -> LabelRemoval:
@@ -149,12 +145,16 @@ class AnacondaClient:
         except BinstarError as exc:
             raise _mapped(exc, what=f"removal of {spec} from label {label}") from None
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise AnacondaError(
-                f"network error talking to {self.api_url}: {type(exc).__name__}",
-                kind="network",
-                retryable=True,
-            ) from None
+            raise self._network_error(exc) from None
         return LabelRemoval(False, f"{spec} removed from {spec.owner}/label/{label}")
+
+    def _network_error(self, exc: Exception) -> AnacondaError:
+        """A connection problem or timeout: retryable, named by type only (no URL with a token)."""
+        return AnacondaError(
+            f"network error talking to {self.api_url}: {type(exc).__name__}",
+            kind="network",
+            retryable=True,
+        )
 
     def _resolve_conflict(
         self, source: FileSpec, *, to_owner: str, to_label: str, sha256: str
@@ -167,11 +167,7 @@ class AnacondaClient:
         except BinstarError as exc:
             raise _mapped(exc, what=f"lookup of {target} after a conflict") from None
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise AnacondaError(
-                f"network error talking to {self.api_url}: {type(exc).__name__}",
-                kind="network",
-                retryable=True,
-            ) from None
+            raise self._network_error(exc) from None
         existing_sha = str(existing.get("sha256") or existing.get("attrs", {}).get("sha256") or "")
         labels = existing.get("labels")
         if existing_sha and existing_sha.lower() == sha256.lower():
