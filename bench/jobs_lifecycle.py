@@ -1,10 +1,10 @@
-"""Benchmark: one real `distro_worker` (RQ's forking worker) runs N jobs through the whole
-lifecycle (dequeue, guarded start, runner, guarded finish, cell and run upkeep) with a no-op
-runner, so what is measured is the per-job overhead of the engine itself.
+"""Benchmark: one real `distro_worker` runs N jobs through the whole lifecycle (dequeue, guarded
+start, runner, guarded finish, cell and run upkeep) with a no-op runner, so what is measured is
+the per-job overhead of the engine itself.
 
-Run as `.venv/bin/python bench/jobs_lifecycle.py [N]` (default 2,000). It prints figures and
-asserts nothing. DATABASE_URL (PostgreSQL) and REDIS_URL (an empty database) as in
-bench/_jobs_setup.py.
+Run as `.venv/bin/python bench/jobs_lifecycle.py [N] [in-process|fork]` (default 2,000 jobs and
+the worker's default execution model, WORKER_EXECUTION). It prints figures and asserts nothing.
+DATABASE_URL (PostgreSQL) and REDIS_URL (an empty database) as in bench/_jobs_setup.py.
 """
 
 import os
@@ -35,6 +35,9 @@ def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
     configure_environment()
     require_empty_redis()
+    from django.conf import settings
+
+    execution = sys.argv[2] if len(sys.argv) > 2 else settings.WORKER_EXECUTION
 
     from django.db.models import Max
     from django.db.models import Min
@@ -60,7 +63,7 @@ def main() -> None:
     }
     wall, cpu = _timed_run(
         [sys.executable, str(BASE_DIR / "manage.py"), "distro_worker", "--burst"]
-        + ["--name", f"bench-{socket.gethostname()}"],
+        + ["--name", f"bench-{socket.gethostname()}", "--execution", execution],
         env=env,
     )
     jobs = Job.objects.filter(run=run)
@@ -68,19 +71,20 @@ def main() -> None:
     done = jobs.filter(status="finished", verdict="passed").count()
     busy = (span["last"] - span["first"]).total_seconds()
     per_job_ms = 1000 * busy / count
-    print(f"jobs run through the lifecycle: {done} of {count}")
+    print(f"jobs run through the lifecycle by one {execution} worker: {done} of {count}")
     print(f"worker wall time (start-up included): {wall:.1f} s")
     print(f"first start -> last finish: {busy:.1f} s = {count / busy:.0f} jobs/s")
     print(f"per-job overhead: {per_job_ms:.1f} ms (target <= {TARGET_OVERHEAD_MS:.0f} ms)")
-    print(f"CPU time of the worker and its work-horses: {1000 * cpu / count:.1f} ms per job")
+    print(f"CPU time of the worker (and work-horses): {1000 * cpu / count:.1f} ms per job")
     run.delete()
     flush_redis()
-    raw_wall, raw_cpu = _raw_rq_worker(count)
-    print(
-        f"same machine, same run: plain `rq worker` (forking, no Django, no database) on "
-        f"{count} no-op jobs: {1000 * raw_wall / count:.1f} ms per job wall, "
-        f"{1000 * raw_cpu / count:.1f} ms CPU"
-    )
+    for worker_class in ("rq.worker.Worker", "rq.worker.SimpleWorker"):
+        raw_wall, raw_cpu = _raw_rq_worker(count, worker_class)
+        print(
+            f"same machine, same run: plain `rq worker -w {worker_class}` (no Django, no "
+            f"database) on {count} no-op jobs: {1000 * raw_wall / count:.1f} ms per job wall, "
+            f"{1000 * raw_cpu / count:.1f} ms CPU"
+        )
 
 
 def _timed_run(argv: list[str], *, env: dict) -> tuple[float, float]:
@@ -93,8 +97,9 @@ def _timed_run(argv: list[str], *, env: dict) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def _raw_rq_worker(count: int) -> tuple[float, float]:
-    """The floor under any RQ-based engine on this machine: RQ's own fork per job."""
+def _raw_rq_worker(count: int, worker_class: str) -> tuple[float, float]:
+    """The floor under an RQ-based engine on this machine: RQ's own worker loop, forking a
+    work-horse per job (Worker) or running it in the worker (SimpleWorker)."""
     import django_rq
     from django.conf import settings
     from rq import Queue
@@ -102,7 +107,8 @@ def _raw_rq_worker(count: int) -> tuple[float, float]:
     queue = Queue("bench-raw-worker", connection=django_rq.get_connection("default"))
     queue.enqueue_many([Queue.prepare_data("os.getpid", result_ttl=600) for _ in range(count)])
     rq_cli = str(Path(sys.executable).with_name("rq"))
-    argv = [rq_cli, "worker", "--burst", "--url", settings.REDIS_URL, "--quiet", queue.name]
+    argv = [rq_cli, "worker", "--burst", "--url", settings.REDIS_URL, "--quiet", "-w", worker_class]
+    argv.append(queue.name)
     wall, cpu = _timed_run(argv, env=dict(os.environ))
     flush_redis()
     return wall, cpu

@@ -36,6 +36,8 @@ def configure_environment() -> str:
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ.setdefault("ALLOWED_HOSTS", "testserver")
     os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+    # Every timed request renders its page: a copy from the page cache would time the cache.
+    os.environ.setdefault("PAGE_CACHE_SECONDS", "0")
     os.environ.setdefault(
         "STATICFILES_BACKEND", "django.contrib.staticfiles.storage.StaticFilesStorage"
     )

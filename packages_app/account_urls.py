@@ -1,4 +1,5 @@
-"""Sign-in pages (django.contrib.auth views) and the maintainer's own page, under /accounts/."""
+"""Sign-in pages (django.contrib.auth views, rate-limited) and the maintainer's own page,
+under /accounts/."""
 
 from django.contrib.auth import views as auth_views
 from django.urls import path
@@ -12,7 +13,7 @@ urlpatterns = [
     path("", account_views.account_home, name="home"),
     path(
         "login/",
-        auth_views.LoginView.as_view(
+        account_views.SignInView.as_view(
             template_name="registration/login.html",
             next_page=reverse_lazy("accounts:home"),
             redirect_authenticated_user=True,
@@ -22,7 +23,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(next_page=reverse_lazy("home")), name="logout"),
     path(
         "password/",
-        auth_views.PasswordChangeView.as_view(
+        account_views.PasswordChangeView.as_view(
             template_name="registration/password_change_form.html",
             success_url=reverse_lazy("accounts:password-change-done"),
         ),

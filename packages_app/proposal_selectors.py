@@ -144,14 +144,26 @@ class MaintainerHome:
     proposals: list[Proposal]
 
 
-def get_maintainer_home(*, user) -> MaintainerHome:
-    """Packages of the Maintainer linked to `user` (by account, else by the same email), and
-    proposals naming that email as contact or maintainer (three queries)."""
+def account_maintainers(user) -> QuerySet[Maintainer]:
+    """The Maintainer rows that are this account: the one linked to it, and any row not linked
+    to an account that has the account's email. Approval creates Maintainer rows from a
+    proposal, without accounts; accounts are made by staff, so their email is trusted. Every
+    maintainer permission (retry, CI tokens, installability checks) and the account page use
+    this one rule."""
+    if not user.is_authenticated:
+        return Maintainer.objects.none()
     email = (user.email or "").strip()
     match = Q(user=user)
     if email:
-        match |= Q(email__iexact=email)
-    maintainers = list(Maintainer.objects.filter(match).order_by("pk"))
+        match |= Q(user__isnull=True, email__iexact=email)
+    return Maintainer.objects.filter(match)
+
+
+def get_maintainer_home(*, user) -> MaintainerHome:
+    """Packages of the account's Maintainer rows (account_maintainers), and proposals naming
+    the account's or those rows' email as contact or maintainer (three queries)."""
+    email = (user.email or "").strip()
+    maintainers = list(account_maintainers(user).order_by("pk"))
     packages = (
         list(Package.objects.filter(maintainers__in=maintainers).distinct().order_by("name"))
         if maintainers

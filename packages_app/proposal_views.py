@@ -1,7 +1,6 @@
 """Public proposal pages: the form, the proposer's private status page and its actions, and a
 public summary of a proposal (what a duplicate proposal links to)."""
 
-from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404
@@ -11,6 +10,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.http import require_POST
 
+from distro_site.clients import client_address
 from packages_app.forms import HONEYPOT_FIELD
 from packages_app.forms import NoteForm
 from packages_app.forms import ProposalForm
@@ -26,20 +26,6 @@ from packages_app.services.proposals import client_fingerprint
 from packages_app.services.proposals import resubmit_proposal
 from packages_app.services.proposals import submit_proposal
 from packages_app.services.proposals import withdraw_proposal
-
-
-def client_address(request) -> str:
-    """The client's address for rate limiting.
-
-    Behind the reverse proxy the last X-Forwarded-For entry is the one the proxy itself added
-    (the address it saw); entries before it come from the client and can be forged.
-    """
-    if settings.BEHIND_TLS_PROXY:
-        hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
-        hops = [h for h in hops if h]
-        if hops:
-            return hops[-1]
-    return request.META.get("REMOTE_ADDR", "")
 
 
 def add_service_errors(form, exc: ValidationError) -> None:

@@ -3,6 +3,7 @@
 from django.http import Http404
 from django.shortcuts import render
 
+from distro_site.page_cache import cache_anonymous_get
 from distro_site.paging import paginate
 from packages_app.models import Build
 from packages_app.models import Package
@@ -40,6 +41,7 @@ def package_list(request):
     )
 
 
+@cache_anonymous_get
 def package_detail(request, name):
     package = Package.objects.filter(name=name).prefetch_related("maintainers").first()
     versions = list_versions(name=name)

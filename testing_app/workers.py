@@ -1,38 +1,62 @@
-"""The RQ worker class distro_worker runs: RQ's forking worker plus this project's rules.
+"""The RQ worker classes distro_worker runs: RQ's worker loop plus this project's rules.
 
+Two execution models, chosen with WORKER_EXECUTION (see worker_class()):
+
+- `in-process` (the default, DistroWorker): the job runs in the worker process itself, as with
+  RQ's SimpleWorker. A work-horse per job would add little isolation: the part of a job that
+  runs foreign code (conda-build, the rattler runner) is already a process group of its own
+  with a hard timeout that kills the whole group, and it dies with the worker (Linux); what
+  runs in the worker is this project's own lifecycle code. A fork per job cost more CPU than
+  the whole lifecycle (bench/README.md, 2,000 no-op jobs: 39 ms CPU and 45 ms wall per job
+  forking, 12.5 ms CPU and 18 ms wall in-process), and rattler's async runtime is not
+  fork-safe, which a process that never forks need not work around.
+- `fork` (ForkingDistroWorker, testing_app/forking_worker.py): RQ's forking worker, one
+  work-horse per job, for a deployment that wants a job's Python code out of the worker (a
+  leak or crash in it cannot outlive the job).
+
+What both do:
 - Heartbeats go to PostgreSQL (WorkerProcess), idle or busy, every WORKER_HEARTBEAT_S.
 - Before taking a job it asks whether its host may take jobs (not pending, draining or
   quarantined); a running job is never interrupted by a state change.
-- A killed work-horse ends its job `error` at once (retried), and what its test left running
-  is killed; the horse dies with its worker (Linux), taking its test process group with it.
+- The worker dies with -9: its test dies with it (PR_SET_PDEATHSIG), the next heartbeat of a
+  worker on the machine kills what the test left, and the reconciler ends the job `error
+  (worker lost)` and retries it.
 
-Database connections and fork: the worker keeps two connections. Its own heartbeats use a
-private alias, never touched by a work-horse. The default connection is handed to each
-work-horse in turn: the worker opens it before forking and does not use it while a horse
-runs; a horse that ends normally leaves it idle for the next one (a new PostgreSQL session
-per job would cost more than the rest of the lifecycle), and after a horse that died the
-worker discards it, since the session may have been left mid-statement.
+In-process: while a job runs, the main thread is busy with it, so a heartbeat thread
+(JobHeartbeat) keeps RQ's heartbeats and the PostgreSQL one going, with its own database
+connection. Between jobs the worker treats its database sessions as Django treats them
+between requests (close_old_connections): a session that saw an error and fails its check,
+or is older than CONN_MAX_AGE, is closed, and CONN_HEALTH_CHECKS replaces one that PostgreSQL
+dropped meanwhile. RQ's job timeout (SIGALRM in the main thread) interrupts the runner, which
+kills its test's process group on the way out; a stop request (cancel) kills that group; a
+cold shutdown ends the running job `error` (retried).
+
 """
 
 import copy
 import ctypes
-import gc
 import logging
-import os
 import signal
 import sys
+import threading
 import time
-from importlib import import_module
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS
 from django.db import DatabaseError
+from django.db import close_old_connections
 from django.db import connections
-from django.db import transaction
-from django.utils.module_loading import import_string
-from rq.worker import Worker
+from redis.exceptions import RedisError
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT
+from rq.defaults import DEFAULT_LOGGING_FORMAT
+from rq.scheduler import RQScheduler
+from rq.worker import SimpleWorker
+from rq.worker.base import BaseWorker
+from rq.worker.base import WorkerStatus
 
+from testing_app.adapters.conda_build import kill_leftovers
 from testing_app.services.conda_runner import clean_up_dead_runner
+from testing_app.services.conda_runner import job_workspace
 from testing_app.services.conda_runner import sweep_stale_workspaces
 from testing_app.services.dispatch import job_pk_from_rq_id
 from testing_app.services.execution import abandon_job
@@ -40,10 +64,10 @@ from testing_app.services.hosts import record_worker_heartbeat
 
 logger = logging.getLogger(__name__)
 
+IN_PROCESS = "in-process"
+FORK = "fork"
 HEARTBEAT_DB = "distro_worker_heartbeat"
 PR_SET_PDEATHSIG = 1
-# Exit status of a work-horse whose database session raised an error (see perform_job).
-EXIT_DATABASE_SUSPECT = 3
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
 
@@ -53,70 +77,75 @@ def _ensure_heartbeat_alias() -> None:
         connections.settings[HEARTBEAT_DB] = copy.deepcopy(connections.settings[DEFAULT_DB_ALIAS])
 
 
-class _WarmUpDone(Exception):
-    pass
+class _BoundScheduler(RQScheduler):
+    """RQ's scheduler process, bound to its worker: without this, a worker killed with -9
+    leaves its scheduler running on its own (found by the fault runs, docs/fault-runs.md),
+    holding the queues' scheduler locks so that no live worker's scheduler can take over."""
+
+    def work(self):
+        if _LIBC is not None:
+            _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        super().work()
 
 
-def warm_up_lifecycle() -> None:
-    """Run one job through start and finish on throwaway rows, then roll it all back.
+def worker_class(execution: str | None = None) -> type[BaseWorker]:
+    """The worker class of an execution model (default: settings.WORKER_EXECUTION)."""
+    from testing_app.forking_worker import ForkingDistroWorker  # it imports this module
 
-    Django builds much of what a query needs lazily (model metadata caches, compiled lookups);
-    a work-horse is a fresh fork per job, so whatever the worker itself never ran is rebuilt
-    and thrown away for every job. Measured on this project's benchmark: about a third of a
-    work-horse's CPU time. Skipped on an empty catalog (there is nothing to run anyway).
-    """
-    from packages_app.models import Build
-    from packages_app.models import TorchRelease
-    from testing_app.models import Job
-    from testing_app.models import Platform
-    from testing_app.models import Run
-    from testing_app.models import Variant
-    from testing_app.services.dispatch import enqueue_jobs
-    from testing_app.services.execution import JobOutcome
-    from testing_app.services.execution import execute_job
-
-    cell = {
-        "build": Build.objects.first(),
-        "torch_release": TorchRelease.objects.first(),
-        "variant": Variant.objects.first(),
-        "platform": Platform.objects.first(),
-    }
-    if not all(cell.values()):
-        return
-    try:
-        with transaction.atomic():
-            run = Run.objects.create(trigger=Run.Trigger.MANUAL, trigger_detail="warm-up")
-            (job,) = enqueue_jobs(run=run, jobs=[Job(kind="test", python="warm-up", **cell)])
-            execute_job(job_id=job.pk, runner=lambda **_: JobOutcome(verdict="passed"))
-            raise _WarmUpDone  # roll everything back, on-commit pushes included
-    except _WarmUpDone:
-        pass
+    execution = execution or settings.WORKER_EXECUTION
+    classes = {IN_PROCESS: DistroWorker, FORK: ForkingDistroWorker}
+    if execution not in classes:
+        raise ValueError(f"WORKER_EXECUTION must be one of {sorted(classes)}, not {execution!r}")
+    return classes[execution]
 
 
-class DistroWorker(Worker):
-    """One worker process of a registered host (one per GPU)."""
+class DistroWorkerRules:
+    """What every worker of a registered host does, whatever runs its jobs."""
 
     def __init__(self, *args, worker_process_id: int, **kwargs):
         kwargs.setdefault("job_monitoring_interval", settings.WORKER_HEARTBEAT_S)
         super().__init__(*args, **kwargs)
         _ensure_heartbeat_alias()
         self.worker_process_id = worker_process_id
-        # Imported here, once: a work-horse is a fresh fork per job and would otherwise import
-        # the job module and a configured runner again for every single job.
-        import_module("testing_app.jobs")
-        if settings.DISTRO_JOB_RUNNER:
-            import_string(settings.DISTRO_JOB_RUNNER)
-        warm_up_lifecycle()
         self._last_db_heartbeat = 0.0
         self._may_take_jobs = False
         self._host_state = ""
-        self._horse_status: int | None = None
+
+    def _start_scheduler(
+        self,
+        burst=False,
+        logging_level="INFO",
+        date_format=DEFAULT_LOGGING_DATE_FORMAT,
+        log_format=DEFAULT_LOGGING_FORMAT,
+    ):
+        """RQ's own start-up of the scheduler, with _BoundScheduler as its class (RQ restarts
+        a scheduler that died through the same object)."""
+        self.scheduler = _BoundScheduler(
+            self.queues,
+            connection=self.connection,
+            logging_level=logging_level if logging_level is not None else self.log.level,
+            date_format=date_format,
+            log_format=log_format,
+            serializer=self.serializer,
+        )
+        self.scheduler.acquire_locks()
+        if not self.scheduler.acquired_locks:
+            return
+        if not burst:
+            self.scheduler.start()
+            return
+        try:
+            self.scheduler.register_birth()
+            self.scheduler.enqueue_scheduled_jobs()
+        finally:
+            self.scheduler.release_locks()
+            self.scheduler.register_death()
 
     # --- heartbeats ---------------------------------------------------------------------------
     def db_heartbeat(self, *, between_jobs: bool) -> bool:
         """Stamp this worker in PostgreSQL (at most every WORKER_HEARTBEAT_S); returns whether
         the host may take jobs. Between jobs it also sweeps dead runners' workspaces (that uses
-        the default connection, which belongs to the work-horse while one runs)."""
+        the default connection, which belongs to the running job while one runs)."""
         if time.monotonic() - self._last_db_heartbeat < settings.WORKER_HEARTBEAT_S:
             return self._may_take_jobs
         self._last_db_heartbeat = time.monotonic()
@@ -159,55 +188,95 @@ class DistroWorker(Worker):
                 return result
         return None
 
-    # --- the work-horse -----------------------------------------------------------------------
-    def fork_work_horse(self, job, queue):
-        # The horse inherits an open, idle default connection (see the module docstring).
-        connections[DEFAULT_DB_ALIAS].ensure_connection()
-        # Objects that exist now are left out of the horse's garbage collections, so it does not
-        # touch (and copy-on-write) the memory it shares with this process.
-        gc.freeze()
-        super().fork_work_horse(job, queue)
 
-    def main_work_horse(self, job, queue):
-        if _LIBC is not None:
-            _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        super().main_work_horse(job, queue)
+class JobHeartbeat(threading.Thread):
+    """The heartbeats of an in-process worker while its main thread runs a job: RQ's (worker
+    key, started-job registry, as a forking worker sends them while it waits for its horse) and
+    the PostgreSQL one, every job_monitoring_interval, on this thread's own connections."""
 
-    def perform_job(self, job, queue, execution):
-        result = super().perform_job(job, queue, execution)
-        if self.is_horse and connections[DEFAULT_DB_ALIAS].errors_occurred:
-            # The job's result is recorded; tell the worker this session saw a database error,
-            # so that it does not hand the connection on to the next horse.
-            os._exit(EXIT_DATABASE_SUSPECT)
-        return result
+    def __init__(self, worker: "DistroWorker", job, execution):
+        super().__init__(name=f"heartbeat of {job.id}", daemon=True)
+        self._worker, self._job, self._execution = worker, job, execution
+        self._done = threading.Event()
 
-    def wait_for_horse(self):
-        retpid, ret_val, rusage = super().wait_for_horse()
-        if retpid:
-            self._horse_status = ret_val
-        return retpid, ret_val, rusage
+    def run(self) -> None:
+        try:
+            while not self._done.wait(self._worker.job_monitoring_interval):
+                try:
+                    self._worker.maintain_heartbeats(self._job, self._execution)
+                except RedisError as exc:  # the PostgreSQL heartbeat handles its own errors
+                    self._worker.log.warning(
+                        "Worker %s: Redis heartbeat failed: %s", self._worker.name, exc
+                    )
+        finally:
+            connections.close_all()  # Django's connections are per thread: these are its own
+
+    def stop(self) -> None:
+        """No heartbeat is sent once this returns (one in flight is waited for)."""
+        self._done.set()
+        self.join()
+
+
+class DistroWorker(DistroWorkerRules, SimpleWorker):
+    """One worker process of a registered host (one per GPU) that runs its jobs itself."""
+
+    # RQ's SimpleWorker sends no heartbeat while a job runs, so it lets its job's registry entry
+    # live for the whole job timeout; this worker keeps beating (JobHeartbeat), so a worker
+    # killed mid-job shows in RQ as soon as it would with a forking worker.
+    get_heartbeat_ttl = BaseWorker.get_heartbeat_ttl
+
+    def __init__(self, *args, worker_process_id: int, **kwargs):
+        super().__init__(*args, worker_process_id=worker_process_id, **kwargs)
+        self._running_job_pk: int | None = None
+        self._job_heartbeat: JobHeartbeat | None = None
+        self._cold_stopped = False
 
     def execute_job(self, job, queue):
-        self._horse_status = None
+        close_old_connections()  # as Django does before a request (see the module docstring)
+        execution = self.prepare_execution(job)
+        self._running_job_pk = job_pk_from_rq_id(job.id)
+        self._job_heartbeat = JobHeartbeat(self, job, execution)
+        self._job_heartbeat.start()
         try:
-            super().execute_job(job, queue)
+            self.perform_job(job, queue, execution)
         finally:
-            if self._horse_status != os.EX_OK:
-                self._discard_default_connection()
+            self._stop_job_heartbeat()
+            running, self._running_job_pk = self._running_job_pk, None
+        if self._cold_stopped:
+            self._abandon_after_cold_stop(running)
+            raise SystemExit
+        close_old_connections()
+        self.set_state(WorkerStatus.IDLE)
 
-    def _discard_default_connection(self) -> None:
-        # The horse may have died mid-statement: nobody may use that session again.
+    def handle_execution_ended(self, job, queue, heartbeat_ttl):
+        # Before RQ removes the execution: a heartbeat after that would write its keys again.
+        self._stop_job_heartbeat()
+        super().handle_execution_ended(job, queue, heartbeat_ttl)
+
+    def _stop_job_heartbeat(self) -> None:
+        if self._job_heartbeat is not None:
+            self._job_heartbeat.stop()
+            self._job_heartbeat = None
+
+    def kill_horse(self, sig=signal.SIGKILL):
+        """A stop request (a cancelled job) or a cold shutdown: end the running job's test."""
+        if self._running_job_pk is not None:
+            kill_leftovers(job_workspace(self._running_job_pk))
+
+    def request_force_stop(self, signum, frame):
+        """Cold shutdown (a second SIGTERM/SIGINT): RQ raises SystemExit in the main thread,
+        wherever the job is; the runner kills its test on the way out, RQ records the failure,
+        and execute_job ends the job in PostgreSQL before the worker exits."""
+        try:
+            super().request_force_stop(signum, frame)
+        except SystemExit:
+            self._cold_stopped = True
+            self.kill_horse()
+            raise
+
+    def _abandon_after_cold_stop(self, job_pk: int | None) -> None:
+        # SystemExit may have interrupted a statement: never reuse that session.
         connections[DEFAULT_DB_ALIAS].close()
-
-    def handle_work_horse_killed(self, job, retpid, ret_val, rusage):
-        super().handle_work_horse_killed(job, retpid, ret_val, rusage)
-        self._discard_default_connection()
-        job_pk = job_pk_from_rq_id(job.id)
-        if job_pk is None:
-            return
-        clean_up_dead_runner(job_id=job_pk)
-        signal_note = f" by signal {ret_val & 0x7F}" if ret_val and ret_val & 0x7F else ""
-        abandon_job(
-            job_id=job_pk,
-            reason=f"Work-horse of {self.name} died{signal_note} (exit status {ret_val}).",
-        )
+        if job_pk is not None:
+            clean_up_dead_runner(job_id=job_pk)
+            abandon_job(job_id=job_pk, reason=f"Worker {self.name} was shut down cold.")

@@ -1,9 +1,12 @@
 """Security review (issue 9): CSRF on every write URL, headers, planted secrets, hashed tokens,
 the Jinja sandbox, oversized input and the recipe fetch's address policy."""
 
+import json
 import logging
+import re
 import socket
 
+import plotly.graph_objects as go
 import pytest
 from django.test import Client
 
@@ -17,6 +20,7 @@ from packages_app.models import PackageToken
 from packages_app.models import Proposal
 from packages_app.models import hash_token
 from packages_app.services.tokens import create_package_token
+from testing_app import charts
 from testing_app.models import EnrollmentToken
 from testing_app.services.hosts import create_enrollment_token
 from testing_app.services.notifications import get_maintainer_by_token
@@ -91,6 +95,58 @@ def test_security_headers_are_set(client, settings):
     policy = response["Content-Security-Policy"]
     for directive in ("frame-ancestors 'none'", "form-action 'self'", "object-src 'none'"):
         assert directive in policy
+
+
+def test_content_security_policy_allows_scripts_from_static_files_only(client):
+    policy = client.get("/")["Content-Security-Policy"]
+    directives = {d.split()[0]: d.split()[1:] for d in policy.split("; ")}
+    assert directives["script-src"] == ["'self'"]
+    assert directives["default-src"] == ["'self'"]
+    assert directives["object-src"] == ["'none'"]
+    # django-rq's staff dashboard alone runs the inline scripts of its own templates.
+    rq_policy = client.get("/django-rq/")["Content-Security-Policy"]
+    assert "script-src 'self' 'unsafe-inline'" in rq_policy
+
+
+# A script element that runs (no src, not a JSON data block), or an event-handler attribute.
+INLINE_SCRIPT = re.compile(
+    r"<script(?![^>]*\bsrc=)(?![^>]*type=\"application/json\")[^>]*>|<[a-z][^>]*\son[a-z]+=",
+    re.IGNORECASE,
+)
+
+
+def test_no_page_carries_an_inline_script(client, reference_data):
+    admin = factories.UserFactory(is_staff=True, is_superuser=True)
+    for verdict in ("passed", "failed"):
+        factories.JobFactory(status="finished", verdict=verdict)
+    client.force_login(admin)
+    checked = 0
+    # The chart pages with data (matrix heatmap, trends, hosts, a release wave) and every URL.
+    chart_pages = ["/matrix/?view=heatmap", "/trends/", "/hosts/", "/releases/2.5.1/"]
+    for path in chart_pages:
+        assert 'class="plotly-chart"' in client.get(path).content.decode(), path
+    paths = list(chart_pages)
+    for url in all_urls():
+        if url.path.startswith(SKIPPED_IN_CRAWL) or url.name == "accounts:logout":
+            continue
+        paths.append(url.path)
+    for path in paths:
+        response = client.get(path)
+        if response.streaming or not response["Content-Type"].startswith("text/html"):
+            continue
+        found = INLINE_SCRIPT.findall(response.content.decode())
+        assert not found, (path, found)
+        checked += 1
+    assert checked > 40
+
+
+def test_chart_data_blocks_cannot_be_closed_by_the_data():
+    title = "</script><script>alert(1)</script> & <!--"
+    fragment = str(charts._html(go.Figure(layout={"title": {"text": title}})))
+    data = re.search(r'<script type="application/json" id="[^"]+">(.*?)</script>', fragment)[1]
+    assert "<" not in data
+    assert ">" not in data
+    assert json.loads(data)["layout"]["title"]["text"] == title
 
 
 def test_hsts_is_sent_on_https_when_debug_is_off(client, settings):

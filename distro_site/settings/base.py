@@ -26,7 +26,8 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin with the site's rate-limited sign-in (distro_site/admin_site.py).
+    "distro_site.apps.DistroAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -126,6 +127,35 @@ RQ_QUEUES = {
 }
 # Enqueue explicitly in transaction.on_commit (one visible deferral, as NetBox does).
 RQ = {"COMMIT_MODE": "auto"}
+# "default" is per process (derived data such as the dependents graph); "rate_limits" must be
+# shared by every web process, so it lives in Redis (distro_site/rate_limits.py). The demo
+# without any Redis (RQ_SYNC) runs one process: memory is enough there.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "rate_limits": (
+        {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "rate-limits"}
+        if RQ_SYNC
+        else {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "rate-limit",
+        }
+    ),
+    # Whole read pages for anonymous readers (distro_site/page_cache.py), shared by every web
+    # process like the rate limits.
+    "pages": (
+        {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "pages"}
+        if RQ_SYNC
+        else {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "page",
+        }
+    ),
+}
+# Anonymous readers of the matrix, package pages and the API's lists may get a copy rendered at
+# most this many seconds ago (signed-in users never do); 0 turns the page cache off.
+PAGE_CACHE_SECONDS = env.int("PAGE_CACHE_SECONDS", default=10)
 
 # --- Email ------------------------------------------------------------------------------------
 _email = env.email_url("EMAIL_URL", default="consolemail://")
@@ -196,6 +226,9 @@ HOST_OFFLINE_AFTER_S = env.int("HOST_OFFLINE_AFTER_S", default=120)
 # lost, and the reconciler turns its running job into `error (worker lost)` and retries it.
 WORKER_HEARTBEAT_S = env.int("WORKER_HEARTBEAT_S", default=10)
 WORKER_LOST_AFTER_S = env.int("WORKER_LOST_AFTER_S", default=90)
+# How a worker runs its jobs: "in-process" (in the worker itself) or "fork" (one RQ work-horse
+# per job); testing_app/workers.py says why in-process is the default.
+WORKER_EXECUTION = env.str("WORKER_EXECUTION", default="in-process")
 # Queues every worker also serves besides its capability queues (e.g. "install,default").
 WORKER_CPU_QUEUES = env.list("WORKER_CPU_QUEUES", default=[])
 # Queued jobs younger than this are left alone by the reconciler (their on-commit enqueue may
@@ -236,14 +269,27 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Failed sign-ins (site, admin, password change) per client address and per username within
+# SIGN_IN_WINDOW_S; reaching either limit refuses sign-in there for SIGN_IN_WINDOW_S (429).
+SIGN_IN_FAILURES_PER_ADDRESS = env.int("SIGN_IN_FAILURES_PER_ADDRESS", default=20)
+SIGN_IN_FAILURES_PER_USERNAME = env.int("SIGN_IN_FAILURES_PER_USERNAME", default=5)
+SIGN_IN_WINDOW_S = env.int("SIGN_IN_WINDOW_S", default=900)
+# Requests to /api/test-this-build/ per package and hour, all its tokens together (each may
+# read the staging channels and plan GPU work); more are answered 429.
+TEST_THIS_BUILD_REQUESTS_PER_HOUR = env.int("TEST_THIS_BUILD_REQUESTS_PER_HOUR", default=60)
 # Request bodies above this are refused with 400: the largest legitimate one is a form of a few
 # KiB (recipes are fetched by URL, never uploaded).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
-# Sent on every response (distro_site.content_security); empty disables it. No script-src yet:
-# the chart pages embed plotly's inline scripts.
+# Sent on every response (distro_site.content_security); empty disables it. Scripts come only
+# from this site's static files (no inline script, no eval); content_security.py says why styles
+# may be inline and which pages of other projects get inline scripts too.
 CONTENT_SECURITY_POLICY = env.str(
     "CONTENT_SECURITY_POLICY",
-    default="base-uri 'self'; form-action 'self'; frame-ancestors 'none'; object-src 'none'",
+    default=(
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; font-src 'self'; connect-src 'self'; base-uri 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; object-src 'none'"
+    ),
 )
 
 # --- Logging ----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from packages_app.models import Maintainer
 from packages_app.models import Package
 from packages_app.models import PackageToken
 from packages_app.models import hash_token
+from packages_app.proposal_selectors import account_maintainers
 
 # Recognisable in logs and secret scanners; 256 random bits after it.
 TOKEN_PREFIX = "cdt_"
@@ -23,9 +24,7 @@ TOKEN_BYTES = 32
 
 def maintainer_of(*, user, package: Package) -> Maintainer | None:
     """The user's Maintainer row if they maintain `package`, else None."""
-    if not user.is_authenticated:
-        return None
-    return package.maintainers.filter(user=user).first()
+    return package.maintainers.filter(pk__in=account_maintainers(user)).first()
 
 
 def may_manage_tokens(*, user, package: Package) -> bool:

@@ -225,7 +225,8 @@ def run_conda_build_test(
     if reader.is_alive():
         log.write("warning: output pipe still open after the process group ended")
     duration = time.monotonic() - started
-    log.write(f"conda-build exited with {proc.returncode} after {duration:.1f} s")
+    # Named by its program: conda-build, or the rattler runner that has its command line.
+    log.write(f"{Path(test.binary).name} exited with {proc.returncode} after {duration:.1f} s")
     return CondaBuildTestRun(
         argv=tuple(argv),
         exit_code=proc.returncode,

@@ -77,19 +77,31 @@ class JobLog:
 
     def __init__(self, path: Path, *, redact: Redactor, tail_lines: int = 60):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.redact = redact
         self._tail: deque[str] = deque(maxlen=tail_lines)
         self._lock = threading.Lock()
-        # Line buffered: a live view reading the file sees whole lines promptly.
-        self._file = self.path.open("a", encoding="utf-8", buffering=1)
+        # The first error writing the file (disk full, I/O error). The job goes on with the tail
+        # in memory, and the runner reports the job `error` with this cause; raising instead
+        # would stop the thread that drains the test's output, and the test would hang.
+        self.write_error: OSError | None = None
+        self._file = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Line buffered: a live view reading the file sees whole lines promptly.
+            self._file = self.path.open("a", encoding="utf-8", buffering=1)
+        except OSError as exc:
+            self.write_error = exc
 
     def write(self, line: str) -> str:
         """Write one line (redacted); returns what was written."""
         clean = self.redact(line.rstrip("\n"))
         with self._lock:
-            self._file.write(clean + "\n")
             self._tail.append(clean)
+            if self.write_error is None:
+                try:
+                    self._file.write(clean + "\n")
+                except OSError as exc:
+                    self.write_error = exc
         return clean
 
     def tail(self) -> str:
@@ -98,17 +110,28 @@ class JobLog:
 
     def close(self) -> None:
         with self._lock:
-            if not self._file.closed:
-                self._file.close()
+            if self._file is not None and not self._file.closed:
+                try:
+                    self._file.close()  # closes the file even when the last flush fails
+                except OSError as exc:
+                    self.write_error = self.write_error or exc
 
     def finish(self) -> Path:
-        """Close and gzip the log; the plain file is replaced by `<name>.gz` atomically."""
+        """Close and gzip the log; the plain file is replaced by `<name>.gz` atomically. When
+        that cannot be written, the plain file stays (as far as it was written)."""
         self.close()
+        if self.write_error is not None:
+            return self.path  # incomplete, on a disk that refuses writes: left as it is
         target = self.path.with_name(self.path.name + ".gz")
         partial = target.with_name(target.name + ".partial")
-        with self.path.open("rb") as source, gzip.open(partial, "wb") as sink:
-            shutil.copyfileobj(source, sink)
-        os.replace(partial, target)
+        try:
+            with self.path.open("rb") as source, gzip.open(partial, "wb") as sink:
+                shutil.copyfileobj(source, sink)
+            os.replace(partial, target)
+        except OSError as exc:
+            self.write_error = self.write_error or exc
+            partial.unlink(missing_ok=True)
+            return self.path
         self.path.unlink()
         return target
 

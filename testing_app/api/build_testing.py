@@ -5,16 +5,22 @@ tokens), not by a session: no CSRF, and open even when PUBLIC_READ is off (distr
 The body names a build of the token's package in a staging channel; the planner plans it as a
 new build (its cells, its dependents re-tested) and the answer is the run. Every refusal is a
 JSON object with `detail` and `code` (401 token, 403 another package's build, 404 no such
-build, 400 malformed body, 405 not a POST).
+build, 400 malformed body, 405 not a POST, 429 more than TEST_THIS_BUILD_REQUESTS_PER_HOUR
+requests for one package, all its tokens together: each may read the staging channels and plan
+GPU work).
 """
 
 import json
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
+from distro_site.rate_limits import RateLimit
+from distro_site.rate_limits import blocked_for_s
+from distro_site.rate_limits import record_event
 from packages_app.models import Build
 from packages_app.models import Channel
 from packages_app.services.sync import sync_channels
@@ -28,6 +34,11 @@ MAX_BODY_BYTES = 16 * 1024
 
 def _error(status: int, code: str, detail: str, **extra) -> JsonResponse:
     return JsonResponse({"detail": detail, "code": code, **extra}, status=status)
+
+
+def _requests_per_package() -> RateLimit:
+    # Per package, not per token: its maintainers can make more tokens at will.
+    return RateLimit("test-this-build:package", settings.TEST_THIS_BUILD_REQUESTS_PER_HOUR, 3600)
 
 
 def _bearer(request) -> str:
@@ -78,6 +89,18 @@ def request_build_test(request):
         token = authenticate_package_token(plain=_bearer(request))
     except PermissionDenied as exc:
         return _error(401, "invalid_token", str(exc))
+    wait_s = blocked_for_s(_requests_per_package(), str(token.package_id))
+    if wait_s:
+        response = _error(
+            429,
+            "rate_limited",
+            f"At most {settings.TEST_THIS_BUILD_REQUESTS_PER_HOUR} requests per hour for "
+            f"{token.package.name}; try again in {wait_s} s.",
+        )
+        response["Retry-After"] = str(wait_s)
+        return response
+    # This request is served; the one that reaches the limit starts the pause.
+    record_event(_requests_per_package(), str(token.package_id))
     body, problem = _body(request)
     if problem is not None:
         return problem

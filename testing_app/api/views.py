@@ -4,6 +4,7 @@ from django.db.models import Exists
 from django.db.models import OuterRef
 from django.db.models import Prefetch
 from django.db.models import Q
+from django.utils.decorators import method_decorator
 from drf_spectacular.utils import OpenApiParameter
 from drf_spectacular.utils import extend_schema
 from drf_spectacular.utils import extend_schema_view
@@ -14,6 +15,7 @@ from rest_framework.utils.urls import remove_query_param
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
+from distro_site.page_cache import cache_anonymous_get
 from packages_app.models import Build
 from packages_app.models import Maintainer
 from packages_app.models import Package
@@ -51,6 +53,7 @@ class ReadOnlyViewSet(ConditionalGetMixin, viewsets.ReadOnlyModelViewSet):
     pass
 
 
+@method_decorator(cache_anonymous_get, name="dispatch")
 @extend_schema_view(
     list=extend_schema(
         parameters=[
@@ -146,6 +149,7 @@ class RunViewSet(ReadOnlyViewSet):
         return Response(serializer.data)
 
 
+@method_decorator(cache_anonymous_get, name="dispatch")
 @extend_schema_view(
     list=extend_schema(
         parameters=[
@@ -195,6 +199,7 @@ class HostViewSet(ReadOnlyViewSet):
     queryset = Host.objects.select_related("platform").order_by("name")
 
 
+@method_decorator(cache_anonymous_get, name="dispatch")
 class MatrixView(ConditionalGetMixin, APIView):
     """The compatibility matrix with the same filters as /matrix/, paginated by package."""
 

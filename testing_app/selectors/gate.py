@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from distro_site.url_templates import fast_reverse
 from packages_app.models import Build
 from testing_app.selectors.gate_artifact import installability_policy
 from testing_app.selectors.gate_artifact import license_policy
@@ -20,7 +21,6 @@ from testing_app.selectors.gate_inputs import GateInputs
 from testing_app.selectors.gate_inputs import candidate_builds
 from testing_app.selectors.gate_inputs import load_gate_inputs
 from testing_app.selectors.gate_policies import cells_policy
-from testing_app.selectors.gate_policies import fast_reverse
 from testing_app.selectors.gate_policies import package_policy
 from testing_app.selectors.gate_policies import policy_waiver
 from testing_app.selectors.gate_policies import reverse_dependencies_policy

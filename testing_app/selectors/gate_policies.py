@@ -4,10 +4,7 @@ inputs gate_inputs.py read for it (the artifact's own policies are in gate_artif
 the helpers both share. `waiting` is never a failure: it means a result is still to come."""
 
 from collections import defaultdict
-from functools import lru_cache
 
-from django.urls import get_script_prefix
-from django.urls import reverse
 from rattler import BuildString
 from rattler import MatchSpec
 from rattler import PackageRecord
@@ -15,6 +12,8 @@ from rattler.exceptions import InvalidMatchSpecError
 from rattler.exceptions import InvalidVersionError
 from rattler.exceptions import InvalidVersionSpecError
 
+from distro_site.url_templates import job_url
+from distro_site.url_templates import package_url
 from packages_app.models import Build
 from packages_app.models import Package
 from packages_app.selectors import admitted_torch_releases
@@ -50,27 +49,6 @@ RANK = {
     )
 }
 MAX_LINES = 200
-
-
-PLACEHOLDER = "7919793"
-
-
-@lru_cache(maxsize=32)
-def _url_template(viewname: str, kwarg: str, script_prefix: str) -> str:
-    # reverse() costs ~0.1 ms; the gate of a queue needs thousands of links of the same shape.
-    return reverse(viewname, kwargs={kwarg: PLACEHOLDER})
-
-
-def fast_reverse(viewname: str, kwarg: str, value) -> str:
-    return _url_template(viewname, kwarg, get_script_prefix()).replace(PLACEHOLDER, str(value))
-
-
-def job_url(job_id: int | None) -> str:
-    return fast_reverse("testing:job-detail", "pk", job_id) if job_id else ""
-
-
-def package_url(name: str) -> str:
-    return fast_reverse("packages:package-detail", "name", name)
 
 
 def cell_label(inputs: GateInputs, release_id: int, variant_id: int, platform_id: int) -> str:

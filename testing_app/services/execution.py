@@ -7,10 +7,14 @@ automatic retries current in the same transaction.
 """
 
 import logging
+import time
 from datetime import timedelta
 from functools import partial
 
 from django.conf import settings
+from django.db import InterfaceError
+from django.db import OperationalError
+from django.db import connection
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -39,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 # An avoided host hands a retry on at most this often, so a job never bounces forever.
 MAX_HANDOFFS = 2
+# How long a finished job's result waits for PostgreSQL to answer again (restart, failover).
+FINISH_RETRY_LIMIT_S = 900
 # What finishing a job writes (see _store_outcome).
 OUTCOME_FIELDS = [
     "status",
@@ -101,12 +107,40 @@ def execute_job(
         return finish_job(job_id=job.pk, outcome=outcome)
     try:
         outcome = runner(
-            job=job, worker=worker, on_progress=lambda tail: save_log_tail(job_id=job.pk, tail=tail)
+            job=job, worker=worker, on_progress=lambda tail: _save_tail_if_possible(job.pk, tail)
         )
     except Exception as exc:  # noqa: BLE001 - any runner crash is an infrastructure error, kept on the job
         logger.exception("runner crashed on job %s", job.pk)
         outcome = JobOutcome(verdict=Verdict.ERROR, error_message=f"Runner crashed: {exc!r}")
-    return finish_job(job_id=job.pk, outcome=outcome)
+    return _finish_when_database_answers(job_id=job.pk, outcome=outcome)
+
+
+def _save_tail_if_possible(job_id: int, tail: str) -> None:
+    """The live tail is a convenience: PostgreSQL away for a moment must not stop the test."""
+    try:
+        save_log_tail(job_id=job_id, tail=tail)
+    except (OperationalError, InterfaceError) as exc:
+        logger.warning("job %s: live tail not saved, database unavailable: %s", job_id, exc)
+        connection.close()  # reconnect next time
+
+
+def _finish_when_database_answers(*, job_id: int, outcome: JobOutcome) -> Job | None:
+    """finish_job, retried while PostgreSQL cannot be reached (a restart, a failover): the test
+    ran, and its result must not be lost with the connection; nor may the job stay `running`
+    under a live worker, which the reconciler would never treat as lost. The retry is safe:
+    finish_job is guarded, a result that did commit is not stored twice."""
+    deadline = time.monotonic() + FINISH_RETRY_LIMIT_S
+    pause = 0.5
+    while True:
+        try:
+            return finish_job(job_id=job_id, outcome=outcome)
+        except (OperationalError, InterfaceError) as exc:
+            if time.monotonic() > deadline:
+                raise
+            logger.warning("job %s: database unavailable, result kept for retry: %s", job_id, exc)
+            connection.close()
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
 
 
 @transaction.atomic

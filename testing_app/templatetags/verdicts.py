@@ -1,10 +1,14 @@
 """Template helpers that show a verdict as symbol + text + colour class, and durations."""
 
-from django import template
-from django.urls import reverse
-from django.utils.html import format_html
-from django.utils.html import format_html_join
+from functools import lru_cache
+from html import escape  # what django.utils.html.escape runs, without its lazy wrapper
 
+from django import template
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+
+from distro_site.url_templates import package_url
+from distro_site.url_templates import url_pieces
 from testing_app.verdict_display import DISPLAY_ORDER
 from testing_app.verdict_display import VERDICT_STYLES
 from testing_app.verdict_display import style_of
@@ -60,84 +64,74 @@ def get_item(mapping, key):
     return mapping.get(key) if mapping else None
 
 
+@lru_cache(maxsize=64)
+def _escaped_style(verdict: str) -> tuple[str, str, str]:
+    """(key, label, symbol) of a verdict's style, HTML-escaped once."""
+    style = style_of(verdict)
+    return escape(style.key), escape(style.label), escape(style.symbol)
+
+
+@lru_cache(maxsize=4096)
+def _matrix_cell_parts(cell) -> tuple[str, str]:
+    """A matrix cell's HTML before and after its link target. A page repeats few distinct
+    verdict spreads, so each is formatted once per process."""
+    key, label, symbol = _escaped_style(cell.worst)
+    title = ", ".join(f"{n} {style_of(v).label}" for v, n in cell.counts) or "no result yet"
+    count = f" <small>{cell.worst_count}/{cell.total}</small>" if cell.total else ""
+    return (
+        f'<td class="cell v-{key}" data-verdict="{key}" title="{escape(title)}"><a href="',
+        f'"><span class="sym" aria-hidden="true">{symbol}</span> {label}{count}</a></td>',
+    )
+
+
 @register.simple_tag
 def matrix_cells(row):
-    """A matrix row's cells, rendered in Python: 500 cells per page through template tags cost
-    more than every query of the page together (bench/matrix_scale.py)."""
-    url = row.package.get_absolute_url() + "#test-matrix"
-    cells = []
-    for cell in row.cells:
-        style = style_of(cell.worst)
-        title = ", ".join(f"{n} {style_of(v).label}" for v, n in cell.counts) or "no result yet"
-        count = (
-            format_html(" <small>{}/{}</small>", cell.worst_count, cell.total) if cell.total else ""
-        )
-        cells.append(
-            format_html(
-                '<td class="cell v-{key}" data-verdict="{key}" title="{title}"><a href="{url}">'
-                '<span class="sym" aria-hidden="true">{symbol}</span> {label}{count}</a></td>',
-                key=style.key,
-                title=title,
-                url=url,
-                symbol=style.symbol,
-                label=style.label,
-                count=count,
-            )
-        )
-    return format_html_join("", "{}", ((cell,) for cell in cells))
+    """A matrix row's cells, rendered in Python from pre-escaped parts: 500 cells a page
+    through template tags or format_html cost more than every query of the page together
+    (bench/matrix_scale.py, bench/load_test.py)."""
+    url = escape(package_url(row.package.name) + "#test-matrix")
+    return mark_safe(  # noqa: S308 (every part is escaped above)
+        "".join(before + url + after for before, after in map(_matrix_cell_parts, row.cells))
+    )
 
 
-def _variant_cell_html(cell):
-    style = style_of(cell.verdict)
-    name = cell.variant + (f" py{cell.python}" if cell.python else "")
-    before = f" (before: {style_of(cell.previous_verdict).label})" if cell.previous_verdict else ""
-    inner = format_html(
-        '<span aria-hidden="true">{}</span> {} <span class="visually-hidden">{}</span>',
-        style.symbol,
-        name,
-        style.label,
+def _variant_cell_html(cell, job_head: str, job_tail: str) -> str:
+    """One variant's chip and history; job links are job_head + id + job_tail (escaped)."""
+    key, label, symbol = _escaped_style(cell.verdict)
+    name = escape(cell.variant + (f" py{cell.python}" if cell.python else ""))
+    before = (
+        f" (before: {_escaped_style(cell.previous_verdict)[1]})" if cell.previous_verdict else ""
+    )
+    inner = (
+        f'<span aria-hidden="true">{symbol}</span> {name} '
+        f'<span class="visually-hidden">{label}</span>'
     )
     if cell.latest_job_id:
-        chip = format_html(
-            '<a class="verdict v-{}" href="{}" title="{}: {}{}">{}</a>',
-            style.key,
-            reverse("testing:job-detail", kwargs={"pk": cell.latest_job_id}),
-            name,
-            style.label,
-            before,
-            inner,
+        chip = (
+            f'<a class="verdict v-{key}" href="{job_head}{int(cell.latest_job_id)}{job_tail}" '
+            f'title="{name}: {label}{before}">{inner}</a>'
         )
     else:
-        chip = format_html(
-            '<span class="verdict v-{}" title="{}, no job recorded">{}</span>',
-            style.key,
-            style.label,
-            inner,
-        )
-    history = format_html_join(
-        "",
-        '<a class="h v-{}" href="{}" title="job {}: {}, {}">{}</a>',
-        (
-            (
-                style_of(entry.verdict).key,
-                reverse("testing:job-detail", kwargs={"pk": entry.job_id}),
-                entry.job_id,
-                style_of(entry.verdict).label,
-                entry.created_at.strftime("%Y-%m-%d %H:%M"),
-                style_of(entry.verdict).symbol,
-            )
-            for entry in cell.history
-        ),
+        chip = f'<span class="verdict v-{key}" title="{label}, no job recorded">{inner}</span>'
+    history = "".join(
+        f'<a class="h v-{h_key}" href="{job_head}{int(entry.job_id)}{job_tail}" title="job '
+        f'{entry.job_id}: {h_label}, {entry.created_at.strftime("%Y-%m-%d %H:%M")}">'
+        f"{h_symbol}</a>"
+        for entry in cell.history
+        for h_key, h_label, h_symbol in (_escaped_style(entry.verdict),)
     )
     if history:
-        history = format_html('<span class="history" aria-label="last jobs">{}</span>', history)
-    return format_html('<div class="variant-cell">{}{}</div>', chip, history)
+        history = f'<span class="history" aria-label="last jobs">{history}</span>'
+    return f'<div class="variant-cell">{chip}{history}</div>'
 
 
 @register.simple_tag
 def variant_cells(cells):
     """One package-matrix cell: a chip per variant (latest verdict, link to its latest job) and
-    that cell's last jobs. Rendered in Python for the same reason as matrix_cells."""
+    that cell's last jobs. Rendered from pre-escaped parts for the same reason as matrix_cells
+    (a package page has ~200 of them with ~1,000 job links)."""
     if not cells:
         return format_html('<span class="muted" title="{}">·</span>', "no result for this release")
-    return format_html_join("", "{}", ((_variant_cell_html(cell),) for cell in cells))
+    job_head, job_tail = map(escape, url_pieces("testing:job-detail", "pk"))
+    html = "".join(_variant_cell_html(cell, job_head, job_tail) for cell in cells)
+    return mark_safe(html)  # noqa: S308 (every part is escaped in _variant_cell_html)

@@ -12,10 +12,10 @@ from django.views.decorators.http import require_GET
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.http import require_POST
 
+from distro_site.clients import client_address
 from packages_app.forms import HONEYPOT_FIELD
 from packages_app.models import Package
 from packages_app.proposal_views import add_service_errors
-from packages_app.proposal_views import client_address
 from packages_app.review_views import reviewer_required
 from packages_app.services.proposals import client_fingerprint
 from testing_app.forms import ClaimDecisionForm

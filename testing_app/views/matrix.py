@@ -8,6 +8,7 @@ from django.http import StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
+from distro_site.page_cache import cache_anonymous_get
 from testing_app import charts
 from testing_app.selectors.matrix import SORT_CHOICES
 from testing_app.selectors.matrix import STATUS_CHOICES
@@ -19,6 +20,7 @@ from testing_app.selectors.matrix import parse_matrix_filters
 from testing_app.verdict_display import style_of
 
 
+@cache_anonymous_get
 def matrix(request):
     variants, platforms = list_variants(), list_platforms()
     filters, errors = parse_matrix_filters(request.GET, variants=variants, platforms=platforms)

@@ -52,12 +52,13 @@ def page(browser):
 
 @pytest.fixture
 def screenshot(page):
-    """Save a full-page screenshot under var/screenshots/<name>.png for people to look at."""
+    """Save a full-page screenshot under var/screenshots/<name>.png for people to look at; of
+    the `page` fixture's page, or of another person's page (`of=`)."""
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
 
-    def take(name: str) -> Path:
+    def take(name: str, of=None) -> Path:
         path = SCREENSHOT_DIR / f"{name}.png"
-        page.screenshot(path=str(path), full_page=True)
+        (of or page).screenshot(path=str(path), full_page=True)
         return path
 
     return take

@@ -3,51 +3,20 @@ plans install checks, a real `distro_worker` subprocess (no conda-build: the rat
 runs them and the tests, and Chromium shows the verdicts. Screenshots go to var/screenshots/."""
 
 import io
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 from playwright.sync_api import expect
 
 from testing_app.models import CellResult
 from testing_app.models import Job
 from testing_app.models import Run
-from testing_app.services.hosts import create_enrollment_token
+from tests.browser.helpers import ROOT
+from tests.browser.helpers import worker_command
+from tests.browser.helpers import worker_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _worker_env(tmp_path: Path, settings) -> dict:
-    """The test database and Redis database, private folders, no GPU and no conda-build."""
-    database = connection.settings_dict
-    no_gpu = tmp_path / "no-gpu"
-    no_gpu.mkdir()
-    (no_gpu / "nvidia-smi").write_text("#!/bin/sh\necho 'no driver' >&2\nexit 9\n")
-    (no_gpu / "nvidia-smi").chmod(0o755)
-    _, token = create_enrollment_token(name="demo loop", pre_approved=True)
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "distro_site.settings.test",
-        "DATABASE_URL": f"postgres://{database['USER']}:{database['PASSWORD'] or ''}@"
-        f"{database['HOST'] or '127.0.0.1'}:{database['PORT'] or 5432}/{database['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-        "VAR_DIR": str(settings.VAR_DIR),
-        "LOG_DIR": str(settings.LOG_DIR),
-        "ARTIFACT_DIR": str(settings.ARTIFACT_DIR),
-        "CONDA_PKGS_DIR": str(tmp_path / "pkgs"),
-        "CONDA_BUILD_CROOT_DIR": str(tmp_path / "croot"),
-        "CONDA_BUILD_BIN": str(tmp_path / "no-conda-build"),
-        "WORKER_HEARTBEAT_S": "1",
-        "DISTRO_ENROLL_TOKEN": token,
-        "PATH": f"{no_gpu}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    env.pop("DISTRO_JOB_RUNNER", None)
-    return env
 
 
 @pytest.fixture
@@ -55,9 +24,8 @@ def demo(tmp_path, settings):
     settings.VAR_DIR = tmp_path / "var"
     call_command("seed_demo", stdout=io.StringIO())
     worker = subprocess.run(  # noqa: S603
-        [sys.executable, str(ROOT / "manage.py"), "distro_worker", "--name", "demo-loop",
-         "--cpu-queue", "install", "--cpu-queue", "default", "--burst"],
-        env=_worker_env(tmp_path, settings), cwd=ROOT, capture_output=True, text=True,
+        worker_command("demo-loop", "install", "default", burst=True),
+        env=worker_env(tmp_path, settings), cwd=ROOT, capture_output=True, text=True,
         timeout=600,
     )  # fmt: skip
     assert worker.returncode == 0, (worker.stdout + worker.stderr)[-4000:]

@@ -10,6 +10,7 @@ from django.core import mail
 from packages_app.models import Proposal
 from packages_app.services.reviews import decide_proposal
 from tests.browser.conftest import SCREENSHOT_DIR
+from tests.browser.helpers import fill_proposal_form
 from tests.factories import UserFactory
 from tests.packages_app.proposal_helpers import RecipeServer
 from tests.packages_app.proposal_helpers import drain_default_queue
@@ -44,31 +45,23 @@ def reviewer():
 
 
 def _fill_form(page, recipe_url: str) -> None:
-    page.get_by_label("Package name").fill("kornia")
-    page.get_by_label("Summary").fill("Differentiable computer vision library for PyTorch")
-    page.get_by_label("License").fill("Apache-2.0")
-    page.get_by_label("Homepage URL").fill("https://kornia.github.io")
-    page.get_by_label("Source repository URL").fill("https://github.com/kornia/kornia")
-    page.get_by_label("Recipe URL").fill(recipe_url)
-    page.get_by_label("Why it belongs in the PyTorch ecosystem").fill(
-        "Kornia implements differentiable image processing on PyTorch tensors."
+    fill_proposal_form(
+        page,
+        name="kornia",
+        summary="Differentiable computer vision library for PyTorch",
+        license_="Apache-2.0",
+        home_url="https://kornia.github.io",
+        repo_url="https://github.com/kornia/kornia",
+        recipe_url=recipe_url,
+        rationale="Kornia implements differentiable image processing on PyTorch tensors.",
+        maintainers=[("Ada Lovelace", "ada@example.org", "ada")],
+        contact_email="ada@example.org",
     )
-    page.locator('[name="maintainers-0-name"]').fill("Ada Lovelace")
-    page.locator('[name="maintainers-0-email"]').fill("ada@example.org")
-    page.locator('[name="maintainers-0-github_handle"]').fill("ada")
     # The script adds rows beyond the three rendered ones.
     page.get_by_role("button", name="Add another maintainer").click()
     assert page.locator("tr.maintainer-row").count() == 4
     page.locator('[name="maintainers-3-name"]').fill("Grace Hopper")
     page.locator('[name="maintainers-3-email"]').fill("grace@example.org")
-    for label in (
-        "PyTorch is a key dependency",
-        "All runtime dependencies are available",
-        "A working conda recipe exists",
-        "The maintainers commit to keeping",
-    ):
-        page.get_by_label(label).check()
-    page.get_by_label("Your email").fill("ada@example.org")
 
 
 def test_propose_check_review_approve(

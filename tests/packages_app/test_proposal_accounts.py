@@ -3,6 +3,10 @@
 import pytest
 
 from packages_app.models import Proposal
+from packages_app.services.tokens import maintainer_of
+from testing_app.services.dispatch import user_may_retry_job
+from tests.factories import BuildFactory
+from tests.factories import JobFactory
 from tests.factories import MaintainerFactory
 from tests.factories import PackageFactory
 from tests.factories import ProposalFactory
@@ -79,3 +83,27 @@ def test_logout_is_a_post_and_returns_home(client, maintainer_user):
     assert response.status_code == 302
     assert response["Location"] == "/"
     assert client.get("/accounts/").status_code == 302
+
+
+def test_an_account_matched_by_email_acts_as_the_maintainer(client, maintainer_user):
+    """Approval creates Maintainer rows without accounts; the account with that email may do
+    what the account page offers it (retry, CI tokens), and no one else's row matches."""
+    approved = MaintainerFactory(email="Ada@Example.org")  # as approval writes it: no account
+    package = PackageFactory(name="kornia")
+    package.maintainers.add(approved)
+    job = JobFactory(build=BuildFactory(package=package), status="finished", verdict="failed")
+    assert maintainer_of(user=maintainer_user, package=package) == approved
+    assert user_may_retry_job(maintainer_user, job)
+    client.force_login(maintainer_user)
+    assert client.get("/packages/kornia/tokens/").status_code == 200
+    assert client.get(f"/jobs/{job.pk}/").context["may_retry"] is True
+
+    # A row linked to another account is that account's, even with the same address.
+    other = UserFactory(username="ada2", email="ada@example.org")
+    approved.user = other
+    approved.save()
+    assert maintainer_of(user=maintainer_user, package=package) is None
+    assert not user_may_retry_job(maintainer_user, job)
+    assert maintainer_of(user=other, package=package) == approved
+    stranger = UserFactory(username="bob", email="bob@example.org")
+    assert not user_may_retry_job(stranger, job)

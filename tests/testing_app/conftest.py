@@ -194,7 +194,7 @@ def start_worker(worker_env, tmp_path):
         log_path = tmp_path / f"worker-{len(started)}.out"
         handle = log_path.open("w")
         proc = subprocess.Popen(  # noqa: S603
-            [sys.executable, str(ROOT / "manage.py"), "distro_worker", *args],
+            [sys.executable, str(ROOT / "manage.py"), "distro_worker", *_attached_token(args)],
             env={**worker_env, **(env or {})},
             cwd=ROOT,
             stdout=handle,
@@ -209,6 +209,18 @@ def start_worker(worker_env, tmp_path):
     yield start
     for worker in started:
         worker.kill()
+
+
+def _attached_token(args: tuple[str, ...]) -> list[str]:
+    """`--enroll-token T` as `--enroll-token=T`: a token is URL-safe base64 and may begin with
+    "-", which argparse would take for an option (the worker would exit with a usage error)."""
+    joined, rest = [], list(args)
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--enroll-token" and rest:
+            arg = f"{arg}={rest.pop(0)}"
+        joined.append(arg)
+    return joined
 
 
 def wait_for(predicate, *, timeout: float = 60, interval: float = 0.2, what: str = "condition"):

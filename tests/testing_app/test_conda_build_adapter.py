@@ -77,8 +77,9 @@ def test_run_passing_package_reports_markers_and_environment(tmp_path):
 
 def test_run_failing_tests_reports_tests_failed_and_excerpt(tmp_path):
     package = build_package(tmp_path / "ch", name="broken", run_test_sh="echo kaboom\nexit 3\n")
-    run, _, _ = _run(tmp_path, package)
+    run, log, _ = _run(tmp_path, package)
     assert run.exit_code == 1
+    assert f"{FAKE_CONDA_BUILD.name} exited with 1 after" in log.tail()
     assert TESTS_FAILED in run.markers
     assert SOLVER_ERROR not in run.markers
     assert "kaboom" in run.failure_excerpt

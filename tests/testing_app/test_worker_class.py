@@ -7,6 +7,7 @@ from django.db import connections
 from django.utils import timezone
 
 from testing_app import workers
+from testing_app.forking_worker import ForkingDistroWorker
 from testing_app.models import WorkerProcess
 from testing_app.services.hosts import HeartbeatReply
 from tests import factories
@@ -50,3 +51,12 @@ def test_database_outage_pauses_the_worker_instead_of_ending_it(worker, monkeypa
     monkeypatch.setattr(workers, "sweep_stale_workspaces", lambda: 0)
     worker._last_db_heartbeat = 0.0
     assert worker.db_heartbeat(between_jobs=True) is True
+
+
+def test_the_execution_model_picks_the_worker_class(settings):
+    assert workers.worker_class() is workers.DistroWorker  # in-process by default
+    assert workers.worker_class("fork") is ForkingDistroWorker
+    settings.WORKER_EXECUTION = "fork"
+    assert workers.worker_class() is ForkingDistroWorker
+    with pytest.raises(ValueError, match="WORKER_EXECUTION"):
+        workers.worker_class("thread")

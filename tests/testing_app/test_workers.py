@@ -1,7 +1,9 @@
-"""Real `manage.py distro_worker` processes (RQ's forking worker) against the pytest database and
-this test run's Redis database: verdicts, kill -9, lost workers, drain/quarantine, routing,
-Redis losing everything. The workers are other processes: tests poll the database for the
-state they expect (bounded by a generous timeout), and never assert on durations."""
+"""Real `manage.py distro_worker` processes against the pytest database and this test run's
+Redis database: verdicts, kill -9, lost workers, drain/quarantine, routing, Redis losing
+everything. The workers run jobs in-process (the default) unless a test names the forking
+model; the kill -9 tests run under both. The workers are other processes: tests poll the
+database for the state they expect (bounded by a generous timeout), and never assert on
+durations."""
 
 import os
 import signal
@@ -49,13 +51,14 @@ def _status(job: Job) -> tuple[str, str]:
     return job.status, job.verdict
 
 
-def _horse_of(worker_pid: int) -> int:
-    """The work-horse: the worker's child that leads its own process group (RQ's setpgrp);
-    the scheduler child stays in the worker's group."""
+def _job_process_of(worker_pid: int) -> int:
+    """What runs the job below the worker: the worker's child that leads its own process group.
+    Forking: the work-horse (RQ's setpgrp). In-process: the test itself (the runner starts it
+    in its own session). The scheduler child stays in the worker's group."""
     children = Path(f"/proc/{worker_pid}/task/{worker_pid}/children").read_text().split()
-    horses = [int(pid) for pid in children if os.getpgid(int(pid)) == int(pid)]
-    assert len(horses) == 1, f"expected one work-horse among {children}"
-    return horses[0]
+    leaders = [int(pid) for pid in children if os.getpgid(int(pid)) == int(pid)]
+    assert len(leaders) == 1, f"expected one job process among {children}"
+    return leaders[0]
 
 
 def _gone(pid: int) -> bool:
@@ -105,15 +108,16 @@ def test_burst_worker_gives_every_verdict(start_worker, make_build, cpu_cell):
     assert WorkerProcess.objects.get().stop_reason == "shut down"
 
 
-def test_kill_9_of_the_work_horse_errors_then_the_retry_completes_once(
-    start_worker, make_build, cpu_cell, tmp_path
+@pytest.mark.parametrize("execution", ["fork", "in-process"])
+def test_kill_9_of_the_process_running_the_job_errors_then_the_retry_completes_once(
+    start_worker, make_build, cpu_cell, tmp_path, execution
 ):
+    """Forking: the work-horse is killed. In-process: the test's own process is."""
     script, marker, count, child_pid = _resumable_script(tmp_path, "horse")
     job = _enqueue(make_build("hanger", run_test_sh=script), cpu_cell)
-    worker = start_worker("--enroll-token", _token(), "--name", "host-a")
+    worker = start_worker("--enroll-token", _token(), "--name", "host-a", "--execution", execution)
     wait_for(marker.exists, timeout=90, what="the test to start")
-    horse = _horse_of(WorkerProcess.objects.get().pid)
-    os.kill(horse, signal.SIGKILL)
+    os.kill(_job_process_of(WorkerProcess.objects.get().pid), signal.SIGKILL)
     wait_for(lambda: _status(job) == ("finished", "error"), what="the killed job to end error")
     assert "signal 9" in job.error_message
     retry = wait_for(lambda: Job.objects.filter(retry_of=job, verdict="passed").first())
@@ -126,18 +130,26 @@ def test_kill_9_of_the_work_horse_errors_then_the_retry_completes_once(
     assert worker.wait(timeout=60) == 0
 
 
+@pytest.mark.parametrize("execution", ["fork", "in-process"])
 def test_kill_9_of_the_whole_worker_is_found_lost_and_retried_elsewhere(
-    start_worker, make_build, cpu_cell, tmp_path
+    start_worker, make_build, cpu_cell, tmp_path, execution
 ):
     script, marker, count, child_pid = _resumable_script(tmp_path, "node")
     job = _enqueue(make_build("hanger", run_test_sh=script), cpu_cell)
     token = _token()
-    lost = start_worker("--enroll-token", token, "--name", "host-lost")
+    lost = start_worker("--enroll-token", token, "--name", "host-lost", "--execution", execution)
     wait_for(marker.exists, timeout=90, what="the test to start")
     record = WorkerProcess.objects.get()
-    horse = _horse_of(record.pid)
-    os.killpg(record.pid, signal.SIGKILL)  # the worker and its scheduler
-    os.killpg(horse, signal.SIGKILL)  # and the work-horse: the whole node is gone
+    if execution == "fork":
+        horse = _job_process_of(record.pid)
+        os.killpg(record.pid, signal.SIGKILL)  # the worker and its scheduler
+        os.killpg(horse, signal.SIGKILL)  # and the work-horse: the whole node is gone
+    else:
+        # The worker and its scheduler only: the test must die with the worker by itself
+        # (PR_SET_PDEATHSIG), and what it started in the background is swept below.
+        test_process = _job_process_of(record.pid)
+        os.killpg(record.pid, signal.SIGKILL)
+        wait_for(lambda: _gone(test_process), timeout=20, what="the test to die with its worker")
     lost.proc.wait()
     assert _status(job) == ("running", "")  # nobody told PostgreSQL: only the heartbeat stops
     survivor = start_worker("--enroll-token", token, "--name", "host-ok")

@@ -32,7 +32,9 @@ from testing_app.services.hosts import enroll_host
 from testing_app.services.hosts import host_runners
 from testing_app.services.hosts import register_worker
 from testing_app.services.hosts import stop_worker
-from testing_app.workers import DistroWorker
+from testing_app.workers import FORK
+from testing_app.workers import IN_PROCESS
+from testing_app.workers import worker_class
 
 logger = logging.getLogger(__name__)
 
@@ -67,11 +69,18 @@ class Command(BaseCommand):
             "Default: WORKER_CPU_QUEUES.",
         )
         parser.add_argument("--burst", action="store_true", help="Exit when the queues are empty.")
+        parser.add_argument(
+            "--execution",
+            choices=[IN_PROCESS, FORK],
+            help="Run each job in the worker process or in a forked work-horse "
+            "(default: WORKER_EXECUTION; see testing_app/workers.py).",
+        )
 
     def handle(self, *args, **options):
         token = options["enroll_token"] or os.environ.get(TOKEN_ENV, "")
         name = options["name"] or socket.gethostname()
         cpu_queues = options["cpu_queues"]
+        execution = options["execution"] or settings.WORKER_EXECUTION
         if cpu_queues is None:
             cpu_queues = list(settings.WORKER_CPU_QUEUES)
         try:
@@ -86,9 +95,13 @@ class Command(BaseCommand):
             raise CommandError("; ".join(exc.messages)) from exc
         self._describe(host, facts)
         if options["gpu"] is None and len(facts.gpus) > 1:
-            return self._supervise(host, facts, cpu_queues, burst=options["burst"])
+            return self._supervise(
+                host, facts, cpu_queues, burst=options["burst"], execution=execution
+            )
         gpu = self._pick_gpu(facts, options["gpu"])
-        return self._run_worker(host, facts, gpu, cpu_queues, burst=options["burst"])
+        return self._run_worker(
+            host, facts, gpu, cpu_queues, burst=options["burst"], execution=execution
+        )
 
     def _describe(self, host: Host, facts: HostFacts) -> None:
         gpus = ", ".join(f"{g.index}: {g.name}" for g in facts.gpus) or "none"
@@ -111,7 +124,7 @@ class Command(BaseCommand):
                 return gpu
         raise CommandError(f"No GPU {index}: nvidia-smi lists {[g.index for g in facts.gpus]}.")
 
-    def _run_worker(self, host, facts, gpu, cpu_queues, *, burst: bool) -> None:
+    def _run_worker(self, host, facts, gpu, cpu_queues, *, burst: bool, execution: str) -> None:
         if gpu is not None:
             os.environ.update(gpu_pin_environment(gpu))
         capabilities = Capabilities(
@@ -133,13 +146,13 @@ class Command(BaseCommand):
             gpu_index=gpu.index if gpu is not None else None,
             gpu_uuid=gpu.uuid if gpu is not None else "",
         )
-        worker = DistroWorker(
+        worker = worker_class(execution)(
             queues,
             connection=django_rq.get_connection("default"),
             name=name,
             worker_process_id=record.pk,
         )
-        self.stdout.write(f"worker {name} listening on {', '.join(queues)}")
+        self.stdout.write(f"worker {name} ({execution}) listening on {', '.join(queues)}")
         self.stdout.flush()
         connections.close_all()
         reason = "shut down"
@@ -151,7 +164,7 @@ class Command(BaseCommand):
         finally:
             stop_worker(worker_id=record.pk, reason=reason)
 
-    def _supervise(self, host, facts, cpu_queues, *, burst: bool) -> None:
+    def _supervise(self, host, facts, cpu_queues, *, burst: bool, execution: str) -> None:
         """One child worker per GPU; a child that dies is restarted; SIGTERM/SIGINT go to all
         children, which finish their running job first (RQ's warm shutdown)."""
         env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
@@ -166,6 +179,8 @@ class Command(BaseCommand):
                 str(gpu.index),
                 *[arg for q in cpu_queues for arg in ("--cpu-queue", q)],
                 *(["--burst"] if burst else []),
+                "--execution",
+                execution,
             ]
             for gpu in facts.gpus
         }
