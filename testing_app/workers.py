@@ -170,6 +170,14 @@ class DistroWorkerRules:
         super().maintain_heartbeats(job, execution)
         self.db_heartbeat(between_jobs=False)
 
+    def _shutdown(self):
+        # RQ raises StopRequested from its signal handler when the worker is idle; if the
+        # signal lands inside a heartbeat's database call, psycopg can surface it as a
+        # DatabaseError, which db_heartbeat handles, and the stop would be lost. The flag
+        # survives that: the dequeue loop ends on it.
+        self._stop_requested = True
+        super()._shutdown()
+
     # --- taking jobs --------------------------------------------------------------------------
     def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
         """Dequeue only while the host may take jobs; wake up every heartbeat to re-check."""

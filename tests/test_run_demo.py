@@ -170,6 +170,7 @@ def test_run_demo_check_starts_and_stops_a_private_redis(tmp_path):
     assert not run_demo.redis_reachable(started[2], timeout=0.5)
     assert "Admin user 'admin' is ready" in output
     assert "would start worker:" in output
+    assert 'install sets: [["pytorch"]]' in output  # the samples can be promoted in the demo
     assert "run_demo --check: ready" in output
     assert (tmp_path / "demo.sqlite3").exists()  # migrated and seeded there, not elsewhere
     assert (tmp_path / "var" / "redis" / "redis.log").exists()

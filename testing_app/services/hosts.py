@@ -33,6 +33,11 @@ TRANSITIONS = {
 }
 
 
+# A fixed prefix: a token never starts with "-" (which `distro_worker --enroll-token T` would
+# read as an option) and secret scanners can recognise one pasted where it should not be.
+ENROLLMENT_TOKEN_PREFIX = "cde_"
+
+
 def hash_token(token: str) -> str:
     """What is stored instead of an enrollment token: its SHA-256 (the token is 256 random bits,
     so a plain hash is enough; no salt or slow hash is needed against guessing)."""
@@ -48,7 +53,7 @@ def create_enrollment_token(
     created_by=None,
 ) -> tuple[EnrollmentToken, str]:
     """Create a token and return it with its plain text, which is never stored or shown again."""
-    plain = secrets.token_urlsafe(TOKEN_BYTES)
+    plain = ENROLLMENT_TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
     token = EnrollmentToken(
         name=name,
         token_hash=hash_token(plain),

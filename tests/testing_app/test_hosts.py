@@ -45,6 +45,8 @@ def test_token_is_stored_hashed_and_handed_out_once():
     assert token.token_hash == hashlib.sha256(plain.encode()).hexdigest()
     assert plain not in json.dumps(list(EnrollmentToken.objects.values()), default=str)
     assert len(plain) >= 40
+    # Never starts with "-": `distro_worker --enroll-token <token>` would read it as an option.
+    assert plain.startswith("cde_")
 
 
 def test_enroll_new_host_from_real_probe_is_pending(reference_data):

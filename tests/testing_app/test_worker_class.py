@@ -60,3 +60,21 @@ def test_the_execution_model_picks_the_worker_class(settings):
     assert workers.worker_class() is ForkingDistroWorker
     with pytest.raises(ValueError, match="WORKER_EXECUTION"):
         workers.worker_class("thread")
+
+
+def test_a_stop_lost_inside_a_database_call_still_ends_the_dequeue_loop(worker, monkeypatch):
+    """A warm stop whose StopRequested was swallowed (turned into a database error inside a
+    heartbeat) must still end the worker instead of going back to taking jobs."""
+    from rq.exceptions import StopRequested
+
+    def interrupted(**_):
+        raise OperationalError("can't change 'autocommit' now")
+
+    def paused_again(_seconds):
+        raise AssertionError("the worker kept waiting for jobs after a stop")
+
+    monkeypatch.setattr(workers, "record_worker_heartbeat", interrupted)
+    monkeypatch.setattr(workers.time, "sleep", paused_again)
+    with pytest.raises(StopRequested):
+        worker._shutdown()  # idle: RQ raises; suppose the heartbeat's except ate it
+    assert worker.dequeue_job_and_maintain_ttl(timeout=30) is None

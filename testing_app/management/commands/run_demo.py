@@ -28,6 +28,8 @@ DEMO_HOST = "demo-host"
 TOKEN_ENV = "DISTRO_ENROLL_TOKEN"
 STOP_TIMEOUT_S = 10
 
+DEMO_INSTALL_SETS = '[["pytorch"]]'
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nobody listens on right now: the kernel picks it when we bind port 0."""
@@ -152,6 +154,11 @@ class Command(BaseCommand):
         for sig in (signal.SIGTERM, signal.SIGHUP):  # stop as cleanly as on Ctrl-C
             signal.signal(sig, signal.default_int_handler)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        # The sample packages stand in for builds against PyTorch 2.4/2.5, while the demo
+        # catalog's torchvision needs a newer PyTorch: with the production default install set
+        # the gate would (rightly) keep every sample out of the target channel. The demo checks
+        # PyTorch alone with each candidate unless INSTALL_SETS is set.
+        env.setdefault("INSTALL_SETS", DEMO_INSTALL_SETS)
         python, manage = sys.executable, str(settings.BASE_DIR / "manage.py")
         children: dict[str, subprocess.Popen] = {}
         try:
@@ -167,6 +174,7 @@ class Command(BaseCommand):
                 self._enrollment_token(env)
             commands = child_commands(python, manage, port, with_worker=with_worker)
             if check:
+                self.stdout.write(f"install sets: {env['INSTALL_SETS']}")
                 for name, command in commands.items():
                     self.stdout.write(f"would start {name}: {' '.join(command[1:])}")
                 self.stdout.write(self.style.SUCCESS("run_demo --check: ready, started nothing"))
