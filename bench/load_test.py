@@ -296,7 +296,12 @@ def main() -> None:
     parser.add_argument("--generator", choices=["auto", "wrk", "httpx"], default="auto")
     parser.add_argument("--workers", type=int, default=50, help="worker processes (0: none)")
     parser.add_argument("--worker-jobs", type=int, default=500, help="no-op jobs fed to them")
-    parser.add_argument("--heartbeat-s", type=int, default=2, help="the workers' heartbeat")
+    parser.add_argument(
+        "--heartbeat-s",
+        type=int,
+        default=10,
+        help="the workers' heartbeat (WORKER_HEARTBEAT_S default)",
+    )
     args = parser.parse_args()
     database_url = os.environ.get("LOAD_DATABASE_URL", DEFAULT_DATABASE_URL)
     redis_url = os.environ.get("LOAD_REDIS_URL", DEFAULT_REDIS_URL)
