@@ -11,27 +11,23 @@ import json
 import pytest
 import redis
 from django.conf import settings
-from django.utils import timezone
 
 from packages_app.models import Build
-from packages_app.models import Channel
-from testing_app.models import InstallabilityCheck
 from testing_app.models import Notification
 from testing_app.models import Promotion
-from testing_app.models import Variant
 from testing_app.services.promotions import create_promotion
-from tests import factories
 from tests.faults.anaconda_stub import AnacondaStub
 from tests.faults.anaconda_stub import serve
 from tests.faults.helpers import nothing_in_redis
 from tests.faults.helpers import redis_holds
+from tests.testing_app.anaconda_world import FILENAME
+from tests.testing_app.anaconda_world import stage_passing_kornia
 
 pytest_plugins = ["tests.testing_app.promotion_fixtures"]
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
 TOKEN = "fault-run-anaconda-token-31"  # noqa: S105 - a test value, checked never to be stored
 SHA = "34" * 32
-FILENAME = "kornia-0.7.3-py_0.conda"
 
 
 def _record(name: str, version: str, build: str, depends: list[str]) -> dict:
@@ -67,44 +63,7 @@ def staged(stub, promo_settings):
     """A build in the staging channel that passes the gate (as tests/testing_app do it)."""
     promo_settings.ANACONDA_API_URL = stub.url
     promo_settings.ANACONDA_API_TOKEN = TOKEN
-    platform = factories.PlatformFactory(subdir="linux-64")
-    variant = factories.VariantFactory(name="cpu", kind=Variant.Kind.CPU)
-    release = factories.TorchReleaseFactory(version="2.5.1", supported=True)
-    release.variants.set([variant])
-    release.platforms.set([platform])
-    staging = Channel.objects.create(
-        name="pytorch-staging", url=f"{stub.url}/pytorch-staging", role="staging"
-    )
-    target = Channel.objects.create(name="pytorch", url=f"{stub.url}/pytorch", role="target")
-    package = factories.PackageFactory(name="kornia")
-    package.maintainers.add(factories.MaintainerFactory())
-    build = factories.BuildFactory(
-        channel=staging,
-        package=package,
-        name="kornia",
-        version="0.7.3",
-        build_string="py_0",
-        subdir="linux-64",
-        filename=FILENAME,
-        depends=["pytorch >=2.5,<2.6"],
-        sha256=SHA,
-    )
-    factories.CellResultFactory(
-        build=build, package=package, torch_release=release, variant=variant, platform=platform
-    )
-    for label in ("alone", "pytorch"):
-        InstallabilityCheck.objects.create(
-            kind="gate",
-            subject_key=f"build:{build.pk}",
-            build=build,
-            target_channel=target,
-            subdir="linux-64",
-            label=label,
-            state="done",
-            ok=True,
-            finished_at=timezone.now(),
-        )
-    return build
+    return stage_passing_kornia(conda_url=stub.url, sha256=SHA, subdir="linux-64")
 
 
 def test_anaconda_500_then_200_promotion_completes_exactly_once(

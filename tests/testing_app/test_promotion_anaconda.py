@@ -6,16 +6,13 @@ import json
 
 import pytest
 import responses
-from django.utils import timezone
 
 from packages_app.models import Build
-from packages_app.models import Channel
 from testing_app.adapters.solver import SolveResult
-from testing_app.models import InstallabilityCheck
-from testing_app.models import Variant
 from testing_app.services.promotions import create_promotion
 from testing_app.services.promotions import run_promotion
-from tests import factories
+from tests.testing_app.anaconda_world import FILENAME
+from tests.testing_app.anaconda_world import stage_passing_kornia
 
 pytest_plugins = ["tests.testing_app.promotion_fixtures"]
 pytestmark = pytest.mark.django_db
@@ -24,7 +21,6 @@ API = "https://api.anaconda.example"
 CONDA = "https://conda.anaconda.example"
 TOKEN = "SECRET-anaconda-token-77"  # noqa: S105 - a test value, checked to never leak
 SHA = "12" * 32
-FILENAME = "kornia-0.7.3-py_0.conda"
 COPY_URL = f"{API}/copy/package/pytorch-staging/kornia/0.7.3/linux-64/{FILENAME}"
 
 
@@ -36,43 +32,7 @@ def solves(**kwargs):
 def staged(promo_settings):
     promo_settings.ANACONDA_API_URL = API
     promo_settings.ANACONDA_API_TOKEN = TOKEN
-    platform = factories.PlatformFactory(subdir="linux-64")
-    variant = factories.VariantFactory(name="cpu", kind=Variant.Kind.CPU)
-    release = factories.TorchReleaseFactory(version="2.5.1", supported=True)
-    release.variants.set([variant])
-    release.platforms.set([platform])
-    staging = Channel.objects.create(
-        name="pytorch-staging", url=f"{CONDA}/pytorch-staging", role="staging"
-    )
-    target = Channel.objects.create(name="pytorch", url=f"{CONDA}/pytorch", role="target")
-    package = factories.PackageFactory(name="kornia")
-    package.maintainers.add(factories.MaintainerFactory())
-    build = factories.BuildFactory(
-        channel=staging,
-        package=package,
-        name="kornia",
-        version="0.7.3",
-        build_string="py_0",
-        filename=FILENAME,
-        depends=["pytorch >=2.5,<2.6"],
-        sha256=SHA,
-    )
-    factories.CellResultFactory(
-        build=build, package=package, torch_release=release, variant=variant, platform=platform
-    )
-    for label in ("alone", "pytorch"):
-        InstallabilityCheck.objects.create(
-            kind="gate",
-            subject_key=f"build:{build.pk}",
-            build=build,
-            target_channel=target,
-            subdir="linux-64",
-            label=label,
-            state="done",
-            ok=True,
-            finished_at=timezone.now(),
-        )
-    return build
+    return stage_passing_kornia(conda_url=CONDA, sha256=SHA)
 
 
 @pytest.fixture
