@@ -44,3 +44,14 @@ def _private_storage(tmp_path, settings):
 def reference_data(db):
     """Variants, platforms, PyTorch releases (from the committed CSVs) and the demo channels."""
     call_command("seed_reference", stdout=open("/dev/null", "w"))  # noqa: SIM115
+
+
+@pytest.fixture(params=["json-contains", "no-json-contains"])
+def json_lookup_modes(request, monkeypatch):
+    """Run a test as PostgreSQL answers it, then again without the JSON containment lookup, as
+    on SQLite (make demo's database), where distro_site.json_lists falls back to Python."""
+    if request.param == "no-json-contains":
+        from django.db import connection
+
+        monkeypatch.setattr(connection.features, "supports_json_field_contains", False)
+    return request.param

@@ -14,6 +14,7 @@ from django.db.models import F
 from django.db.models import Q
 from django.utils import timezone
 
+from distro_site.json_lists import json_list_contains
 from packages_app.models import Build
 from packages_app.models import Channel
 from packages_app.models import Package
@@ -254,7 +255,7 @@ def _load_dependents(inputs: GateInputs, names: set[str]) -> None:
         # An excuses page: an indexed containment test per name beats reading every build.
         condition = Q()
         for name in names:
-            condition |= Q(depends_names__contains=[name])
+            condition |= json_list_contains("depends_names", name)
         rows = rows.filter(condition)
     for name, version, build_string, subdir, depends, depends_names in rows:
         dependent = DependentBuild(name, version, build_string, subdir, tuple(depends or ()))

@@ -14,6 +14,7 @@ from rattler import PackageRecord
 from rattler.exceptions import InvalidMatchSpecError
 from rattler.exceptions import InvalidVersionError
 
+from distro_site.json_lists import json_list_contains
 from packages_app.models import Build
 from packages_app.models import Channel
 from testing_app.models import InstallabilityCheck
@@ -141,13 +142,17 @@ def _record(build: Build) -> PackageRecord | None:
 def suggest_set_for(build: Build) -> list[int]:
     """The suggested set `build` belongs to ([] if none): the candidates it pins or that pin it,
     read with two indexed lookups instead of the whole queue."""
-    related = list(
-        list_candidate_builds().filter(
+    related = [
+        candidate
+        for candidate in list_candidate_builds().filter(
             Q(pk=build.pk)
-            | Q(depends_names__contains=[build.name])
+            | json_list_contains("depends_names", build.name)
             | Q(name__in=build.depends_names or [])
         )
-    )
+        if candidate.pk == build.pk
+        or build.name in (candidate.depends_names or ())
+        or candidate.name in (build.depends_names or ())
+    ]
     return next((ids for ids in suggest_sets(related) if build.pk in ids), [])
 
 

@@ -20,6 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from distro_site.json_lists import json_list_contains
 from testing_app.models import CellResult
 from testing_app.models import Host
 from testing_app.models import Job
@@ -218,17 +219,18 @@ def _decline(job: Job, worker: WorkerProcess, refusal: str, delay_s: int) -> "De
 
 def _other_host_idle(job: Job, *, avoid: int) -> bool:
     fresh = timezone.now() - timedelta(seconds=settings.WORKER_LOST_AFTER_S)
-    return (
+    idle_elsewhere = (
         WorkerProcess.objects.filter(
+            json_list_contains("queues", job.queue_name),
             stopped_at__isnull=True,
             last_heartbeat_at__gte=fresh,
             current_job__isnull=True,
             host__state=Host.State.ACTIVE,
-            queues__contains=[job.queue_name],
         )
         .exclude(host_id__in=[avoid, *job.avoid_host_ids])
-        .exists()
+        .values_list("queues", flat=True)
     )
+    return any(job.queue_name in (queues or ()) for queues in idle_elsewhere)
 
 
 def _stamp_worker(job: Job, worker: WorkerProcess) -> None:

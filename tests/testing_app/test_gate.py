@@ -317,7 +317,7 @@ def _retest(dependent, upstream, axes, verdict, *, pinned=True, status="finished
     )
 
 
-def test_reverse_dependencies_policy_regression_fails(axes):
+def test_reverse_dependencies_policy_regression_fails(json_lookup_modes, axes):
     build = candidate()
     dependent = _dependent(axes)
     before = _retest(dependent, build, axes, "passed", pinned=False)

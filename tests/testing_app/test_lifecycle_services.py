@@ -220,7 +220,7 @@ def test_worker_of_paused_host_declines_and_job_stays_queued(cpu_cell):
 
 
 @pytest.mark.django_db
-def test_retry_prefers_another_idle_host(cpu_cell):
+def test_retry_prefers_another_idle_host(json_lookup_modes, cpu_cell):
     failing = factories.HostFactory(platform=cpu_cell["platform"])
     other = factories.HostFactory(platform=cpu_cell["platform"])
     failing_worker = _worker(failing)

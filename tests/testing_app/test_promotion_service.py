@@ -21,6 +21,7 @@ from testing_app.models import Notification
 from testing_app.models import Promotion
 from testing_app.models import PromotionItem
 from testing_app.selectors.gate import get_build_gate
+from testing_app.selectors.promotions import suggest_set_for
 from testing_app.selectors.promotions import suggest_sets
 from testing_app.services.installability import request_missing_checks
 from testing_app.services.promotion_backends import CopyDone
@@ -191,11 +192,12 @@ def test_concurrent_double_submit_creates_one_promotion(world, run_checks, relea
 
 
 def test_set_is_gated_as_a_whole_and_copied_together(
-    world, run_checks, release_manager, django_capture_on_commit_callbacks
+    json_lookup_modes, world, run_checks, release_manager, django_capture_on_commit_callbacks
 ):
     kornia = world.stage("kornia")
     fastai = world.stage("fastai", depends=("kornia ==1.0.0", "pytorch >=2.5,<2.6"))
     assert suggest_sets([kornia, fastai]) == [[fastai.pk, kornia.pk]]
+    assert suggest_set_for(kornia) == suggest_set_for(fastai) == [fastai.pk, kornia.pk]
     run_checks([kornia])
     run_checks([fastai])
     # Alone, fastai cannot be installed from the target: its kornia is only staged.
