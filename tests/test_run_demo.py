@@ -57,9 +57,9 @@ def test_child_commands_without_redis_start_no_worker():
     assert list(run_demo.child_commands("py", "m", 8000, with_worker=False)) == ["web"]
 
 
-def test_setup_commands_migrate_then_seed():
+def test_setup_commands_migrate_seed_and_make_the_target_channel():
     steps = run_demo.setup_commands("py", "manage.py")
-    assert [step[2] for step in steps] == ["migrate", "seed_demo"]
+    assert [step[2] for step in steps] == ["migrate", "seed_demo", "init_target_channel"]
 
 
 def test_private_redis_listens_on_loopback_and_persists_nothing(tmp_path):
@@ -173,6 +173,7 @@ def test_run_demo_check_starts_and_stops_a_private_redis(tmp_path):
     assert 'install sets: [["pytorch"]]' in output  # the samples can be promoted in the demo
     assert "run_demo --check: ready" in output
     assert (tmp_path / "demo.sqlite3").exists()  # migrated and seeded there, not elsewhere
+    assert (tmp_path / "var" / "channels" / "target" / "noarch" / "repodata.json").exists()
     assert (tmp_path / "var" / "redis" / "redis.log").exists()
 
 

@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand
 from packages_app.adapters.sample_channel import build_sample_channel
 from packages_app.adapters.sample_channel import load_manifest
 from packages_app.models import Channel
+from packages_app.models import Maintainer
 from packages_app.services.catalog import import_repodata
 from packages_app.services.packages import register_package
 from packages_app.services.sync import register_channel
@@ -20,6 +21,11 @@ from packages_app.services.sync import sync_channels
 from testing_app.adapters.host_probe import conda_subdir
 
 SAMPLE_CHANNEL = "samples"
+# The sample packages' maintainer, so that they can pass the gate's "active with a maintainer"
+# policy and be promoted in the demo; run_demo gives its admin user this address, which makes
+# the admin their maintainer too (accounts match maintainers by e-mail).
+DEMO_MAINTAINER_NAME = "Demo maintainer"
+DEMO_MAINTAINER_EMAIL = "maintainer@demo.invalid"
 
 # PyTorch-ecosystem packages present in the demo channels. ABI-coupled ones pin one exact
 # PyTorch in their repodata (torchvision-0.16.0 depends on "pytorch 2.1.0").
@@ -76,9 +82,12 @@ class Command(BaseCommand):
         )
         channel = register_channel(name=SAMPLE_CHANNEL, url=sample.url, role=Channel.Role.STAGING)
         summaries = {e["name"]: e["summary"] for e in load_manifest(sources)}
+        maintainer, _ = Maintainer.objects.get_or_create(
+            email=DEMO_MAINTAINER_EMAIL, defaults={"name": DEMO_MAINTAINER_NAME}
+        )
         for name in sample.names:
             if name not in DEMO_PACKAGES:  # the PyTorch stand-in's package is the real one
-                register_package(name=name, summary=summaries[name][:300])
+                register_package(name=name, summary=summaries[name][:300], maintainers=[maintainer])
         self.stdout.write(
             f"sample channel {sample.url} ({subdir}): {len(sample.packages)} packages"
         )

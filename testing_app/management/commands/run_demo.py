@@ -23,6 +23,8 @@ from django.core.management.base import BaseCommand
 from django.core.management.base import CommandError
 from django.db import connections
 
+from packages_app.management.commands.seed_demo import DEMO_MAINTAINER_EMAIL
+
 WORKER_QUEUES = ("default", "install", "promote")
 DEMO_HOST = "demo-host"
 TOKEN_ENV = "DISTRO_ENROLL_TOKEN"
@@ -68,8 +70,13 @@ def redis_server_command(binary: str, port: int, directory) -> list[str]:
 
 
 def setup_commands(python: str, manage: str) -> list[list[str]]:
-    """One-shot steps before the demo starts; seed_demo is idempotent, so reruns are cheap."""
-    return [[python, manage, "migrate", "--noinput"], [python, manage, "seed_demo"]]
+    """One-shot steps before the demo starts; each is idempotent, so reruns are cheap."""
+    return [
+        [python, manage, "migrate", "--noinput"],
+        [python, manage, "seed_demo"],
+        # A local directory (TARGET_CHANNEL_DIR) as the target: promotions land there.
+        [python, manage, "init_target_channel"],
+    ]
 
 
 def child_commands(python: str, manage: str, port: int, with_worker: bool) -> dict[str, list]:
@@ -234,6 +241,7 @@ class Command(BaseCommand):
             return
         user, _ = get_user_model().objects.get_or_create(username="admin")
         user.is_staff = user.is_superuser = True
+        user.email = user.email or DEMO_MAINTAINER_EMAIL  # the sample packages' maintainer
         user.set_password(password)
         user.save()
         connections.close_all()  # the web and worker processes share the SQLite file
