@@ -8,8 +8,10 @@ with the worker process that started it, so no test keeps running as an orphan.
 
 import contextlib
 import ctypes
+import errno
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -58,6 +60,22 @@ _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") el
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     if _LIBC is not None:
         _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+# The test must die with its worker (PR_SET_PDEATHSIG). util-linux's setpriv sets that and execs
+# the test, so no Python runs between fork and exec: an in-process worker has a heartbeat thread
+# while it starts a test, and Python's preexec_fn is not safe with threads. The preexec_fn is
+# kept only for a Linux without setpriv.
+_SETPRIV = shutil.which("setpriv") if _LIBC is not None else None
+
+
+def _dying_with_parent(argv: list[str], env: Mapping[str, str]) -> list[str]:
+    if not _SETPRIV:
+        return argv
+    # A missing program is reported as Popen reports it, not as setpriv's exit status 127.
+    if shutil.which(argv[0], path=env.get("PATH", os.defpath)) is None:
+        raise FileNotFoundError(errno.ENOENT, "No such executable", argv[0])
+    return [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
 
 
 @dataclass(frozen=True)
@@ -193,14 +211,14 @@ def run_conda_build_test(
     log.write("$ " + " ".join(argv))
     started = time.monotonic()
     proc = subprocess.Popen(  # noqa: S603 - argument list, no shell
-        argv,
+        _dying_with_parent(argv, env),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=dict(env),
         cwd=test.croot,
         start_new_session=True,
-        preexec_fn=_die_with_parent if _LIBC is not None else None,  # noqa: PLW1509
+        preexec_fn=_die_with_parent if _LIBC is not None and not _SETPRIV else None,  # noqa: PLW1509
         text=True,
         encoding="utf-8",
         errors="replace",
