@@ -159,6 +159,17 @@ def account_maintainers(user) -> QuerySet[Maintainer]:
     return Maintainer.objects.filter(match)
 
 
+def maintains_every_build(user, builds) -> bool:
+    """Whether this account maintains the package of every one of `builds` (one query)."""
+    package_ids = {build.package_id for build in builds}
+    if not package_ids or None in package_ids:
+        return False
+    maintained = Package.objects.filter(
+        pk__in=package_ids, maintainers__in=account_maintainers(user)
+    ).values_list("pk", flat=True)
+    return set(maintained) == package_ids
+
+
 def get_maintainer_home(*, user) -> MaintainerHome:
     """Packages of the account's Maintainer rows (account_maintainers), and proposals naming
     the account's or those rows' email as contact or maintainer (three queries)."""

@@ -44,6 +44,7 @@ import time
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS
 from django.db import DatabaseError
+from django.db import InterfaceError
 from django.db import close_old_connections
 from django.db import connections
 from redis.exceptions import RedisError
@@ -153,7 +154,7 @@ class DistroWorkerRules:
             reply = record_worker_heartbeat(worker_id=self.worker_process_id, using=HEARTBEAT_DB)
             if between_jobs:
                 sweep_stale_workspaces()
-        except DatabaseError as exc:
+        except (DatabaseError, InterfaceError) as exc:
             # PostgreSQL is away (restart, failover): take no job until it answers again, and
             # reconnect next time rather than end the worker (and a running job with it).
             self.log.warning("Worker %s: database unavailable, not taking jobs: %s", self.name, exc)
@@ -215,6 +216,10 @@ class JobHeartbeat(threading.Thread):
                 except RedisError as exc:  # the PostgreSQL heartbeat handles its own errors
                     self._worker.log.warning(
                         "Worker %s: Redis heartbeat failed: %s", self._worker.name, exc
+                    )
+                except Exception:  # noqa: BLE001 - a dead heartbeat thread would get a running job declared lost
+                    self._worker.log.exception(
+                        "Worker %s: heartbeat failed, trying again", self._worker.name
                     )
         finally:
             connections.close_all()  # Django's connections are per thread: these are its own

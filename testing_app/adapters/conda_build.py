@@ -9,6 +9,8 @@ with the worker process that started it, so no test keeps running as an orphan.
 import contextlib
 import ctypes
 import errno
+import functools
+import logging
 import os
 import re
 import shutil
@@ -52,6 +54,7 @@ EXCERPT_AFTER = 30
 VERSION_TIMEOUT_S = 60
 PROCESS_GROUP_FILE = ".process-group"
 PR_SET_PDEATHSIG = 1
+logger = logging.getLogger(__name__)
 
 # Loaded before any fork: the child may only make async-signal-safe calls before exec.
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
@@ -66,16 +69,28 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 # the test, so no Python runs between fork and exec: an in-process worker has a heartbeat thread
 # while it starts a test, and Python's preexec_fn is not safe with threads. The preexec_fn is
 # kept only for a Linux without setpriv.
-_SETPRIV = shutil.which("setpriv") if _LIBC is not None else None
+@functools.cache
+def _setpriv() -> str | None:
+    """setpriv, if this host has one that knows --pdeathsig (util-linux >= 2.33)."""
+    path = shutil.which("setpriv") if _LIBC is not None else None
+    if path is not None:
+        probe = subprocess.run(  # noqa: S603 - fixed argument list
+            [path, "--pdeathsig", "KILL", "--", "true"], capture_output=True, check=False
+        )
+        if probe.returncode == 0:
+            return path
+    if _LIBC is not None:
+        logger.warning("no setpriv with --pdeathsig: tests start through a pre-exec hook")
+    return None
 
 
 def _dying_with_parent(argv: list[str], env: Mapping[str, str]) -> list[str]:
-    if not _SETPRIV:
+    if not _setpriv():
         return argv
     # A missing program is reported as Popen reports it, not as setpriv's exit status 127.
     if shutil.which(argv[0], path=env.get("PATH", os.defpath)) is None:
         raise FileNotFoundError(errno.ENOENT, "No such executable", argv[0])
-    return [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
+    return [_setpriv(), "--pdeathsig", "KILL", "--", *argv]
 
 
 @dataclass(frozen=True)
@@ -218,7 +233,7 @@ def run_conda_build_test(
         env=dict(env),
         cwd=test.croot,
         start_new_session=True,
-        preexec_fn=_die_with_parent if _LIBC is not None and not _SETPRIV else None,  # noqa: PLW1509
+        preexec_fn=_die_with_parent if _LIBC is not None and not _setpriv() else None,  # noqa: PLW1509
         text=True,
         encoding="utf-8",
         errors="replace",

@@ -43,6 +43,7 @@ from testing_app.models import Job
 from testing_app.models import Verdict
 from testing_app.models import WorkerProcess
 from testing_app.services.execution import JobOutcome
+from testing_app.services.outcomes import kept_only_with_its_log
 
 logger = logging.getLogger(__name__)
 
@@ -176,27 +177,11 @@ def run_test_job(
             shutil.rmtree(croot, onerror=_log_cleanup_error)
         tail = log.tail()
         path = log.finish()
-    if log.write_error is not None:
-        # A verdict nobody can check against its log is not kept: another attempt (preferably
-        # on another host) runs the test again.
-        outcome = replace(
-            outcome, verdict=Verdict.ERROR, error_message=log_failure(log), retryable=True
-        )
     return replace(
-        outcome,
+        kept_only_with_its_log(outcome, log),
         log_path=path.name,
         log_tail=tail,
         command=[log.redact(part) for part in outcome.command],
-    )
-
-
-def log_failure(log: JobLog) -> str:
-    """Why the job's log could not be kept, naming the cause (e.g. the log disk is full)."""
-    exc = log.write_error or OSError("unknown error")
-    return (
-        f"The job's log could not be written to {exc.filename or log.path}: "
-        f"{exc.strerror or exc}. "
-        "The log disk (LOG_DIR) of this host is full or failing; the last lines are kept here."
     )
 
 

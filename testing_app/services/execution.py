@@ -44,8 +44,6 @@ logger = logging.getLogger(__name__)
 
 # An avoided host hands a retry on at most this often, so a job never bounces forever.
 MAX_HANDOFFS = 2
-# How long a finished job's result waits for PostgreSQL to answer again (restart, failover).
-FINISH_RETRY_LIMIT_S = 900
 # What finishing a job writes (see _store_outcome).
 OUTCOME_FIELDS = [
     "status",
@@ -130,7 +128,9 @@ def _finish_when_database_answers(*, job_id: int, outcome: JobOutcome) -> Job | 
     ran, and its result must not be lost with the connection; nor may the job stay `running`
     under a live worker, which the reconciler would never treat as lost. The retry is safe:
     finish_job is guarded, a result that did commit is not stored twice."""
-    deadline = time.monotonic() + FINISH_RETRY_LIMIT_S
+    # Within what RQ's own job timeout leaves after the test's timeout (JOB_TIMEOUT_MARGIN_S),
+    # less a minute for the runner's own kill grace and the rest of the lifecycle.
+    deadline = time.monotonic() + max(settings.JOB_TIMEOUT_MARGIN_S - 60, 30)
     pause = 0.5
     while True:
         try:

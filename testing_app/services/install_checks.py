@@ -45,6 +45,7 @@ from testing_app.services.conda_runner import redactor
 from testing_app.services.dispatch import clone_cell
 from testing_app.services.dispatch import enqueue_jobs
 from testing_app.services.execution import JobOutcome
+from testing_app.services.outcomes import kept_only_with_its_log
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +150,12 @@ def run_install_check(
     finally:
         tail = log.tail()
         path = log.finish()
-    return replace(outcome, log_path=path.name, log_tail=tail, test_s=time.monotonic() - started)
+    return replace(
+        kept_only_with_its_log(outcome, log),
+        log_path=path.name,
+        log_tail=tail,
+        test_s=time.monotonic() - started,
+    )
 
 
 def _check(job: Job, log: JobLog) -> JobOutcome:

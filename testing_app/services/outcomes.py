@@ -7,10 +7,16 @@ types without the whole lifecycle.
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import replace
+from typing import TYPE_CHECKING
 from typing import Protocol
 
 from testing_app.models import Job
 from testing_app.models import WorkerProcess
+from testing_app.models.verdicts import Verdict
+
+if TYPE_CHECKING:
+    from testing_app.adapters.job_log import JobLog
 
 
 @dataclass(frozen=True)
@@ -46,3 +52,21 @@ class JobRunner(Protocol):
     def __call__(
         self, *, job: Job, worker: WorkerProcess | None, on_progress: Callable[[str], None]
     ) -> JobOutcome: ...
+
+
+def log_failure(log: "JobLog") -> str:
+    """Why the job's log could not be kept, naming the cause (e.g. the log disk is full)."""
+    exc = log.write_error
+    return (
+        f"The job's log could not be written to {exc.filename or log.path}: "
+        f"{exc.strerror or exc}. "
+        "The log disk (LOG_DIR) of this host is full or failing; the last lines are kept here."
+    )
+
+
+def kept_only_with_its_log(outcome: JobOutcome, log: "JobLog") -> JobOutcome:
+    """A verdict nobody can check against its log is not kept: the job ends `error` naming why
+    the log could not be written, and another attempt (preferably on another host) runs it."""
+    if log.write_error is None:
+        return outcome
+    return replace(outcome, verdict=Verdict.ERROR, error_message=log_failure(log), retryable=True)

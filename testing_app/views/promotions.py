@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET
 from django.views.decorators.http import require_POST
 
 from packages_app.models import Build
-from packages_app.proposal_selectors import account_maintainers
+from packages_app.proposal_selectors import maintains_every_build
 from testing_app.models import Promotion
 from testing_app.promotion_forms import PromotionConfirmForm
 from testing_app.selectors.gate import get_build_gate
@@ -217,11 +217,7 @@ def installability_request(request):
     builds = candidate_builds(_build_ids(request.POST.getlist("build")))
     if not builds:
         raise Http404("No such build.")
-    mine = account_maintainers(request.user)
-    maintains = all(
-        b.package_id and b.package.maintainers.filter(pk__in=mine).exists() for b in builds
-    )
-    if not (_may_promote(request.user) or maintains):
+    if not (_may_promote(request.user) or maintains_every_build(request.user, builds)):
         raise PermissionDenied("Only release managers and the maintainers may ask for checks.")
     try:
         created = request_installability_checks(builds=builds, requested_by=request.user)

@@ -13,8 +13,8 @@ from django.conf import settings
 from testing_app.adapters.job_log import JobLog
 from testing_app.adapters.job_log import Redactor
 from testing_app.models import Job
-from testing_app.services.conda_runner import log_failure
 from testing_app.services.dispatch import enqueue_jobs
+from testing_app.services.outcomes import log_failure
 from tests import factories
 from tests.faults.helpers import QUEUE
 from tests.faults.helpers import chains

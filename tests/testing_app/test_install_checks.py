@@ -223,3 +223,24 @@ def test_a_test_runner_setting_routes_the_test_to_that_runner_queue(
     test = Job.objects.get(run=check.run, kind="test")
     assert (test.queue_name, test.required_runner) == ("test.linux-64.cuda12.1@rattler", "rattler")
     assert rq_queue("test.linux-64.cuda12.1@rattler").count == 1
+
+
+def test_an_install_check_whose_log_cannot_be_written_ends_error_naming_the_disk(
+    lockfile, django_capture_on_commit_callbacks
+):
+    """As for tests (tests/faults): a verdict nobody can check against its log is not kept."""
+    build = Build.objects.get(
+        channel=lockfile, filename__startswith="pytorch-2.3.1-py3.11_cuda12.1"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        check = _check(build, release="2.3.1", variant="cuda12.1")
+    log_dir = Path(settings.LOG_DIR)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    (log_dir / f"{check.pk}.log").symlink_to("/dev/full")  # every write: No space left
+    drain("install")
+
+    check.refresh_from_db()
+    assert (check.status, check.verdict) == ("finished", "error")
+    assert "No space left on device" in check.error_message
+    assert "LOG_DIR" in check.error_message
+    assert Job.objects.filter(retry_of=check).exists()  # another attempt runs it again

@@ -9,13 +9,14 @@ from urllib.parse import urlparse
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+from django.db import transaction
 
 from packages_app.adapters.sample_channel import build_sample_channel
 from packages_app.adapters.sample_channel import load_manifest
 from packages_app.models import Channel
-from packages_app.models import Maintainer
 from packages_app.services.catalog import import_repodata
 from packages_app.services.packages import register_package
+from packages_app.services.reviews import upsert_maintainers
 from packages_app.services.sync import register_channel
 from packages_app.services.sync import sync_channels
 from testing_app.adapters.host_probe import conda_subdir
@@ -82,9 +83,10 @@ class Command(BaseCommand):
         )
         channel = register_channel(name=SAMPLE_CHANNEL, url=sample.url, role=Channel.Role.STAGING)
         summaries = {e["name"]: e["summary"] for e in load_manifest(sources)}
-        maintainer, _ = Maintainer.objects.get_or_create(
-            email=DEMO_MAINTAINER_EMAIL, defaults={"name": DEMO_MAINTAINER_NAME}
-        )
+        with transaction.atomic():
+            (maintainer,) = upsert_maintainers(
+                entries=[{"name": DEMO_MAINTAINER_NAME, "email": DEMO_MAINTAINER_EMAIL}]
+            )
         for name in sample.names:
             if name not in DEMO_PACKAGES:  # the PyTorch stand-in's package is the real one
                 register_package(name=name, summary=summaries[name][:300], maintainers=[maintainer])

@@ -81,6 +81,10 @@ class Command(BaseCommand):
         name = options["name"] or socket.gethostname()
         cpu_queues = options["cpu_queues"]
         execution = options["execution"] or settings.WORKER_EXECUTION
+        try:  # before anything is registered: a typo must not leave a worker row behind
+            worker_class(execution)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
         if cpu_queues is None:
             cpu_queues = list(settings.WORKER_CPU_QUEUES)
         try:
