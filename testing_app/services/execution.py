@@ -111,6 +111,11 @@ def execute_job(
     except Exception as exc:  # noqa: BLE001 - any runner crash is an infrastructure error, kept on the job
         logger.exception("runner crashed on job %s", job.pk)
         outcome = JobOutcome(verdict=Verdict.ERROR, error_message=f"Runner crashed: {exc!r}")
+        # The crash may have struck inside a statement (RQ's timeout is a signal: it lands
+        # wherever the runner is, a live-tail save included), leaving the session mid-query;
+        # a fresh one records the outcome.
+        if not connection.in_atomic_block:
+            connection.close()
     return _finish_when_database_answers(job_id=job.pk, outcome=outcome)
 
 
