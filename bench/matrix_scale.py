@@ -220,8 +220,8 @@ def main() -> None:
         note = "" if status == 200 else f"   HTTP {status}!"
         print(f"{label:<50}{p50:>9.1f}{p95:>9.1f}{queries:>9}   {goal}{note}")
     # Where the package page's time goes: its two heaviest selectors on their own.
-    from packages_app.selectors import get_reverse_dependencies
-    from packages_app.selectors import list_versions
+    from packages_app.selectors.catalog import get_reverse_dependencies
+    from packages_app.selectors.catalog import list_versions
     from testing_app.selectors.package_matrix import get_package_matrix
 
     versions = list_versions(name=middle)

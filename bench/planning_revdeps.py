@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from testing_app.planner import reverse_closure  # noqa: E402
+from testing_app.planner.engine import reverse_closure  # noqa: E402
 
 ROOTS = 200
 

@@ -129,8 +129,8 @@ def one_round() -> dict:
     from testing_app.models import CellResult
     from testing_app.models import Job
     from testing_app.models import Run
-    from testing_app.planner import Planner
-    from testing_app.planner_types import FullRun
+    from testing_app.planner.engine import Planner
+    from testing_app.planner.types import FullRun
     from testing_app.selectors.planning import existing_cells
     from testing_app.selectors.planning import load_catalog
     from testing_app.services.dispatch import enqueue_jobs

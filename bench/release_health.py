@@ -189,9 +189,9 @@ def main() -> None:
         f"generated {PACKAGES} packages, {PACKAGES * BUILDS_PER_PACKAGE} builds in {seconds:.1f} s"
     )
 
-    from packages_app.lint_report import summarize_lint
     from packages_app.models import Build
     from packages_app.models import TorchRelease
+    from packages_app.selectors.lint_report import summarize_lint
     from testing_app.models import Notification
     from testing_app.selectors.releases import get_release_follow
     from testing_app.services.maintenance import apply_maintenance_policy

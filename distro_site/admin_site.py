@@ -1,13 +1,13 @@
 """The admin site: Django's, with the rate-limited sign-in and password change of
-packages_app.sign_in_forms (the counts are shared with the site's own sign-in)."""
+packages_app.forms.sign_in (the counts are shared with the site's own sign-in)."""
 
 from django.contrib import admin
 from django.urls import reverse
 
-from packages_app.account_views import PasswordChangeView
-from packages_app.account_views import refused_while_blocked
-from packages_app.sign_in_forms import AdminLimitedPasswordChangeForm
-from packages_app.sign_in_forms import AdminSignInForm
+from packages_app.forms.sign_in import AdminLimitedPasswordChangeForm
+from packages_app.forms.sign_in import AdminSignInForm
+from packages_app.views.accounts import PasswordChangeView
+from packages_app.views.accounts import refused_while_blocked
 
 
 class DistroAdminSite(admin.AdminSite):

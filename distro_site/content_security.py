@@ -2,7 +2,7 @@
 
 The default policy (settings.CONTENT_SECURITY_POLICY) allows scripts from this site's static
 files only: no inline script, no event-handler attribute, no eval. The chart pages carry each
-figure as a JSON data block that static/js/charts.js draws (testing_app/charts.py), and every
+figure as a JSON data block that static/js/charts.js draws (testing_app/views/charts.py), and every
 other script of the templates is a static file.
 
 Styles may be inline ('unsafe-inline' in style-src): plotly.js adds its rules through <style>

@@ -4,12 +4,12 @@ from django.contrib import admin
 from django.urls import include
 from django.urls import path
 
-from packages_app import views as package_views
+from packages_app.views import catalog as package_views
 from testing_app.api import build_testing
 
 urlpatterns = [
     path("", package_views.home, name="home"),
-    path("packages/", include("packages_app.urls", namespace="packages")),
+    path("packages/", include("packages_app.urls.catalog", namespace="packages")),
     path("admin/", admin.site.urls),
     path("django-rq/", include("django_rq.urls")),
     # Token-authenticated write endpoint for maintainers' CI (issue 5), next to the read API.
@@ -17,6 +17,6 @@ urlpatterns = [
     path("api/", include("testing_app.api.urls", namespace="api")),
     path("", include("testing_app.urls", namespace="testing")),
     # /propose/, /proposals/<token>/, /review/ (proposal flow) and /accounts/ (sign-in).
-    path("", include("packages_app.proposal_urls", namespace="proposals")),
-    path("accounts/", include("packages_app.account_urls", namespace="accounts")),
+    path("", include("packages_app.urls.proposals", namespace="proposals")),
+    path("accounts/", include("packages_app.urls.accounts", namespace="accounts")),
 ]

@@ -23,8 +23,9 @@ def rq_email_proposal_decision(note_id: int) -> None:
 
 
 def rq_sync_channels() -> None:
-    """Periodic (testing_app/cron.py): read every channel's repodata, import, plan new builds.
-    Each channel's failure is recorded on the channel (services/sync.py), so nothing raises."""
+    """Periodic (testing_app/management/cron.py): read every channel's repodata, import, plan
+    new builds. Each channel's failure is recorded on the channel (services/sync.py), so nothing
+    raises."""
     from packages_app.services.sync import sync_channels
 
     sync_channels()

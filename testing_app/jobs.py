@@ -21,7 +21,7 @@ def rq_execute_job(job_id: int) -> Retry | None:
 
 
 def rq_reconcile_jobs() -> None:
-    """The periodic reconciler (testing_app/cron.py)."""
+    """The periodic reconciler (testing_app/management/cron.py)."""
     reconcile()
 
 
@@ -43,7 +43,7 @@ def rq_comment_notification(notification_id: int) -> None:
 
 
 def rq_send_daily_digests() -> None:
-    """Periodic (testing_app/cron.py): every daily-digest maintainer's queued notices."""
+    """Periodic (testing_app/management/cron.py): every daily-digest maintainer's queued notices."""
     from testing_app.services.notifications import send_daily_digests
 
     send_daily_digests()

@@ -20,10 +20,10 @@ from packages_app.models import PackageToken
 from packages_app.models import Proposal
 from packages_app.models import hash_token
 from packages_app.services.tokens import create_package_token
-from testing_app import charts
 from testing_app.models import EnrollmentToken
 from testing_app.services.hosts import create_enrollment_token
 from testing_app.services.notifications import get_maintainer_by_token
+from testing_app.views import charts
 from tests import factories
 from tests.url_inventory import all_urls
 

@@ -227,7 +227,7 @@ HOST_OFFLINE_AFTER_S = env.int("HOST_OFFLINE_AFTER_S", default=120)
 WORKER_HEARTBEAT_S = env.int("WORKER_HEARTBEAT_S", default=10)
 WORKER_LOST_AFTER_S = env.int("WORKER_LOST_AFTER_S", default=90)
 # How a worker runs its jobs: "in-process" (in the worker itself) or "fork" (one RQ work-horse
-# per job); testing_app/workers.py says why in-process is the default.
+# per job); testing_app/management/workers.py says why in-process is the default.
 WORKER_EXECUTION = env.str("WORKER_EXECUTION", default="in-process")
 # Queues every worker also serves besides its capability queues (e.g. "install,default").
 WORKER_CPU_QUEUES = env.list("WORKER_CPU_QUEUES", default=[])
@@ -419,7 +419,7 @@ MAINTENANCE_DEPRECATE_AFTER_DAYS = env.int("MAINTENANCE_DEPRECATE_AFTER_DAYS", d
 CLAIM_RATE_LIMIT_PER_HOUR = env.int("CLAIM_RATE_LIMIT_PER_HOUR", default=5)
 
 # --- Channel sync, planning, install checks, runners (issue 5) --------------------------------
-# How often the scheduler syncs every channel's repodata (testing_app/cron.py).
+# How often the scheduler syncs every channel's repodata (testing_app/management/cron.py).
 SYNC_INTERVAL_S = env.int("SYNC_INTERVAL_S", default=600)
 # Subdirs read from a channel that lists none (a missing subdir is skipped quietly).
 SYNC_SUBDIRS = env.list(

@@ -3,12 +3,12 @@
 from django.contrib import admin
 from django.template.defaultfilters import filesizeformat
 
+from packages_app.admin.actions import has_promote_permission
+from packages_app.admin.actions import promote_builds
 from packages_app.admin.base import LargeTableAdmin
 from packages_app.models import Build
 from packages_app.models import Channel
 from packages_app.models import TorchRelease
-from testing_app.admin_actions import has_promote_permission
-from testing_app.admin_actions import promote_builds
 from testing_app.models import Platform
 
 

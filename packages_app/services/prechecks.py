@@ -28,25 +28,25 @@ from packages_app.adapters.recipe_fetch import RecipeFetchError
 from packages_app.adapters.recipe_fetch import RecipeNotFoundError
 from packages_app.adapters.recipe_fetch import fetch_recipe
 from packages_app.adapters.recipe_fetch import fetch_text
+from packages_app.lint.recipe_checks import FAIL
+from packages_app.lint.recipe_checks import PASS
+from packages_app.lint.recipe_checks import WARN
+from packages_app.lint.recipe_checks import CheckResult
+from packages_app.lint.recipe_checks import check_builds_proposed_package
+from packages_app.lint.recipe_checks import check_dependencies_resolve
+from packages_app.lint.recipe_checks import check_key_dependency_bounds
+from packages_app.lint.recipe_checks import check_license
+from packages_app.lint.recipe_checks import check_outputs
+from packages_app.lint.recipe_checks import check_pytorch_bugfix_releases
+from packages_app.lint.recipe_checks import check_pytorch_upper_bound
+from packages_app.lint.recipe_checks import check_tests
+from packages_app.lint.recipe_checks import overall_outcome
+from packages_app.lint.recipe_checks import run_requirement_names
 from packages_app.models import OPEN_PROPOSAL_STATES
 from packages_app.models import Proposal
 from packages_app.models import ProposalNote
-from packages_app.proposal_selectors import catalog_has_builds
-from packages_app.proposal_selectors import get_catalog_records
-from packages_app.recipe_checks import FAIL
-from packages_app.recipe_checks import PASS
-from packages_app.recipe_checks import WARN
-from packages_app.recipe_checks import CheckResult
-from packages_app.recipe_checks import check_builds_proposed_package
-from packages_app.recipe_checks import check_dependencies_resolve
-from packages_app.recipe_checks import check_key_dependency_bounds
-from packages_app.recipe_checks import check_license
-from packages_app.recipe_checks import check_outputs
-from packages_app.recipe_checks import check_pytorch_bugfix_releases
-from packages_app.recipe_checks import check_pytorch_upper_bound
-from packages_app.recipe_checks import check_tests
-from packages_app.recipe_checks import overall_outcome
-from packages_app.recipe_checks import run_requirement_names
+from packages_app.selectors.proposals import catalog_has_builds
+from packages_app.selectors.proposals import get_catalog_records
 
 logger = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from packages_app.models import Proposal
 from packages_app.models import ProposalNote
 from packages_app.models import hash_token
 from packages_app.models import new_status_token
-from packages_app.proposal_selectors import NameConflict
-from packages_app.proposal_selectors import count_recent_proposals
-from packages_app.proposal_selectors import find_name_conflict
+from packages_app.selectors.proposals import NameConflict
+from packages_app.selectors.proposals import count_recent_proposals
+from packages_app.selectors.proposals import find_name_conflict
 from packages_app.services.prechecks import enqueue_prechecks_on_commit
 from packages_app.services.proposal_emails import send_proposal_confirmation
 

@@ -15,7 +15,7 @@ from packages_app.models import Maintainer
 from packages_app.models import Package
 from packages_app.models import PackageToken
 from packages_app.models import hash_token
-from packages_app.proposal_selectors import account_maintainers
+from packages_app.selectors.proposals import account_maintainers
 
 # Recognisable in logs and secret scanners; 256 random bits after it.
 TOKEN_PREFIX = "cdt_"

@@ -1,4 +1,4 @@
-// Draws every chart box of the page (testing_app/charts.py) from its figure's JSON data block.
+// Draws every chart box of the page (testing_app/views/charts.py) from its figure's JSON data block.
 // Loaded after plotly.js, both deferred; the pages hold no inline script (the CSP forbids them).
 (function () {
   "use strict";

@@ -76,7 +76,7 @@ class JobKind(models.TextChoices):
 
 
 class JobRunner(models.TextChoices):
-    """What runs a test job; a job that names one goes to that runner's queue (queues.py)."""
+    """What runs a test job; a job that names one goes to that runner's queue (services/queues)."""
 
     ANY = "", "Any runner"
     CONDA_BUILD = "conda-build", "conda-build --test"

@@ -8,8 +8,8 @@ from testing_app.selectors.matrix import MatrixFilters
 from testing_app.selectors.matrix import aggregate_cells
 from testing_app.selectors.matrix import list_supported_releases
 from testing_app.selectors.matrix import summarise_counts
-from testing_app.verdict_display import MISSING
-from testing_app.verdict_display import style_of
+from testing_app.selectors.verdict_display import MISSING
+from testing_app.selectors.verdict_display import style_of
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 cannot go into the target channel.
 
 Each policy returns pass / waiting / fail / waived with a human reason and links to its evidence
-(gate_policies.py). A build is promotable when no policy fails or waits; a coordinated set when
+(gate/policies.py). A build is promotable when no policy fails or waits; a coordinated set when
 every member is and the set as a whole installs from the target. Reads only: the inputs for any
 number of builds come from a fixed number of queries (gate_inputs.py).
 """
@@ -13,6 +13,22 @@ from datetime import datetime
 
 from distro_site.url_templates import fast_reverse
 from packages_app.models import Build
+from testing_app.gate.policies import cells_policy
+from testing_app.gate.policies import package_policy
+from testing_app.gate.policies import policy_waiver
+from testing_app.gate.policies import reverse_dependencies_policy
+from testing_app.gate.policies import tests_policy
+from testing_app.gate.policies import waiver_note
+from testing_app.gate.types import BLOCKED
+from testing_app.gate.types import FAIL
+from testing_app.gate.types import POLICY_INSTALLABILITY
+from testing_app.gate.types import PROMOTABLE
+from testing_app.gate.types import WAITING
+from testing_app.gate.types import WAIVED
+from testing_app.gate.types import Evidence
+from testing_app.gate.types import PolicyResult
+from testing_app.gate.types import overall_status
+from testing_app.gate.types import summary_line
 from testing_app.selectors.gate_artifact import installability_policy
 from testing_app.selectors.gate_artifact import license_policy
 from testing_app.selectors.gate_artifact import lint_policy
@@ -20,22 +36,6 @@ from testing_app.selectors.gate_artifact import not_promoted_policy
 from testing_app.selectors.gate_inputs import GateInputs
 from testing_app.selectors.gate_inputs import candidate_builds
 from testing_app.selectors.gate_inputs import load_gate_inputs
-from testing_app.selectors.gate_policies import cells_policy
-from testing_app.selectors.gate_policies import package_policy
-from testing_app.selectors.gate_policies import policy_waiver
-from testing_app.selectors.gate_policies import reverse_dependencies_policy
-from testing_app.selectors.gate_policies import tests_policy
-from testing_app.selectors.gate_policies import waiver_note
-from testing_app.selectors.gate_types import BLOCKED
-from testing_app.selectors.gate_types import FAIL
-from testing_app.selectors.gate_types import POLICY_INSTALLABILITY
-from testing_app.selectors.gate_types import PROMOTABLE
-from testing_app.selectors.gate_types import WAITING
-from testing_app.selectors.gate_types import WAIVED
-from testing_app.selectors.gate_types import Evidence
-from testing_app.selectors.gate_types import PolicyResult
-from testing_app.selectors.gate_types import overall_status
-from testing_app.selectors.gate_types import summary_line
 from testing_app.selectors.installability_plan import subject_key
 
 __all__ = [

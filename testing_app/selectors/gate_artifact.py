@@ -7,19 +7,19 @@ from django.conf import settings
 from django.urls import reverse
 
 from packages_app.models import Build
+from testing_app.gate.types import FAIL
+from testing_app.gate.types import PASS
+from testing_app.gate.types import POLICY_INSTALLABILITY
+from testing_app.gate.types import POLICY_LICENSE
+from testing_app.gate.types import POLICY_LINT
+from testing_app.gate.types import POLICY_NOT_PROMOTED
+from testing_app.gate.types import WAITING
+from testing_app.gate.types import Evidence
+from testing_app.gate.types import GateLine
+from testing_app.gate.types import PolicyResult
+from testing_app.gate.types import plural
 from testing_app.models import InstallabilityCheck
 from testing_app.selectors.gate_inputs import GateInputs
-from testing_app.selectors.gate_types import FAIL
-from testing_app.selectors.gate_types import PASS
-from testing_app.selectors.gate_types import POLICY_INSTALLABILITY
-from testing_app.selectors.gate_types import POLICY_LICENSE
-from testing_app.selectors.gate_types import POLICY_LINT
-from testing_app.selectors.gate_types import POLICY_NOT_PROMOTED
-from testing_app.selectors.gate_types import WAITING
-from testing_app.selectors.gate_types import Evidence
-from testing_app.selectors.gate_types import GateLine
-from testing_app.selectors.gate_types import PolicyResult
-from testing_app.selectors.gate_types import plural
 from testing_app.selectors.installability_plan import ALONE
 from testing_app.selectors.installability_plan import check_labels
 from testing_app.selectors.installability_plan import required_subdirs
@@ -77,8 +77,8 @@ def _check_line(check, subdir: str, label: str, anchor_url: str) -> GateLine:
 
 
 def lint_policy(build: Build, inputs: GateInputs) -> PolicyResult:
-    from packages_app.lint import ERROR
-    from packages_app.lint import lint_build
+    from packages_app.lint.rules import ERROR
+    from packages_app.lint.rules import lint_build
 
     findings = lint_build(build)
     lines = tuple(

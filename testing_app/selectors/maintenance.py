@@ -12,11 +12,11 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from rattler import Version
 
-from packages_app.lint import PYTORCH_NAMES
-from packages_app.lint_report import PackageLint
-from packages_app.lint_report import get_package_lint
+from packages_app.lint.rules import PYTORCH_NAMES
 from packages_app.models import Package
 from packages_app.models import TorchRelease
+from packages_app.selectors.lint_report import PackageLint
+from packages_app.selectors.lint_report import get_package_lint
 from testing_app.models import CellResult
 from testing_app.models import MaintainerClaim
 from testing_app.models import PackageStatusEvent

@@ -34,10 +34,10 @@ from testing_app.models import Platform
 from testing_app.models import Variant
 from testing_app.models.verdicts import IN_FLIGHT_VERDICTS
 from testing_app.models.verdicts import Verdict
-from testing_app.verdict_display import DISPLAY_ORDER
-from testing_app.verdict_display import MISSING
-from testing_app.verdict_display import SEVERITY_RANK
-from testing_app.verdict_display import worst_of
+from testing_app.selectors.verdict_display import DISPLAY_ORDER
+from testing_app.selectors.verdict_display import MISSING
+from testing_app.selectors.verdict_display import SEVERITY_RANK
+from testing_app.selectors.verdict_display import worst_of
 
 # What "failing only" means: the package's own failures plus infrastructure trouble that
 # needs someone to look (the first four of VERDICT_SEVERITY).

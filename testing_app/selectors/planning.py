@@ -1,6 +1,6 @@
 """Reads for the planner: the catalog snapshot it plans over, in a fixed number of queries.
 
-`load_catalog` returns planner_types.Catalog (plain values, no model instances), so that the
+`load_catalog` returns planner/types.py's Catalog (plain values, no model instances), so that the
 planner stays a pure function and its benchmark can feed it generated data the same way.
 """
 
@@ -16,16 +16,16 @@ from packages_app.models import TorchRelease
 from testing_app.models import CellResult
 from testing_app.models import Platform
 from testing_app.models import Variant
-from testing_app.planner_evidence import PYTORCH
-from testing_app.planner_evidence import PYTORCH_NAMES
-from testing_app.planner_evidence import CatalogRecord
-from testing_app.planner_evidence import Evidence
-from testing_app.planner_evidence import UnreadableSpec
-from testing_app.planner_evidence import group_specs
-from testing_app.planner_types import Catalog
-from testing_app.planner_types import ExistingCell
-from testing_app.planner_types import ReleaseAxes
-from testing_app.planner_types import VariantAxes
+from testing_app.planner.evidence import PYTORCH
+from testing_app.planner.evidence import PYTORCH_NAMES
+from testing_app.planner.evidence import CatalogRecord
+from testing_app.planner.evidence import Evidence
+from testing_app.planner.evidence import UnreadableSpec
+from testing_app.planner.evidence import group_specs
+from testing_app.planner.types import Catalog
+from testing_app.planner.types import ExistingCell
+from testing_app.planner.types import ReleaseAxes
+from testing_app.planner.types import VariantAxes
 
 # Packages whose latest builds are tested by release waves and full runs.
 TESTED_STATUSES = (Package.Status.ACTIVE, Package.Status.AT_RISK)

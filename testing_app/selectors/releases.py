@@ -14,8 +14,8 @@ from django.db.models import Count
 from django.db.models import F
 from rattler import Version
 
-from packages_app.lint import PYTORCH_NAMES
-from packages_app.lint import pytorch_constraint
+from packages_app.lint.rules import PYTORCH_NAMES
+from packages_app.lint.rules import pytorch_constraint
 from packages_app.models import Build
 from packages_app.models import Maintainer
 from packages_app.models import Package
@@ -25,7 +25,7 @@ from testing_app.models import ReleaseImpact
 from testing_app.models import Run
 from testing_app.models.verdicts import IN_FLIGHT_VERDICTS
 from testing_app.models.verdicts import Verdict
-from testing_app.verdict_display import worst_of
+from testing_app.selectors.verdict_display import worst_of
 
 Category = ReleaseImpact.Category
 # Packages that take part in release waves: still in the channel, whatever their health.

@@ -19,7 +19,7 @@ from testing_app.models import Job
 from testing_app.models import Run
 from testing_app.models.verdicts import Verdict
 from testing_app.selectors.matrix import PROBLEM_VERDICTS
-from testing_app.verdict_display import DISPLAY_ORDER
+from testing_app.selectors.verdict_display import DISPLAY_ORDER
 
 JOB_FILTER_FIELDS = ("status", "verdict", "kind", "variant", "platform", "package")
 

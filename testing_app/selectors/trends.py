@@ -1,7 +1,7 @@
 """Trends for the plots: pass rate over time, job durations per variant, a release wave.
 
 Each function is one grouped query over an indexed range (finished_at, torch_release) and
-returns plain data; charts.py turns it into figures.
+returns plain data; views/charts.py turns it into figures.
 """
 
 from collections import defaultdict
@@ -18,8 +18,8 @@ from packages_app.models import TorchRelease
 from testing_app.models import CellResult
 from testing_app.models import Job
 from testing_app.models.verdicts import Verdict
-from testing_app.verdict_display import DISPLAY_ORDER
-from testing_app.verdict_display import worst_of
+from testing_app.selectors.verdict_display import DISPLAY_ORDER
+from testing_app.selectors.verdict_display import worst_of
 
 TREND_DAYS = 30
 DURATION_SAMPLE = 5000

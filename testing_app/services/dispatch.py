@@ -28,15 +28,15 @@ from rq.exceptions import NoSuchJobError
 from rq.registry import StartedJobRegistry
 
 from packages_app.models import Build
-from packages_app.proposal_selectors import account_maintainers
+from packages_app.selectors.proposals import account_maintainers
 from testing_app.models import Job
 from testing_app.models import Platform
 from testing_app.models import Run
 from testing_app.models import Variant
-from testing_app.queues import queue_for_cell
 from testing_app.services.bulk import insert_jobs
 from testing_app.services.bulk import mark_cells_queued
 from testing_app.services.bulk import mark_enqueued
+from testing_app.services.queues import queue_for_cell
 from testing_app.services.rq_push import RqCall
 from testing_app.services.rq_push import enqueue_calls
 

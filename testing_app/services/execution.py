@@ -28,8 +28,6 @@ from testing_app.models import Run
 from testing_app.models import WorkerProcess
 from testing_app.models.verdicts import IN_FLIGHT_VERDICTS
 from testing_app.models.verdicts import Verdict
-from testing_app.queues import Capabilities
-from testing_app.queues import serves_variant
 from testing_app.services.dispatch import Dispatch
 from testing_app.services.dispatch import clone_cell
 from testing_app.services.dispatch import push_after_commit
@@ -39,6 +37,8 @@ from testing_app.services.notices import notify_job_finished
 from testing_app.services.outcomes import Declined
 from testing_app.services.outcomes import JobOutcome
 from testing_app.services.outcomes import JobRunner
+from testing_app.services.queues import Capabilities
+from testing_app.services.queues import serves_variant
 
 logger = logging.getLogger(__name__)
 

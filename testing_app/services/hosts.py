@@ -16,8 +16,8 @@ from testing_app.models import Host
 from testing_app.models import Platform
 from testing_app.models import Variant
 from testing_app.models import WorkerProcess
-from testing_app.queues import Capabilities
-from testing_app.queues import queues_for_worker
+from testing_app.services.queues import Capabilities
+from testing_app.services.queues import queues_for_worker
 
 logger = logging.getLogger(__name__)
 

@@ -27,7 +27,6 @@ from testing_app.adapters.solver import SolverUnavailable
 from testing_app.adapters.solver import solve_environment
 from testing_app.adapters.solver import write_candidate_channel
 from testing_app.models import InstallabilityCheck
-from testing_app.queues import INSTALL_QUEUE
 from testing_app.selectors.gate_inputs import load_release_axes
 from testing_app.selectors.installability_plan import ALONE
 from testing_app.selectors.installability_plan import candidate_record
@@ -35,6 +34,7 @@ from testing_app.selectors.installability_plan import candidate_specs
 from testing_app.selectors.installability_plan import check_labels
 from testing_app.selectors.installability_plan import required_subdirs
 from testing_app.selectors.installability_plan import subject_key
+from testing_app.services.queues import INSTALL_QUEUE
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from packages_app.lint import PYTORCH_NAMES
+from packages_app.lint.rules import PYTORCH_NAMES
 from packages_app.models import Build
 from packages_app.models import Channel
 from packages_app.models import Package

@@ -2,7 +2,7 @@
 
 Triggers: new builds (channel sync, "test this build"), a PyTorch release wave, a full
 distribution run, a manual request. Each loads the catalog (selectors/planning.py), runs the
-pure planner (testing_app/planner.py) and writes the result in one transaction: the
+pure planner (testing_app/planner/engine.py) and writes the result in one transaction: the
 `not_applicable` cells in one upsert, then one `install_check` job per cell to run through
 enqueue_jobs (the one enqueue path: rows first, Redis after the commit). A passing install
 check enqueues the cell's test job (install_checks.enqueue_test_after_check).
@@ -26,15 +26,15 @@ from testing_app.models import Job
 from testing_app.models import Run
 from testing_app.models.verdicts import IN_FLIGHT_VERDICTS
 from testing_app.models.verdicts import Verdict
-from testing_app.planner import Planner
-from testing_app.planner_types import FullRun
-from testing_app.planner_types import Manual
-from testing_app.planner_types import NewBuilds
-from testing_app.planner_types import Plan
-from testing_app.planner_types import PlannedCell
-from testing_app.planner_types import PlanOptions
-from testing_app.planner_types import ReleaseWave
-from testing_app.planner_types import Trigger
+from testing_app.planner.engine import Planner
+from testing_app.planner.types import FullRun
+from testing_app.planner.types import Manual
+from testing_app.planner.types import NewBuilds
+from testing_app.planner.types import Plan
+from testing_app.planner.types import PlannedCell
+from testing_app.planner.types import PlanOptions
+from testing_app.planner.types import ReleaseWave
+from testing_app.planner.types import Trigger
 from testing_app.selectors.planning import existing_cells
 from testing_app.selectors.planning import load_catalog
 from testing_app.selectors.planning import records_of

@@ -18,10 +18,10 @@ from packages_app.adapters.repodata import RepodataError
 from packages_app.models import Build
 from packages_app.models import TorchRelease
 from packages_app.services.catalog import import_repodata
+from testing_app.gate.types import plural
 from testing_app.models import InstallabilityCheck
 from testing_app.models import Notification
 from testing_app.models import Promotion
-from testing_app.selectors.gate_types import plural
 from testing_app.selectors.installability_plan import install_sets
 from testing_app.selectors.installability_plan import release_set_specs
 from testing_app.selectors.installability_plan import set_label

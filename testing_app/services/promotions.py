@@ -35,12 +35,11 @@ from redis.exceptions import RedisError
 
 from packages_app.models import Build
 from testing_app.adapters.solver import solve_environment
+from testing_app.gate.types import WAIVED
 from testing_app.models import InstallabilityCheck
 from testing_app.models import Promotion
 from testing_app.models import PromotionItem
-from testing_app.queues import PROMOTE_QUEUE
 from testing_app.selectors.gate import evaluate_set
-from testing_app.selectors.gate_types import WAIVED
 from testing_app.selectors.promotions import plan_promotion
 from testing_app.services.installability import planned_checks
 from testing_app.services.installability import solve_check
@@ -48,6 +47,7 @@ from testing_app.services.promotion_backends import Backend
 from testing_app.services.promotion_backends import CopyFailed
 from testing_app.services.promotion_backends import make_backend
 from testing_app.services.promotion_followups import run_followups
+from testing_app.services.queues import PROMOTE_QUEUE
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@
 2. Every `queued` job missing from Redis (Redis restarted empty, flushed, a push that failed
    after commit) is pushed again, with its own id, so it is never queued twice.
 3. RQ entries of ours that no longer match a queued or running job are removed.
-It runs periodically (RQ cron, see testing_app/cron.py) and as `manage.py reconcile`.
+It runs periodically (RQ cron, see testing_app/management/cron.py) and as `manage.py reconcile`.
 """
 
 import logging

@@ -4,7 +4,7 @@ A waiver always has a reason, may expire, and is never deleted: revoking it reco
 when, so the Waiver table is the audit. A cell waiver is also shown on the cell itself: the
 cell's verdict becomes `waived` (its failure kept as `previous_verdict`, "before: failed") until
 the waiver is revoked or expires, when the failure comes back. The gate never trusts the
-`waived` verdict alone; it reads the waivers (selectors/gate_policies.py).
+`waived` verdict alone; it reads the waivers (gate/policies.py).
 """
 
 import logging
@@ -19,12 +19,12 @@ from django.utils import timezone
 
 from packages_app.models import Build
 from packages_app.models import TorchRelease
+from testing_app.gate.types import WAIVABLE_POLICIES
 from testing_app.models import CellResult
 from testing_app.models import Platform
 from testing_app.models import Variant
 from testing_app.models import Waiver
 from testing_app.models.verdicts import Verdict
-from testing_app.selectors.gate_types import WAIVABLE_POLICIES
 
 logger = logging.getLogger(__name__)
 

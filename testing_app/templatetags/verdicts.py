@@ -9,9 +9,9 @@ from django.utils.safestring import mark_safe
 
 from distro_site.url_templates import package_url
 from distro_site.url_templates import url_pieces
-from testing_app.verdict_display import DISPLAY_ORDER
-from testing_app.verdict_display import VERDICT_STYLES
-from testing_app.verdict_display import style_of
+from testing_app.selectors.verdict_display import DISPLAY_ORDER
+from testing_app.selectors.verdict_display import VERDICT_STYLES
+from testing_app.selectors.verdict_display import style_of
 
 register = template.Library()
 

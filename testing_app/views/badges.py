@@ -3,8 +3,8 @@
 from django.http import HttpResponse
 from django.views.decorators.http import require_GET
 
-from testing_app.badges import render_badge
 from testing_app.selectors.badges import get_badge_status
+from testing_app.views.badge_svg import render_badge
 
 # Short enough that a README shows a fresh verdict, long enough that image proxies cache it.
 BADGE_MAX_AGE_S = 300

@@ -3,11 +3,11 @@
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from testing_app import charts
 from testing_app.selectors.hosts import STATS_DAYS
 from testing_app.selectors.hosts import get_host_daily_stats
 from testing_app.selectors.hosts import get_queue_depths
 from testing_app.selectors.hosts import list_hosts
+from testing_app.views import charts
 
 
 @require_GET

@@ -13,14 +13,14 @@ from django.views.decorators.http import require_http_methods
 from django.views.decorators.http import require_POST
 
 from distro_site.clients import client_address
-from packages_app.forms import HONEYPOT_FIELD
+from packages_app.forms.proposals import HONEYPOT_FIELD
 from packages_app.models import Package
-from packages_app.proposal_views import add_service_errors
-from packages_app.review_views import reviewer_required
 from packages_app.services.proposals import client_fingerprint
-from testing_app.forms import ClaimDecisionForm
-from testing_app.forms import ClaimForm
-from testing_app.forms import ReasonForm
+from packages_app.views.proposals import add_service_errors
+from packages_app.views.reviews import reviewer_required
+from testing_app.forms.maintenance import ClaimDecisionForm
+from testing_app.forms.maintenance import ClaimForm
+from testing_app.forms.maintenance import ReasonForm
 from testing_app.models import MaintainerClaim
 from testing_app.selectors.maintenance import get_maintenance_overview
 from testing_app.selectors.maintenance import list_decided_claims

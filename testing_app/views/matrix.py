@@ -9,7 +9,6 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from distro_site.page_cache import cache_anonymous_get
-from testing_app import charts
 from testing_app.selectors.matrix import SORT_CHOICES
 from testing_app.selectors.matrix import STATUS_CHOICES
 from testing_app.selectors.matrix import get_results_matrix
@@ -17,7 +16,8 @@ from testing_app.selectors.matrix import iter_matrix_rows
 from testing_app.selectors.matrix import list_platforms
 from testing_app.selectors.matrix import list_variants
 from testing_app.selectors.matrix import parse_matrix_filters
-from testing_app.verdict_display import style_of
+from testing_app.selectors.verdict_display import style_of
+from testing_app.views import charts
 
 
 @cache_anonymous_get

@@ -11,9 +11,9 @@ from django.views.decorators.http import require_http_methods
 from django.views.decorators.http import require_POST
 
 from packages_app.models import Package
-from packages_app.proposal_views import add_service_errors
-from testing_app.forms import NoticeIssueForm
-from testing_app.forms import PreferencesForm
+from packages_app.views.proposals import add_service_errors
+from testing_app.forms.maintenance import NoticeIssueForm
+from testing_app.forms.maintenance import PreferencesForm
 from testing_app.models import Notification
 from testing_app.services.notifications import get_maintainer_by_token
 from testing_app.services.notifications import reset_preferences_link

@@ -17,9 +17,9 @@ from django.views.decorators.http import require_GET
 from django.views.decorators.http import require_POST
 
 from packages_app.models import Build
-from packages_app.proposal_selectors import maintains_every_build
+from packages_app.selectors.proposals import maintains_every_build
+from testing_app.forms.promotions import PromotionConfirmForm
 from testing_app.models import Promotion
-from testing_app.promotion_forms import PromotionConfirmForm
 from testing_app.selectors.gate import get_build_gate
 from testing_app.selectors.gate_inputs import candidate_builds
 from testing_app.selectors.promotions import get_promotion

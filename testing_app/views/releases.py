@@ -13,9 +13,8 @@ from rattler import Version
 
 from distro_site.paging import paginate
 from packages_app.models import TorchRelease
-from packages_app.proposal_views import add_service_errors
-from testing_app import charts
-from testing_app.forms import RegisterReleaseForm
+from packages_app.views.proposals import add_service_errors
+from testing_app.forms.maintenance import RegisterReleaseForm
 from testing_app.models import ReleaseImpact
 from testing_app.selectors.releases import WAVE_STATES
 from testing_app.selectors.releases import attach_maintainers
@@ -23,6 +22,7 @@ from testing_app.selectors.releases import get_release_follow
 from testing_app.selectors.releases import list_releases_with_impact
 from testing_app.selectors.trends import get_release_wave
 from testing_app.services.releases import register_torch_release
+from testing_app.views import charts
 
 REGISTER_PERMISSION = "packages_app.add_torchrelease"
 # Packages per page of the wave table (2,000 rows at once is a 1.4 MB page).

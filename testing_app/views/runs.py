@@ -16,9 +16,9 @@ from testing_app.selectors.runs import get_run_progress
 from testing_app.selectors.runs import list_jobs
 from testing_app.selectors.runs import list_runs
 from testing_app.selectors.runs import parse_job_filters
+from testing_app.selectors.verdict_display import DISPLAY_ORDER
+from testing_app.selectors.verdict_display import style_of
 from testing_app.templatetags.verdicts import duration
-from testing_app.verdict_display import DISPLAY_ORDER
-from testing_app.verdict_display import style_of
 
 MAX_POLLED_JOBS = 200
 # Live pages poll every few seconds: cheap (two indexed queries) and fresh enough for humans.

@@ -3,11 +3,11 @@
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from testing_app import charts
 from testing_app.selectors.matrix import list_supported_releases
 from testing_app.selectors.trends import TREND_DAYS
 from testing_app.selectors.trends import get_daily_verdicts
 from testing_app.selectors.trends import get_durations_by_variant
+from testing_app.views import charts
 
 
 @require_GET

@@ -12,8 +12,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from packages_app.models import Build
+from testing_app.forms.promotions import WaiverForm
 from testing_app.models import Waiver
-from testing_app.promotion_forms import WaiverForm
 from testing_app.services.waivers import WAIVE_PERMISSION
 from testing_app.services.waivers import grant_waiver
 from testing_app.services.waivers import revoke_waiver

@@ -1,5 +1,6 @@
-"""The upper-bound lint (packages_app.lint) on real records of the pytorch-channel snapshot, the
-rules it adds for ABI-coupled packages and key dependencies, the report command and the page."""
+"""The upper-bound lint (packages_app.lint.rules) on real records of the pytorch-channel
+snapshot, the rules it adds for ABI-coupled packages and key dependencies, the report command
+and the page."""
 
 import json
 from functools import cache
@@ -10,14 +11,14 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from packages_app.lint import ABI_NOT_PINNED
-from packages_app.lint import KEY_DEPENDENCY_UNBOUNDED
-from packages_app.lint import PYTORCH_EXCLUDES_BUGFIX
-from packages_app.lint import PYTORCH_UNBOUNDED
-from packages_app.lint import SPEC_INVALID
-from packages_app.lint import LintFinding
-from packages_app.lint import lint_build
-from packages_app.lint import lint_build_depends
+from packages_app.lint.rules import ABI_NOT_PINNED
+from packages_app.lint.rules import KEY_DEPENDENCY_UNBOUNDED
+from packages_app.lint.rules import PYTORCH_EXCLUDES_BUGFIX
+from packages_app.lint.rules import PYTORCH_UNBOUNDED
+from packages_app.lint.rules import SPEC_INVALID
+from packages_app.lint.rules import LintFinding
+from packages_app.lint.rules import lint_build
+from packages_app.lint.rules import lint_build_depends
 from packages_app.models import Build
 from packages_app.models import Channel
 from packages_app.services.catalog import import_repodata

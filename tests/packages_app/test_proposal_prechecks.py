@@ -146,7 +146,7 @@ def test_prechecks_bound_excluding_bugfix_releases_warns(
     drain_default_queue()
     results = _results(proposal)
     assert results["pytorch_upper_bound"][0] == "pass"
-    # The same lint as the promotion gate (packages_app.lint): an error for a staged build
+    # The same lint as the promotion gate (packages_app.lint.rules): an error for a staged build
     # there, a warning for a recipe here (`<2.6` passes, `<=2.5.0` warns).
     assert results["pytorch_bugfix"] == (
         "warn",

@@ -5,8 +5,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from packages_app.models import Build
-from packages_app.selectors import admitted_torch_releases
-from packages_app.selectors import get_reverse_dependencies
+from packages_app.selectors.catalog import admitted_torch_releases
+from packages_app.selectors.catalog import get_reverse_dependencies
 from tests.factories import BuildFactory
 from tests.factories import TorchReleaseFactory
 

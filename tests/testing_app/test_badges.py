@@ -4,8 +4,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from testing_app.badges import render_badge
-from testing_app.badges import text_width
+from testing_app.views.badge_svg import render_badge
+from testing_app.views.badge_svg import text_width
 from tests.testing_app.matrix_scenarios import fill_package
 from tests.testing_app.matrix_scenarios import make_axes
 from tests.testing_app.matrix_scenarios import make_build

@@ -15,7 +15,7 @@ from tests import factories
 
 def test_cron_config_registers_the_reconciler_on_the_default_queue():
     scheduler = CronScheduler(connection=django_rq.get_connection("default"))
-    scheduler.load_config_from_file("testing_app.cron")
+    scheduler.load_config_from_file("testing_app.management.cron")
     registered = {job.func: job for job in scheduler.get_jobs()}
     job = registered[rq_reconcile_jobs]
     assert (job.queue_name, job.interval) == ("default", 30)

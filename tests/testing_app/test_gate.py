@@ -10,6 +10,9 @@ from django.utils import timezone
 from packages_app.models import Build
 from packages_app.models import Channel
 from packages_app.models import Package
+from testing_app.gate.types import FAIL
+from testing_app.gate.types import PASS
+from testing_app.gate.types import WAIVED
 from testing_app.models import CellResult
 from testing_app.models import InstallabilityCheck
 from testing_app.models import Variant
@@ -19,9 +22,6 @@ from testing_app.selectors.gate import WAITING
 from testing_app.selectors.gate import evaluate_gates
 from testing_app.selectors.gate import get_build_gate
 from testing_app.selectors.gate import get_set_gate
-from testing_app.selectors.gate_types import FAIL
-from testing_app.selectors.gate_types import PASS
-from testing_app.selectors.gate_types import WAIVED
 from tests import factories
 
 pytestmark = pytest.mark.django_db

@@ -1,7 +1,7 @@
-"""What the in-process worker (the default, testing_app/workers.py) must keep from the forking
-one: heartbeats while its main thread runs a job, a job timeout that kills the test's process
-group, recovery from a database session PostgreSQL dropped between jobs, and a cold shutdown
-that ends the running job. Real `distro_worker` processes, as in test_workers.py."""
+"""What the in-process worker (the default, testing_app/management/workers.py) must keep from
+the forking one: heartbeats while its main thread runs a job, a job timeout that kills the
+test's process group, recovery from a database session PostgreSQL dropped between jobs, and a
+cold shutdown that ends the running job. Real `distro_worker` processes, as in test_workers.py."""
 
 import signal
 import time

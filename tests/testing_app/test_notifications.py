@@ -435,7 +435,7 @@ def test_cron_config_schedules_digest_sweep_and_maintenance_policy(db):
     from testing_app.jobs import rq_send_overdue_notifications
 
     scheduler = CronScheduler(connection=django_rq.get_connection("default"))
-    scheduler.load_config_from_file("testing_app.cron")
+    scheduler.load_config_from_file("testing_app.management.cron")
     registered = {job.func: job for job in scheduler.get_jobs()}
     digest = registered[rq_send_daily_digests]
     assert (digest.queue_name, digest.cron) == ("default", "0 7 * * *")

@@ -6,18 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from testing_app.planner import Planner
-from testing_app.planner import reverse_closure
-from testing_app.planner_evidence import CatalogRecord
-from testing_app.planner_types import Catalog
-from testing_app.planner_types import ExistingCell
-from testing_app.planner_types import FullRun
-from testing_app.planner_types import Manual
-from testing_app.planner_types import NewBuilds
-from testing_app.planner_types import PlanOptions
-from testing_app.planner_types import ReleaseAxes
-from testing_app.planner_types import ReleaseWave
-from testing_app.planner_types import VariantAxes
+from testing_app.planner.engine import Planner
+from testing_app.planner.engine import reverse_closure
+from testing_app.planner.evidence import CatalogRecord
+from testing_app.planner.types import Catalog
+from testing_app.planner.types import ExistingCell
+from testing_app.planner.types import FullRun
+from testing_app.planner.types import Manual
+from testing_app.planner.types import NewBuilds
+from testing_app.planner.types import PlanOptions
+from testing_app.planner.types import ReleaseAxes
+from testing_app.planner.types import ReleaseWave
+from testing_app.planner.types import VariantAxes
 
 DEMO = Path(__file__).resolve().parents[2] / "packages_app" / "demo_data"
 SNAPSHOT, MUTEX, STAGING = 1, 2, 3

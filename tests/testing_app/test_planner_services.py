@@ -16,7 +16,7 @@ from testing_app.models import Job
 from testing_app.models import Platform
 from testing_app.models import Run
 from testing_app.models import Variant
-from testing_app.planner_types import PlannedCell
+from testing_app.planner.types import PlannedCell
 from testing_app.services.dispatch import rq_queue
 from testing_app.services.planning import _write_not_applicable_orm
 from testing_app.services.planning import plan_full_run

@@ -3,11 +3,11 @@
 import pytest
 
 from testing_app.models import Variant
-from testing_app.queues import Capabilities
-from testing_app.queues import capability_queue_name
-from testing_app.queues import queue_for_cell
-from testing_app.queues import queues_for_worker
-from testing_app.queues import serves_variant
+from testing_app.services.queues import Capabilities
+from testing_app.services.queues import capability_queue_name
+from testing_app.services.queues import queue_for_cell
+from testing_app.services.queues import queues_for_worker
+from testing_app.services.queues import serves_variant
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 from django.core.management import CommandError
 from django.core.management import call_command
 
-from packages_app.lint import lint_build
+from packages_app.lint.rules import lint_build
 from packages_app.models import Build
 from packages_app.models import Channel
 from packages_app.services.sync import sync_channel

@@ -6,8 +6,8 @@ from django.db import OperationalError
 from django.db import connections
 from django.utils import timezone
 
-from testing_app import workers
-from testing_app.forking_worker import ForkingDistroWorker
+from testing_app.management import workers
+from testing_app.management.forking_worker import ForkingDistroWorker
 from testing_app.models import WorkerProcess
 from testing_app.services.hosts import HeartbeatReply
 from tests import factories

@@ -3,9 +3,9 @@
 from django.core.management.base import BaseCommand
 from django.core.management.base import CommandError
 
-from packages_app.lint_report import summarize_lint
 from packages_app.models import Build
 from packages_app.models import Channel
+from packages_app.selectors.lint_report import summarize_lint
 
 
 class Command(BaseCommand):

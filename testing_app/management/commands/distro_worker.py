@@ -24,17 +24,17 @@ from testing_app.adapters.host_probe import GpuFacts
 from testing_app.adapters.host_probe import HostFacts
 from testing_app.adapters.host_probe import ProbeError
 from testing_app.adapters.host_probe import probe_host
+from testing_app.management.workers import FORK
+from testing_app.management.workers import IN_PROCESS
+from testing_app.management.workers import worker_class
 from testing_app.models import Host
 from testing_app.models import Variant
-from testing_app.queues import Capabilities
-from testing_app.queues import queues_for_worker
 from testing_app.services.hosts import enroll_host
 from testing_app.services.hosts import host_runners
 from testing_app.services.hosts import register_worker
 from testing_app.services.hosts import stop_worker
-from testing_app.workers import FORK
-from testing_app.workers import IN_PROCESS
-from testing_app.workers import worker_class
+from testing_app.services.queues import Capabilities
+from testing_app.services.queues import queues_for_worker
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class Command(BaseCommand):
             "--execution",
             choices=[IN_PROCESS, FORK],
             help="Run each job in the worker process or in a forked work-horse "
-            "(default: WORKER_EXECUTION; see testing_app/workers.py).",
+            "(default: WORKER_EXECUTION; see testing_app/management/workers.py).",
         )
 
     def handle(self, *args, **options):

@@ -11,14 +11,14 @@ from django.views.decorators.http import require_http_methods
 from django.views.decorators.http import require_POST
 
 from distro_site.clients import client_address
-from packages_app.forms import HONEYPOT_FIELD
-from packages_app.forms import NoteForm
-from packages_app.forms import ProposalForm
-from packages_app.forms import WithdrawForm
-from packages_app.forms import maintainer_formset
+from packages_app.forms.proposals import HONEYPOT_FIELD
+from packages_app.forms.proposals import NoteForm
+from packages_app.forms.proposals import ProposalForm
+from packages_app.forms.proposals import WithdrawForm
+from packages_app.forms.proposals import maintainer_formset
 from packages_app.models import Proposal
-from packages_app.proposal_selectors import get_proposal_by_token
-from packages_app.proposal_selectors import list_proposal_notes
+from packages_app.selectors.proposals import get_proposal_by_token
+from packages_app.selectors.proposals import list_proposal_notes
 from packages_app.services.proposals import ProposalConflict
 from packages_app.services.proposals import ProposalRateLimited
 from packages_app.services.proposals import add_proposer_note

@@ -1,4 +1,5 @@
-"""Periodic work of the testing side, for RQ's cron scheduler: `manage.py rqcron testing_app.cron`.
+"""Periodic work of the testing side, for RQ's cron scheduler:
+`manage.py rqcron testing_app.management.cron`.
 
 Run exactly one scheduler (DESIGN.md section 9); a CPU worker on the `default` queue runs the
 jobs it enqueues.

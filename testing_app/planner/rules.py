@@ -28,17 +28,17 @@ from rattler import BuildString
 from rattler import MatchSpec
 from rattler import PackageRecord
 
-from testing_app.planner_evidence import CPU_KIND
-from testing_app.planner_evidence import PYTHON
-from testing_app.planner_evidence import PYTORCH
-from testing_app.planner_evidence import PYTORCH_NAMES
-from testing_app.planner_evidence import CatalogRecord
-from testing_app.planner_evidence import Evidence
-from testing_app.planner_evidence import EvidenceRecord
-from testing_app.planner_evidence import admits_version
-from testing_app.planner_evidence import match_spec
-from testing_app.planner_evidence import python_fits
-from testing_app.planner_evidence import version_of
+from testing_app.planner.evidence import CPU_KIND
+from testing_app.planner.evidence import PYTHON
+from testing_app.planner.evidence import PYTORCH
+from testing_app.planner.evidence import PYTORCH_NAMES
+from testing_app.planner.evidence import CatalogRecord
+from testing_app.planner.evidence import Evidence
+from testing_app.planner.evidence import EvidenceRecord
+from testing_app.planner.evidence import admits_version
+from testing_app.planner.evidence import match_spec
+from testing_app.planner.evidence import python_fits
+from testing_app.planner.evidence import version_of
 
 
 @dataclass(frozen=True)

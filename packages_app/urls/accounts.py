@@ -5,7 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.urls import reverse_lazy
 
-from packages_app import account_views
+from packages_app.views import accounts as account_views
 
 app_name = "accounts"
 

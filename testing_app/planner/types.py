@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 
-from testing_app.planner_evidence import CatalogRecord
+from testing_app.planner.evidence import CatalogRecord
 
 # Verdicts after which a cell is decided for its inputs; `error`/`timeout` (infrastructure) are
 # not: planning the cell again runs it again.

@@ -19,9 +19,9 @@ from testing_app.selectors.hosts import HostDay
 from testing_app.selectors.matrix import ResultsMatrix
 from testing_app.selectors.trends import DailyVerdicts
 from testing_app.selectors.trends import ReleaseWave
-from testing_app.verdict_display import DISPLAY_ORDER
-from testing_app.verdict_display import SEVERITY_RANK
-from testing_app.verdict_display import style_of
+from testing_app.selectors.verdict_display import DISPLAY_ORDER
+from testing_app.selectors.verdict_display import SEVERITY_RANK
+from testing_app.selectors.verdict_display import style_of
 
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 LAYOUT = {

@@ -7,11 +7,11 @@ from distro_site.page_cache import cache_anonymous_get
 from distro_site.paging import paginate
 from packages_app.models import Build
 from packages_app.models import Package
-from packages_app.selectors import get_catalog_counts
-from packages_app.selectors import get_package_builds
-from packages_app.selectors import get_reverse_dependencies
-from packages_app.selectors import list_packages
-from packages_app.selectors import list_versions
+from packages_app.selectors.catalog import get_catalog_counts
+from packages_app.selectors.catalog import get_package_builds
+from packages_app.selectors.catalog import get_reverse_dependencies
+from packages_app.selectors.catalog import list_packages
+from packages_app.selectors.catalog import list_versions
 from testing_app.selectors.maintenance import get_package_health
 from testing_app.selectors.package_matrix import get_package_matrix
 

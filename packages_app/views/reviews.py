@@ -16,19 +16,19 @@ from django.shortcuts import render
 from django.views.decorators.http import require_POST
 
 from distro_site.paging import paginate
-from packages_app.forms import DecisionForm
-from packages_app.forms import NoteForm
+from packages_app.forms.proposals import DecisionForm
+from packages_app.forms.proposals import NoteForm
 from packages_app.models import OPEN_PROPOSAL_STATES
 from packages_app.models import Proposal
-from packages_app.proposal_selectors import QUEUE_FILTER_ALL
-from packages_app.proposal_selectors import QUEUE_FILTER_OPEN
-from packages_app.proposal_selectors import get_queue_counts
-from packages_app.proposal_selectors import list_proposal_notes
-from packages_app.proposal_selectors import list_review_queue
-from packages_app.proposal_views import add_service_errors
+from packages_app.selectors.proposals import QUEUE_FILTER_ALL
+from packages_app.selectors.proposals import QUEUE_FILTER_OPEN
+from packages_app.selectors.proposals import get_queue_counts
+from packages_app.selectors.proposals import list_proposal_notes
+from packages_app.selectors.proposals import list_review_queue
 from packages_app.services.reviews import add_review_note
 from packages_app.services.reviews import decide_proposal
 from packages_app.services.reviews import rerun_proposal_prechecks
+from packages_app.views.proposals import add_service_errors
 
 REVIEW_PERMISSION = "packages_app.review_proposal"
 

@@ -10,6 +10,7 @@ from django.db.models import Q
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from packages_app.lint.recipe_checks import CatalogRecord
 from packages_app.models import OPEN_PROPOSAL_STATES
 from packages_app.models import Build
 from packages_app.models import Maintainer
@@ -17,7 +18,6 @@ from packages_app.models import Package
 from packages_app.models import Proposal
 from packages_app.models import ProposalNote
 from packages_app.models import hash_token
-from packages_app.recipe_checks import CatalogRecord
 
 # The review queue's filter values besides the states themselves.
 QUEUE_FILTER_OPEN = "open"

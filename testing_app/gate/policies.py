@@ -16,24 +16,24 @@ from distro_site.url_templates import job_url
 from distro_site.url_templates import package_url
 from packages_app.models import Build
 from packages_app.models import Package
-from packages_app.selectors import admitted_torch_releases
+from packages_app.selectors.catalog import admitted_torch_releases
+from testing_app.gate.types import FAIL
+from testing_app.gate.types import PASS
+from testing_app.gate.types import POLICY_CELLS
+from testing_app.gate.types import POLICY_PACKAGE
+from testing_app.gate.types import POLICY_REVERSE_DEPENDENCIES
+from testing_app.gate.types import POLICY_TESTS
+from testing_app.gate.types import WAITING
+from testing_app.gate.types import WAIVED
+from testing_app.gate.types import Evidence
+from testing_app.gate.types import GateLine
+from testing_app.gate.types import PolicyResult
+from testing_app.gate.types import plural
 from testing_app.models import Job
 from testing_app.models import Waiver
 from testing_app.models.verdicts import IN_FLIGHT_VERDICTS
 from testing_app.models.verdicts import Verdict
 from testing_app.selectors.gate_inputs import GateInputs
-from testing_app.selectors.gate_types import FAIL
-from testing_app.selectors.gate_types import PASS
-from testing_app.selectors.gate_types import POLICY_CELLS
-from testing_app.selectors.gate_types import POLICY_PACKAGE
-from testing_app.selectors.gate_types import POLICY_REVERSE_DEPENDENCIES
-from testing_app.selectors.gate_types import POLICY_TESTS
-from testing_app.selectors.gate_types import WAITING
-from testing_app.selectors.gate_types import WAIVED
-from testing_app.selectors.gate_types import Evidence
-from testing_app.selectors.gate_types import GateLine
-from testing_app.selectors.gate_types import PolicyResult
-from testing_app.selectors.gate_types import plural
 
 # Verdicts that count as the package's (or the infrastructure's) failure on a cell.
 FAILING_VERDICTS = frozenset(

@@ -1,5 +1,6 @@
 """The forking worker (WORKER_EXECUTION=fork): RQ's Worker, one work-horse per job, with the
-rules every worker of a registered host follows (testing_app/workers.py says when to use it).
+rules every worker of a registered host follows (testing_app/management/workers.py says when
+to use it).
 
 Database connections and fork: the worker keeps two connections. Its own heartbeats use a
 private alias, never touched by a work-horse. The default connection is handed to each
@@ -22,12 +23,12 @@ from django.db import transaction
 from django.utils.module_loading import import_string
 from rq.worker import Worker
 
+from testing_app.management.workers import _LIBC
+from testing_app.management.workers import PR_SET_PDEATHSIG
+from testing_app.management.workers import DistroWorkerRules
 from testing_app.services.conda_runner import clean_up_dead_runner
 from testing_app.services.dispatch import job_pk_from_rq_id
 from testing_app.services.execution import abandon_job
-from testing_app.workers import _LIBC
-from testing_app.workers import PR_SET_PDEATHSIG
-from testing_app.workers import DistroWorkerRules
 
 # Exit status of a work-horse whose database session raised an error (see perform_job).
 EXIT_DATABASE_SUSPECT = 3

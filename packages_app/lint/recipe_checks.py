@@ -14,11 +14,11 @@ from rattler import PackageRecord
 from rattler import Version
 from rattler.exceptions import InvalidMatchSpecError
 
-from packages_app import lint
 from packages_app.adapters.recipe import RecipeOutput
 from packages_app.adapters.recipe import RenderedRecipe
-from packages_app.lint import lint_build_depends
-from packages_app.selectors import PYTORCH_NAMES
+from packages_app.lint import rules as lint
+from packages_app.lint.rules import lint_build_depends
+from packages_app.selectors.catalog import PYTORCH_NAMES
 
 PASS = "pass"
 WARN = "warn"
@@ -156,7 +156,7 @@ def _pytorch_specs(output: RecipeOutput) -> tuple[list[str], list[str]]:
 
 
 def _lint_output(output: RecipeOutput, *, depends: tuple[str, ...] | None = None):
-    """The upper-bound lint (packages_app.lint, shared with builds and the gate) of one output.
+    """The upper-bound lint (lint/rules.py, shared with builds and the gate) of one output.
 
     A proposal does not say whether the package is ABI-coupled; such recipes pin PyTorch at
     build time (pin_compatible), which the checks below recognise before linting.

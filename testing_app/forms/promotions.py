@@ -3,10 +3,10 @@
 from django import forms
 
 from packages_app.models import TorchRelease
+from testing_app.gate.types import POLICY_TITLES
+from testing_app.gate.types import WAIVABLE_POLICIES
 from testing_app.models import Platform
 from testing_app.models import Variant
-from testing_app.selectors.gate_types import POLICY_TITLES
-from testing_app.selectors.gate_types import WAIVABLE_POLICIES
 
 
 class WaiverForm(forms.Form):

@@ -5,9 +5,9 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
-from packages_app.proposal_selectors import get_maintainer_home
-from packages_app.sign_in_forms import LimitedPasswordChangeForm
-from packages_app.sign_in_forms import SignInForm
+from packages_app.forms.sign_in import LimitedPasswordChangeForm
+from packages_app.forms.sign_in import SignInForm
+from packages_app.selectors.proposals import get_maintainer_home
 
 
 def refused_while_blocked(response, form):

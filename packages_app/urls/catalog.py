@@ -2,8 +2,8 @@
 
 from django.urls import path
 
-from . import token_views
-from . import views
+from packages_app.views import catalog as views
+from packages_app.views import tokens as token_views
 
 app_name = "packages"
 

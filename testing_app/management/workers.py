@@ -10,7 +10,7 @@ Two execution models, chosen with WORKER_EXECUTION (see worker_class()):
   the whole lifecycle (bench/README.md, 2,000 no-op jobs: 39 ms CPU and 45 ms wall per job
   forking, 12.5 ms CPU and 18 ms wall in-process), and rattler's async runtime is not
   fork-safe, which a process that never forks need not work around.
-- `fork` (ForkingDistroWorker, testing_app/forking_worker.py): RQ's forking worker, one
+- `fork` (ForkingDistroWorker, testing_app/management/forking_worker.py): RQ's forking worker, one
   work-horse per job, for a deployment that wants a job's Python code out of the worker (a
   leak or crash in it cannot outlive the job).
 
@@ -91,7 +91,7 @@ class _BoundScheduler(RQScheduler):
 
 def worker_class(execution: str | None = None) -> type[BaseWorker]:
     """The worker class of an execution model (default: settings.WORKER_EXECUTION)."""
-    from testing_app.forking_worker import ForkingDistroWorker  # it imports this module
+    from testing_app.management.forking_worker import ForkingDistroWorker  # it imports this module
 
     execution = execution or settings.WORKER_EXECUTION
     classes = {IN_PROCESS: DistroWorker, FORK: ForkingDistroWorker}

@@ -2,8 +2,8 @@
 
 from django.urls import path
 
-from packages_app import proposal_views
-from packages_app import review_views
+from packages_app.views import proposals as proposal_views
+from packages_app.views import reviews as review_views
 
 app_name = "proposals"
 

@@ -5,8 +5,8 @@ from django.core.validators import RegexValidator
 from rattler import Version
 from rattler.exceptions import InvalidVersionError
 
-from packages_app.forms import GITHUB_HANDLE_REGEX
-from packages_app.forms import HONEYPOT_FIELD
+from packages_app.forms.proposals import GITHUB_HANDLE_REGEX
+from packages_app.forms.proposals import HONEYPOT_FIELD
 from packages_app.models import Maintainer
 from packages_app.models import TorchRelease
 from testing_app.models import Notification

@@ -1,7 +1,7 @@
 """The planner: which cells a trigger tests, as a pure function over a catalog snapshot.
 
 No ORM and no I/O: `services/planning.py` loads a `Catalog` (selectors/planning.py), calls
-`plan()`, and writes the result in bulk. The rules that exclude cells live in planner_rules.py.
+`plan()`, and writes the result in bulk. The rules that exclude cells live in planner/rules.py.
 
 Cells = PyTorch releases x the variants each release ships x platforms (the build's subdir;
 noarch: every platform the release ships) x python (the build's own; noarch: the newest the
@@ -17,35 +17,35 @@ from collections.abc import Sequence
 
 from rattler import Version
 
-from testing_app.planner_evidence import PYTORCH_NAMES
-from testing_app.planner_evidence import CatalogRecord
-from testing_app.planner_evidence import Evidence
-from testing_app.planner_evidence import UnreadableSpec
-from testing_app.planner_evidence import admits_version
-from testing_app.planner_evidence import group_specs
-from testing_app.planner_evidence import python_fits
-from testing_app.planner_evidence import spec_package
-from testing_app.planner_rules import CellAxes
-from testing_app.planner_rules import PlannedBuild
-from testing_app.planner_rules import Rules
-from testing_app.planner_rules import VariantRule
-from testing_app.planner_rules import choose_flavour
-from testing_app.planner_types import DECIDED_VERDICTS
-from testing_app.planner_types import IN_FLIGHT_VERDICTS
-from testing_app.planner_types import NOARCH_PYTHON_POLICIES
-from testing_app.planner_types import Catalog
-from testing_app.planner_types import ExistingCell
-from testing_app.planner_types import FullRun
-from testing_app.planner_types import Manual
-from testing_app.planner_types import NewBuilds
-from testing_app.planner_types import Plan
-from testing_app.planner_types import PlannedCell
-from testing_app.planner_types import PlanOptions
-from testing_app.planner_types import ReleaseAxes
-from testing_app.planner_types import ReleaseWave
-from testing_app.planner_types import Target
-from testing_app.planner_types import Trigger
-from testing_app.planner_types import VariantAxes
+from testing_app.planner.evidence import PYTORCH_NAMES
+from testing_app.planner.evidence import CatalogRecord
+from testing_app.planner.evidence import Evidence
+from testing_app.planner.evidence import UnreadableSpec
+from testing_app.planner.evidence import admits_version
+from testing_app.planner.evidence import group_specs
+from testing_app.planner.evidence import python_fits
+from testing_app.planner.evidence import spec_package
+from testing_app.planner.rules import CellAxes
+from testing_app.planner.rules import PlannedBuild
+from testing_app.planner.rules import Rules
+from testing_app.planner.rules import VariantRule
+from testing_app.planner.rules import choose_flavour
+from testing_app.planner.types import DECIDED_VERDICTS
+from testing_app.planner.types import IN_FLIGHT_VERDICTS
+from testing_app.planner.types import NOARCH_PYTHON_POLICIES
+from testing_app.planner.types import Catalog
+from testing_app.planner.types import ExistingCell
+from testing_app.planner.types import FullRun
+from testing_app.planner.types import Manual
+from testing_app.planner.types import NewBuilds
+from testing_app.planner.types import Plan
+from testing_app.planner.types import PlannedCell
+from testing_app.planner.types import PlanOptions
+from testing_app.planner.types import ReleaseAxes
+from testing_app.planner.types import ReleaseWave
+from testing_app.planner.types import Target
+from testing_app.planner.types import Trigger
+from testing_app.planner.types import VariantAxes
 
 
 def reverse_closure(

@@ -5,10 +5,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
 
-from packages_app.lint import CODES
-from packages_app.lint import ERROR
-from packages_app.lint import LintFinding
-from packages_app.lint import lint_build
+from packages_app.lint.rules import CODES
+from packages_app.lint.rules import ERROR
+from packages_app.lint.rules import LintFinding
+from packages_app.lint.rules import lint_build
 from packages_app.models import Build
 
 

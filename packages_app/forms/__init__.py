@@ -1,0 +1,1 @@
+"""Forms of the catalog side: input shape only (services judge)."""

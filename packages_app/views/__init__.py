@@ -1,0 +1,1 @@
+"""Catalog pages: package list and detail, proposals, the review queue, accounts, tokens."""

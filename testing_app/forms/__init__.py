@@ -1,0 +1,1 @@
+"""Forms of the testing side: input shape only (services judge)."""
