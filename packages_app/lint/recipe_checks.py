@@ -5,8 +5,11 @@ Version questions go through py-rattler; catalog lookups come in as data, so the
 without a database and are tested on recipe texts alone.
 """
 
+from __future__ import annotations
+
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rattler import BuildString
 from rattler import MatchSpec
@@ -14,11 +17,14 @@ from rattler import PackageRecord
 from rattler import Version
 from rattler.exceptions import InvalidMatchSpecError
 
-from packages_app.adapters.recipe import RecipeOutput
-from packages_app.adapters.recipe import RenderedRecipe
 from packages_app.lint import rules as lint
+from packages_app.lint.rules import PYTORCH_NAMES
 from packages_app.lint.rules import lint_build_depends
-from packages_app.selectors.catalog import PYTORCH_NAMES
+
+if TYPE_CHECKING:
+    # Types only: the adapter renders the recipe; these rules read the result.
+    from packages_app.adapters.recipe import RecipeOutput
+    from packages_app.adapters.recipe import RenderedRecipe
 
 PASS = "pass"
 WARN = "warn"

@@ -16,8 +16,8 @@ from django.db.models import Q
 from django.db.models import QuerySet
 from rattler import MatchSpec
 from rattler import Version
-from rattler import VersionSpec
 
+from packages_app.lint.torch_releases import admitted_torch_releases
 from packages_app.models import Build
 from packages_app.models import Channel
 from packages_app.models import Maintainer
@@ -125,31 +125,6 @@ def get_reverse_dependencies(
                 depths[dependent] = depth + 1
                 queue.append((dependent, depth + 1))
     return depths
-
-
-def _pytorch_version_specs(build: Build) -> list[VersionSpec]:
-    """Version constraints a build puts on PyTorch, from its depends and constrains."""
-    specs = []
-    for spec in [*build.depends, *build.constrains]:
-        match_spec = MatchSpec(spec)
-        if match_spec.name is None or match_spec.name.normalized not in PYTORCH_NAMES:
-            continue
-        if match_spec.version is not None:
-            specs.append(VersionSpec(str(match_spec.version)))
-    return specs
-
-
-def admitted_torch_releases(build: Build, releases: list[TorchRelease]) -> list[TorchRelease]:
-    """The registered PyTorch releases that a build's own constraints allow (py-rattler specs).
-
-    A build of PyTorch itself admits exactly its own version. A build with no constraint on
-    PyTorch admits every release (it is then tested against all of them).
-    """
-    if build.name in PYTORCH_NAMES:
-        own = Version(build.version)
-        return [r for r in releases if Version(r.version) == own]
-    specs = _pytorch_version_specs(build)
-    return [r for r in releases if all(s.matches(Version(r.version)) for s in specs)]
 
 
 def depends_on_pytorch(build: Build) -> bool:

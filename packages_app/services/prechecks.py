@@ -54,6 +54,9 @@ logger = logging.getLogger(__name__)
 RENDER_TARGET = RenderTarget(platform="linux-64", python="3.11")
 SIBLING_TEST_SCRIPTS = ("run_test.py", "run_test.sh", "run_test.bat")
 PRECHECK_QUEUE = "default"
+# RQ entry points are enqueued by dotted name: jobs.py imports the services, never the reverse.
+PRECHECK_FUNCTION = "packages_app.jobs.rq_run_proposal_prechecks"
+PRECHECK_FAILURE_CALLBACK = "packages_app.jobs.rq_record_precheck_failure"
 
 # fetch(url, policy=...) -> FetchedText; the recipe fetcher and the one for sibling files.
 Fetcher = Callable[..., FetchedText]
@@ -78,16 +81,13 @@ def enqueue_prechecks_on_commit(proposal_id: int) -> None:
 
 def enqueue_prechecks(proposal_id: int) -> None:
     """Put the pre-check job of a proposal on the queue."""
-    from packages_app.jobs import rq_record_precheck_failure
-    from packages_app.jobs import rq_run_proposal_prechecks
-
     django_rq.get_queue(PRECHECK_QUEUE).enqueue(
-        rq_run_proposal_prechecks,
+        PRECHECK_FUNCTION,
         proposal_id,
         job_timeout=settings.PRECHECK_JOB_TIMEOUT_S,
         result_ttl=3600,
         failure_ttl=7 * 24 * 3600,
-        on_failure=Callback(rq_record_precheck_failure),
+        on_failure=Callback(PRECHECK_FAILURE_CALLBACK),
         description=f"pre-checks of proposal {proposal_id}",
     )
 

@@ -21,6 +21,8 @@ from packages_app.models import ProposalNote
 logger = logging.getLogger(__name__)
 
 EMAIL_QUEUE = "default"
+# RQ entry points are enqueued by dotted name: jobs.py imports the services, never the reverse.
+EMAIL_FUNCTION = "packages_app.jobs.rq_email_proposal_decision"
 
 
 def status_path(token: str) -> str:
@@ -64,10 +66,8 @@ def enqueue_decision_email_on_commit(note_id: int) -> None:
 
 def enqueue_decision_email(note_id: int) -> None:
     """Queue the email of one decision."""
-    from packages_app.jobs import rq_email_proposal_decision
-
     django_rq.get_queue(EMAIL_QUEUE).enqueue(
-        rq_email_proposal_decision, note_id, result_ttl=3600, failure_ttl=7 * 24 * 3600
+        EMAIL_FUNCTION, note_id, result_ttl=3600, failure_ttl=7 * 24 * 3600
     )
 
 

@@ -1,9 +1,17 @@
 """The policies of the promotion gate (DESIGN.md section 6) about the build's results: package,
 required cells, tests exist, reverse dependencies; each a pure function of one build and the
-inputs gate_inputs.py read for it (the artifact's own policies are in gate_artifact.py), plus
-the helpers both share. `waiting` is never a failure: it means a result is still to come."""
+inputs selectors/gate_inputs.py read for it (the artifact's own policies are in
+selectors/gate_artifact.py), plus the helpers both share. `waiting` is never a failure: it means
+a result is still to come.
+
+No query here: builds, jobs and waivers come in loaded. The policies compare them against the
+models' status and verdict vocabularies (Package.Status, Job.Status, Verdict), which is why
+they import those (pyproject.toml's import contracts say so)."""
+
+from __future__ import annotations
 
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 from rattler import BuildString
 from rattler import MatchSpec
@@ -14,9 +22,8 @@ from rattler.exceptions import InvalidVersionSpecError
 
 from distro_site.url_templates import job_url
 from distro_site.url_templates import package_url
-from packages_app.models import Build
+from packages_app.lint.torch_releases import admitted_torch_releases
 from packages_app.models import Package
-from packages_app.selectors.catalog import admitted_torch_releases
 from testing_app.gate.types import FAIL
 from testing_app.gate.types import PASS
 from testing_app.gate.types import POLICY_CELLS
@@ -30,10 +37,13 @@ from testing_app.gate.types import GateLine
 from testing_app.gate.types import PolicyResult
 from testing_app.gate.types import plural
 from testing_app.models import Job
-from testing_app.models import Waiver
 from testing_app.models.verdicts import IN_FLIGHT_VERDICTS
 from testing_app.models.verdicts import Verdict
-from testing_app.selectors.gate_inputs import GateInputs
+
+if TYPE_CHECKING:
+    from packages_app.models import Build
+    from testing_app.models import Waiver
+    from testing_app.selectors.gate_inputs import GateInputs
 
 # Verdicts that count as the package's (or the infrastructure's) failure on a cell.
 FAILING_VERDICTS = frozenset(

@@ -1,6 +1,7 @@
 """The RQ worker classes distro_worker runs: RQ's worker loop plus this project's rules.
 
-Two execution models, chosen with WORKER_EXECUTION (see worker_class()):
+Two execution models, chosen with WORKER_EXECUTION (see worker_class() in
+commands/distro_worker.py, which imports both modules, so neither imports the other):
 
 - `in-process` (the default, DistroWorker): the job runs in the worker process itself, as with
   RQ's SimpleWorker. A work-horse per job would add little isolation: the part of a job that
@@ -87,17 +88,6 @@ class _BoundScheduler(RQScheduler):
         if _LIBC is not None:
             _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         super().work()
-
-
-def worker_class(execution: str | None = None) -> type[BaseWorker]:
-    """The worker class of an execution model (default: settings.WORKER_EXECUTION)."""
-    from testing_app.management.forking_worker import ForkingDistroWorker  # it imports this module
-
-    execution = execution or settings.WORKER_EXECUTION
-    classes = {IN_PROCESS: DistroWorker, FORK: ForkingDistroWorker}
-    if execution not in classes:
-        raise ValueError(f"WORKER_EXECUTION must be one of {sorted(classes)}, not {execution!r}")
-    return classes[execution]
 
 
 class DistroWorkerRules:

@@ -5,8 +5,8 @@ Shared by the gate (which checks it expects) and the installability service (whi
 
 from django.conf import settings
 
+from packages_app.lint.torch_releases import admitted_torch_releases
 from packages_app.models import Build
-from packages_app.selectors.catalog import admitted_torch_releases
 from testing_app.adapters.solver import exact_spec
 
 # The label of the check that solves the candidates by themselves.

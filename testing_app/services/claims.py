@@ -26,6 +26,8 @@ from testing_app.models import MaintainerClaim
 
 logger = logging.getLogger(__name__)
 
+# RQ entry points are enqueued by dotted name: jobs.py imports the services, never the reverse.
+EMAIL_FUNCTION = "testing_app.jobs.rq_email_claim_decision"
 CLAIMABLE = (
     Package.Status.ACTIVE,
     Package.Status.AT_RISK,
@@ -108,10 +110,8 @@ def decide_claim(*, claim: MaintainerClaim, reviewer, approve: bool, note: str) 
 
 
 def enqueue_claim_decision_email(claim_id: int) -> None:
-    from testing_app.jobs import rq_email_claim_decision
-
     django_rq.get_queue("default").enqueue(
-        rq_email_claim_decision, claim_id, result_ttl=3600, failure_ttl=7 * 24 * 3600
+        EMAIL_FUNCTION, claim_id, result_ttl=3600, failure_ttl=7 * 24 * 3600
     )
 
 

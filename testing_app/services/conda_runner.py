@@ -42,7 +42,7 @@ from testing_app.adapters.job_log import secret_values
 from testing_app.models import Job
 from testing_app.models import Verdict
 from testing_app.models import WorkerProcess
-from testing_app.services.execution import JobOutcome
+from testing_app.services.outcomes import JobOutcome
 from testing_app.services.outcomes import kept_only_with_its_log
 
 logger = logging.getLogger(__name__)

@@ -44,7 +44,7 @@ from testing_app.services.conda_runner import extra_deps
 from testing_app.services.conda_runner import redactor
 from testing_app.services.dispatch import clone_cell
 from testing_app.services.dispatch import enqueue_jobs
-from testing_app.services.execution import JobOutcome
+from testing_app.services.outcomes import JobOutcome
 from testing_app.services.outcomes import kept_only_with_its_log
 
 logger = logging.getLogger(__name__)

@@ -48,6 +48,8 @@ Status = Package.Status
 Kind = Notification.Kind
 RESTORABLE = (Status.AT_RISK, Status.DEPRECATED)
 REMOVAL_QUEUE = "promote"
+# RQ entry points are enqueued by dotted name: jobs.py imports the services, never the reverse.
+REMOVAL_FUNCTION = "testing_app.jobs.rq_remove_from_target"
 
 
 @dataclass
@@ -206,11 +208,9 @@ def remove_package(*, package: Package, by, reason: str) -> Package:
 
 
 def enqueue_removal(event_id: int) -> None:
-    from testing_app.jobs import rq_remove_from_target
-
     # The promote queue: re-indexing runs rattler, which must not run in the web process.
     django_rq.get_queue(REMOVAL_QUEUE).enqueue(
-        rq_remove_from_target, event_id, result_ttl=3600, failure_ttl=7 * 24 * 3600
+        REMOVAL_FUNCTION, event_id, result_ttl=3600, failure_ttl=7 * 24 * 3600
     )
 
 

@@ -38,6 +38,9 @@ logger = logging.getLogger(__name__)
 Kind = Notification.Kind
 State = Notification.State
 NOTIFICATION_QUEUE = "default"
+# RQ entry points are enqueued by dotted name: jobs.py imports the services, never the reverse.
+SEND_FUNCTION = "testing_app.jobs.rq_send_notification"
+COMMENT_FUNCTION = "testing_app.jobs.rq_comment_notification"
 # Details kept on one row; a cause that touches more cells says "and N more" instead.
 MAX_DETAILS = 30
 # An immediate notice still queued this long after creation lost its job (e.g. Redis was
@@ -143,18 +146,14 @@ def _wants_github_comment(notice: Notice, created: list[Notification]) -> bool:
 
 
 def enqueue_send(notification_id: int) -> None:
-    from testing_app.jobs import rq_send_notification
-
     django_rq.get_queue(NOTIFICATION_QUEUE).enqueue(
-        rq_send_notification, notification_id, result_ttl=3600, failure_ttl=7 * 24 * 3600
+        SEND_FUNCTION, notification_id, result_ttl=3600, failure_ttl=7 * 24 * 3600
     )
 
 
 def enqueue_github_comment(notification_id: int) -> None:
-    from testing_app.jobs import rq_comment_notification
-
     django_rq.get_queue(NOTIFICATION_QUEUE).enqueue(
-        rq_comment_notification, notification_id, result_ttl=3600, failure_ttl=7 * 24 * 3600
+        COMMENT_FUNCTION, notification_id, result_ttl=3600, failure_ttl=7 * 24 * 3600
     )
 
 

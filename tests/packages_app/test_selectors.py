@@ -4,8 +4,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from packages_app.lint.torch_releases import admitted_torch_releases
 from packages_app.models import Build
-from packages_app.selectors.catalog import admitted_torch_releases
 from packages_app.selectors.catalog import get_reverse_dependencies
 from tests.factories import BuildFactory
 from tests.factories import TorchReleaseFactory

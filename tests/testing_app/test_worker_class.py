@@ -7,6 +7,7 @@ from django.db import connections
 from django.utils import timezone
 
 from testing_app.management import workers
+from testing_app.management.commands.distro_worker import worker_class
 from testing_app.management.forking_worker import ForkingDistroWorker
 from testing_app.models import WorkerProcess
 from testing_app.services.hosts import HeartbeatReply
@@ -54,12 +55,12 @@ def test_database_outage_pauses_the_worker_instead_of_ending_it(worker, monkeypa
 
 
 def test_the_execution_model_picks_the_worker_class(settings):
-    assert workers.worker_class() is workers.DistroWorker  # in-process by default
-    assert workers.worker_class("fork") is ForkingDistroWorker
+    assert worker_class() is workers.DistroWorker  # in-process by default
+    assert worker_class("fork") is ForkingDistroWorker
     settings.WORKER_EXECUTION = "fork"
-    assert workers.worker_class() is ForkingDistroWorker
+    assert worker_class() is ForkingDistroWorker
     with pytest.raises(ValueError, match="WORKER_EXECUTION"):
-        workers.worker_class("thread")
+        worker_class("thread")
 
 
 def test_a_stop_lost_inside_a_database_call_still_ends_the_dequeue_loop(worker, monkeypatch):

@@ -19,14 +19,16 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand
 from django.core.management.base import CommandError
 from django.db import connections
+from rq.worker.base import BaseWorker
 
 from testing_app.adapters.host_probe import GpuFacts
 from testing_app.adapters.host_probe import HostFacts
 from testing_app.adapters.host_probe import ProbeError
 from testing_app.adapters.host_probe import probe_host
+from testing_app.management.forking_worker import ForkingDistroWorker
 from testing_app.management.workers import FORK
 from testing_app.management.workers import IN_PROCESS
-from testing_app.management.workers import worker_class
+from testing_app.management.workers import DistroWorker
 from testing_app.models import Host
 from testing_app.models import Variant
 from testing_app.services.hosts import enroll_host
@@ -40,6 +42,15 @@ logger = logging.getLogger(__name__)
 
 TOKEN_ENV = "DISTRO_ENROLL_TOKEN"
 RESTART_DELAY_S = 5
+
+
+def worker_class(execution: str | None = None) -> type[BaseWorker]:
+    """The worker class of an execution model (default: settings.WORKER_EXECUTION)."""
+    execution = execution or settings.WORKER_EXECUTION
+    classes = {IN_PROCESS: DistroWorker, FORK: ForkingDistroWorker}
+    if execution not in classes:
+        raise ValueError(f"WORKER_EXECUTION must be one of {sorted(classes)}, not {execution!r}")
+    return classes[execution]
 
 
 def gpu_pin_environment(gpu: GpuFacts) -> dict[str, str]:
