@@ -108,6 +108,7 @@ test: install services chromium
 	export DJANGO_SETTINGS_MODULE=distro_site.settings.test; \
 	set -x; \
 	$(BIN)/ruff check .; \
+	$(BIN)/lint-imports; \
 	$(BIN)/python -W "ignore:Got an error checking a consistent migration history" \
 		manage.py makemigrations --check --dry-run; \
 	status=0; $(BIN)/pytest $(PYTEST_ARGS) || status=$$?; \
