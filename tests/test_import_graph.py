@@ -1,4 +1,5 @@
-"""No import circle anywhere, module by module, across both apps and the site package.
+"""No import circle anywhere, module by module, across both apps and the site package; every RQ
+entry point that a service names by its dotted path exists.
 
 pyproject.toml's import-linter contracts (lint-imports, run by `make test`) check the layers
 and the circles between siblings of one package; a circle that runs through both apps (say
@@ -8,13 +9,21 @@ looks for any strongly connected group of modules. Types-only imports (TYPE_CHEC
 count, as in the contracts.
 """
 
+import importlib
+import pkgutil
+import re
 import sys
 from pathlib import Path
 
 import grimp
+from django.utils.module_loading import import_string
+
+import packages_app.services
+import testing_app.services
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("packages_app", "testing_app", "distro_site")
+ENTRY_POINT = re.compile(r"(packages_app|testing_app)\.jobs\.rq_\w+")
 
 
 def import_circles(graph) -> list[list[str]]:
@@ -79,3 +88,20 @@ def test_the_search_finds_a_circle():
     graph.add_import(importer="a.three", imported="a.one")
     graph.add_import(importer="a.four", imported="a.one")
     assert import_circles(graph) == [["a.one", "a.three", "a.two"]]
+
+
+def test_every_entry_point_a_service_names_exists():
+    """Services name RQ entry points by dotted path instead of importing jobs.py; a misspelt
+    path would only fail on a worker, so each one is resolved here."""
+    named = {}
+    for package in (packages_app.services, testing_app.services):
+        for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
+            module = importlib.import_module(info.name)
+            for attribute, value in vars(module).items():
+                if isinstance(value, str) and ENTRY_POINT.fullmatch(value):
+                    named[f"{info.name}.{attribute}"] = value
+    assert len(named) >= 9  # dispatch, installability, promotions, prechecks, emails, notices...
+    for constant, path in named.items():
+        function = import_string(path)
+        assert callable(function), constant
+        assert function.__module__ in ("packages_app.jobs", "testing_app.jobs"), constant
