@@ -331,3 +331,11 @@ def test_password_sign_in_keeps_working_beside_github(github):
     # allauth's own password pages are not mounted: the rate-limited form is the only one.
     assert client.get("/accounts/oauth/password/reset/").status_code == 404
     assert client.get("/accounts/oauth/signup/").status_code == 302  # no pending GitHub login
+
+
+def test_opening_the_start_url_asks_to_continue_with_a_post(github):
+    # A GET never starts the OAuth dance (a link elsewhere cannot sign anyone in silently).
+    page = Client().get(LOGIN)
+    assert page.status_code == 200
+    assert b'method="post"' in page.content
+    assert not github.mock.calls
