@@ -46,6 +46,7 @@ class GitHubKeys:
         self.private = {}
         self.published = []
         self.fetches = 0
+        self.down = False  # GitHub unreachable: its JWKS endpoint answers 503
 
     def new_key(self, kid: str, *, publish: bool = True):
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -60,6 +61,8 @@ class GitHubKeys:
 
     def jwks_reply(self, request):
         self.fetches += 1
+        if self.down:
+            return 503, {}, "Service Unavailable"
         return 200, {"Content-Type": "application/json"}, json.dumps({"keys": self.published})
 
     def sign(self, claims: dict, kid: str = "key-1") -> str:
@@ -286,6 +289,17 @@ def test_github_unreachable_is_a_clear_refusal(settings, publisher):
     assert response.status_code == 401
     assert response.json()["code"] == "issuer_unreachable"
     assert "package token" in response.json()["detail"]
+
+
+def test_a_short_github_outage_uses_the_cached_keys(github, publisher, settings):
+    settings.TRUSTED_PUBLISHING_JWKS_CACHE_S = 0  # every request tries to re-read the keys
+    assert _post(github.sign(claims())).status_code == 201
+    github.down = True
+    assert _post(github.sign(claims())).status_code == 201  # known key, GitHub unreachable
+    assert github.fetches == 2
+    github.new_key("key-2")  # a key the cache never saw cannot be checked while GitHub is down
+    response = _post(github.sign(claims(), kid="key-2"))
+    assert (response.status_code, response.json()["code"]) == (401, "issuer_unreachable")
 
 
 def test_off_by_default_refuses_oidc_tokens_without_calling_github(settings, publisher):
