@@ -4,12 +4,14 @@ allauth runs the OAuth dance (state, code exchange, /user and /user/emails); the
 who the person is here (packages_app.services.github_accounts):
 - a GitHub account already connected signs in to its account, and its Maintainer row follows a
   renamed login;
-- a new GitHub account that matches a Maintainer row with an ordinary account is connected to
-  that account, so its groups and history stay; one that matches a row without an account gets a
-  new account, linked to the row;
-- a match whose account is staff (administrators, reviewers with admin access) is not connected
-  automatically: its owner signs in with the password and connects GitHub from the account page,
-  so a mistyped handle on a proposal can never hand over an administrator's account;
+- a new GitHub account that matches a Maintainer row without an account gets a new account,
+  linked to the row;
+- one that matches a row with an ordinary account is connected to that account (its groups and
+  history stay) when GitHub lists a verified address of the account or the row;
+- otherwise (a staff account: administrators, reviewers with admin access; or no verified
+  address in common) it is not connected automatically: the account's owner signs in with the
+  password and connects GitHub from the account page, so a mistyped or planted handle on a
+  proposal can never hand over an existing account;
 - no match: no account (sign-up is closed to people who maintain nothing here).
 The OAuth app comes from settings at request time, so GITHUB_SIGN_IN_ENABLED=false switches the
 whole flow off.
@@ -45,6 +47,18 @@ def identity_of(sociallogin: SocialLogin) -> GitHubIdentity:
     )
 
 
+def may_connect_automatically(account, maintainer, identity: GitHubIdentity) -> bool:
+    """Whether a first GitHub sign-in may enter an existing account: never a staff account, and
+    only when GitHub vouches for an address of the account or its maintainer record. A handle
+    alone is not enough there: it came from a proposal form, and an existing account has more
+    to lose (groups, history) than a new one."""
+    if account.is_staff or account.is_superuser:
+        return False
+    verified = {address.casefold() for address in identity.verified_emails}
+    known = {(account.email or "").casefold(), maintainer.email.casefold()} - {""}
+    return bool(verified & known)
+
+
 class MaintainerSocialAccountAdapter(DefaultSocialAccountAdapter):
     def list_apps(self, request, provider=None, client_id=None):
         if not settings.GITHUB_SIGN_IN_ENABLED or provider not in (None, GITHUB):
@@ -77,12 +91,16 @@ class MaintainerSocialAccountAdapter(DefaultSocialAccountAdapter):
         if maintainer is None or maintainer.user is None:
             return  # sign-up decides (is_open_for_signup)
         account = maintainer.user
-        if account.is_staff or account.is_superuser:
+        if not may_connect_automatically(account, maintainer, identity):
             raise ImmediateHttpResponse(
                 render(
                     request,
                     "packages_app/github_sign_in_refused.html",
-                    {"login": identity.login, "account": account.get_username()},
+                    {
+                        "login": identity.login,
+                        "account": account.get_username(),
+                        "staff": account.is_staff or account.is_superuser,
+                    },
                     status=403,
                 )
             )

@@ -171,12 +171,17 @@ def test_next_sign_in_follows_a_renamed_handle_by_numeric_id(github):
 
 
 def test_an_existing_account_keeps_its_groups(github):
-    account = factories.UserFactory(username="ada-account")
+    account = factories.UserFactory(username="ada-account", email="ada@work.example")
     account.groups.add(Group.objects.get(name="release managers"))
     maintainer = factories.MaintainerFactory(github_handle="ada", user=account)
     client = Client()
 
-    dance(client, github, github_user("ADA", 583231), [])
+    dance(
+        client,
+        github,
+        github_user("ADA", 583231),
+        [github_email("Ada@Work.example", verified=True)],
+    )
 
     assert signed_in_user(client) == account
     assert list(account.groups.values_list("name", flat=True)) == ["release managers"]
@@ -184,6 +189,25 @@ def test_an_existing_account_keeps_its_groups(github):
     maintainer.refresh_from_db()
     assert maintainer.github_id == 583231
     assert get_user_model().objects.count() == 1
+
+
+def test_a_handle_alone_never_enters_an_existing_account(github):
+    # The handle may have been planted on a proposal; GitHub vouches for no address of the account.
+    account = factories.UserFactory(username="ada-account", email="ada@work.example")
+    factories.MaintainerFactory(github_handle="ada", email="ada@work.example", user=account)
+    client = Client()
+
+    refused = dance(
+        client,
+        github,
+        github_user("ada", 666),
+        [github_email("ada@work.example", verified=False)],
+    )
+
+    assert refused.status_code == 403
+    assert b"GitHub lists no verified e-mail address of that account" in refused.content
+    assert signed_in_user(client) is None
+    assert not SocialAccount.objects.exists()
 
 
 def test_a_staff_account_is_never_connected_automatically_but_can_connect_itself(github):
