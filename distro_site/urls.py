@@ -19,4 +19,6 @@ urlpatterns = [
     # /propose/, /proposals/<token>/, /review/ (proposal flow) and /accounts/ (sign-in).
     path("", include("packages_app.urls.proposals", namespace="proposals")),
     path("accounts/", include("packages_app.urls.accounts", namespace="accounts")),
+    # "Sign in with GitHub" through django-allauth (issue 21); off unless GITHUB_SIGN_IN_ENABLED.
+    path("accounts/oauth/", include("packages_app.urls.catalog.github_sign_in")),
 ]

@@ -1,6 +1,7 @@
 """Admin pages for every model: they answer, filter and search, and their query count is bounded."""
 
 import hashlib
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -21,6 +22,8 @@ from packages_app.models import PackageToken
 from packages_app.models import Proposal
 from packages_app.models import ProposalNote
 from packages_app.models import TorchRelease
+from packages_app.models import TrustedPublisher
+from packages_app.models import UsedPublishingToken
 from testing_app.models import CellResult
 from testing_app.models import EnrollmentToken
 from testing_app.models import Host
@@ -63,6 +66,29 @@ def _package_tokens(n: int) -> list:
     return [
         factories.PackageTokenFactory(
             created_by=factories.MaintainerFactory(), last_used_at=timezone.now()
+        )
+        for _ in range(n)
+    ]
+
+
+def _trusted_publishers(n: int) -> list:
+    return [
+        TrustedPublisher.objects.create(
+            package=factories.PackageFactory(),
+            repository=f"owner-{i}/repo",
+            workflow="release.yml",
+            environment="release" if i % 2 else "",
+            created_by=factories.MaintainerFactory(),
+            last_used_at=timezone.now(),
+        )
+        for i in range(n)
+    ]
+
+
+def _used_publishing_tokens(n: int) -> list:
+    return [
+        UsedPublishingToken.objects.create(
+            jti=uuid.uuid4().hex, expires_at=timezone.now() + timedelta(minutes=5)
         )
         for _ in range(n)
     ]
@@ -267,6 +293,8 @@ MAKERS: dict[type, Callable[[int], list]] = {
     Maintainer: _maintainers,
     Package: _packages,
     PackageToken: _package_tokens,
+    TrustedPublisher: _trusted_publishers,
+    UsedPublishingToken: _used_publishing_tokens,
     Proposal: _proposals,
     ProposalNote: _proposal_notes,
     Channel: _channels,
@@ -293,8 +321,16 @@ MAKERS: dict[type, Callable[[int], list]] = {
 # Package tokens are issued by a service that shows the secret once; the admin only lists them
 # (enrollment tokens are added through the same kind of service, from the admin's add form).
 # Proposal notes are an audit trail written by the review pages; worker rows by the workers.
-# Lifecycle events are taken (and notified) by the maintenance service only.
-NO_ADD = {PackageToken, ProposalNote, WorkerProcess, PackageStatusEvent, InstallabilityCheck}
+# Lifecycle events are taken (and notified) by the maintenance service only. Used OIDC token
+# ids are written by the API alone (trusted publishing).
+NO_ADD = {
+    PackageToken,
+    UsedPublishingToken,
+    ProposalNote,
+    WorkerProcess,
+    PackageStatusEvent,
+    InstallabilityCheck,
+}
 MODELS = pytest.mark.parametrize("model", list(MAKERS), ids=lambda m: m.__name__)
 
 

@@ -11,6 +11,7 @@ from django.contrib.auth.models import Group
 from django.test import Client
 from django.test import RequestFactory
 
+from packages_app.services.trusted_publishers import register_trusted_publisher
 from testing_app.models import Job
 from tests import factories
 from tests.url_inventory import all_urls
@@ -37,6 +38,8 @@ WRITE_POLICY = {
     "proposals:review-rerun": REVIEW,
     "packages:package-tokens": {"maintainer", "admin"},
     "packages:package-token-revoke": {"maintainer", "admin"},
+    "packages:package-publishers": {"maintainer", "admin"},
+    "packages:package-publisher-remove": {"maintainer", "admin"},
     "testing:job-retry": {"maintainer", "release_manager", "admin"},
     "testing:torchrelease-register": RELEASE,
     "testing:notification-preferences": EVERYONE,
@@ -57,6 +60,12 @@ WRITE_POLICY = {
     "accounts:login": EVERYONE,
     "accounts:logout": EVERYONE,
     "accounts:password-change": SIGNED_IN,
+    # Sign in with GitHub (django-allauth): starting it, GitHub's redirect back, and the form
+    # for a pending GitHub sign-in. Off by default (404 for everyone, so nothing reaches
+    # GitHub); tests/packages_app/test_github_sign_in.py runs the flows with it on.
+    "github_login": EVERYONE,
+    "github_callback": EVERYONE,
+    "socialaccount_signup": EVERYONE,
 }
 
 # GET-only pages and the read-only API: a POST changes nothing there.
@@ -90,6 +99,10 @@ READ_ONLY = {
     "testing:badge-package-release",
     "accounts:home",
     "accounts:password-change-done",
+    "socialaccount_login_cancelled",
+    "socialaccount_login_error",
+    "account_inactive",
+    "account_login",  # a redirect to accounts:login, for allauth's own links
 }
 
 
@@ -125,6 +138,9 @@ def world():
         "proposal": factories.ProposalFactory(),
         "claim": factories.MaintainerClaimFactory(package=package),
         "token": factories.PackageTokenFactory(package=package),
+        "publisher": register_trusted_publisher(
+            package=package, repository="kornia/kornia", workflow="release.yml"
+        ),
         "waiver": factories.WaiverFactory(build=build),
         "promotion": factories.PromotionFactory(),
         "release": factories.TorchReleaseFactory(),
@@ -147,6 +163,10 @@ def _paths(world) -> dict[str, str]:
         "proposals:review-rerun": f"/review/{world['proposal'].pk}/rerun/",
         "packages:package-tokens": f"/packages/{package}/tokens/",
         "packages:package-token-revoke": f"/packages/{package}/tokens/{world['token'].pk}/revoke/",
+        "packages:package-publishers": f"/packages/{package}/tokens/publishers/",
+        "packages:package-publisher-remove": (
+            f"/packages/{package}/tokens/publishers/{world['publisher'].pk}/remove/"
+        ),
         "testing:job-retry": f"/jobs/{world['job'].pk}/retry/",
         "testing:torchrelease-register": "/releases/new/",
         "testing:notification-preferences": f"/notifications/{token}/",
@@ -167,6 +187,9 @@ def _paths(world) -> dict[str, str]:
         "accounts:login": "/accounts/login/",
         "accounts:logout": "/accounts/logout/",
         "accounts:password-change": "/accounts/password/",
+        "github_login": "/accounts/oauth/github/login/",
+        "github_callback": "/accounts/oauth/github/login/callback/",
+        "socialaccount_signup": "/accounts/oauth/signup/",
     }
 
 

@@ -203,13 +203,20 @@ WRITE_URL_LIMITS = {
     "proposals:proposal-note": "a short row on one's own open proposal; nothing sent or run",
     "testing:installability-request": "checks already queued or running are not queued again",
     "packages:package-token-revoke": "idempotent",
+    "packages:package-publisher-remove": "idempotent: deletes one row",
     "testing:notification-preferences": "one maintainer's own preferences row",
     "testing:notification-unsubscribe": "idempotent",
     "testing:notification-reset": "replaces one link; nothing sent",
     "testing:notification-issue": "stores a URL; nothing fetched",
     "accounts:logout": "ends one's own session",
+    # Sign in with GitHub: a redirect to GitHub, which limits its own sign-ins; each OAuth state
+    # is issued to one session and used once; the form serves only a pending GitHub sign-in.
+    "github_login": "a redirect to GitHub (GitHub limits sign-ins); off by default",
+    "github_callback": "one code exchange per OAuth state this site issued; off by default",
+    "socialaccount_signup": "only with a GitHub sign-in pending in the session",
     # Trusted roles only (reviewers, release managers, maintainers of the package), audited.
     "packages:package-tokens": "the package's maintainers; one active token per name",
+    "packages:package-publishers": "the package's maintainers; one per repository/workflow/env",
     "proposals:review-detail": "reviewers",
     "proposals:review-note": "reviewers",
     "proposals:review-decide": "reviewers",

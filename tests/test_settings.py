@@ -58,3 +58,36 @@ def test_email_url_configures_smtp():
         "587",
         "True",
     ]
+
+
+def test_github_features_are_off_by_default_and_read_from_the_environment():
+    code = (
+        "from django.conf import settings as s;"
+        "print(s.GITHUB_SIGN_IN_ENABLED, s.TRUSTED_PUBLISHING_ENABLED, "
+        "s.TRUSTED_PUBLISHING_AUDIENCE)"
+    )
+    default = _manage("shell", "-c", code, env={**PRODUCTION_ENV, "SITE_URL": "https://d.example"})
+    assert default.returncode == 0, default.stderr
+    assert default.stdout.strip().splitlines()[-1].split() == [
+        "False",
+        "False",
+        "https://d.example",
+    ]
+    turned_on = {
+        **PRODUCTION_ENV,
+        "GITHUB_SIGN_IN_ENABLED": "true",
+        "GITHUB_OAUTH_CLIENT_ID": "Iv1.abc",
+        "GITHUB_OAUTH_CLIENT_SECRET": "secret",
+        "TRUSTED_PUBLISHING_ENABLED": "true",
+        "TRUSTED_PUBLISHING_AUDIENCE": "conda-distro",
+    }
+    on = _manage("shell", "-c", code, env=turned_on)
+    assert on.returncode == 0, on.stderr
+    assert on.stdout.strip().splitlines()[-1].split() == ["True", "True", "conda-distro"]
+
+
+def test_github_sign_in_without_an_oauth_app_is_refused():
+    env = {**PRODUCTION_ENV, "GITHUB_SIGN_IN_ENABLED": "true"}
+    result = _manage("check", env=env)
+    assert result.returncode != 0
+    assert "GITHUB_OAUTH_CLIENT_ID" in result.stderr

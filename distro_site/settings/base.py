@@ -38,6 +38,12 @@ INSTALLED_APPS = [
     "django_rq",
     "rest_framework",
     "drf_spectacular",
+    # django-allauth: "Sign in with GitHub" (the OAuth dance, state, account records); only its
+    # social part is used, password sign-in stays Django's own rate-limited form (issue 21).
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.github",
     "packages_app",
     "testing_app",
 ]
@@ -52,6 +58,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "distro_site.access.PublicReadMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Required by django-allauth (its login flows keep state on the request).
+    "allauth.account.middleware.AccountMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -453,3 +461,56 @@ PLAN_OSX_VERSION = env.str("PLAN_OSX_VERSION", default="11.0")
 INSTALL_CHECK_MAX_ATTEMPTS = env.int("INSTALL_CHECK_MAX_ATTEMPTS", default=3)
 TEST_JOB_TIMEOUT_S = env.int("TEST_JOB_TIMEOUT_S", default=3600)
 TEST_JOB_MAX_ATTEMPTS = env.int("TEST_JOB_MAX_ATTEMPTS", default=3)
+
+# --- GitHub sign-in and trusted publishing (issue 21) ------------------------------------------
+# Both talk to GitHub (github.com for OAuth, token.actions.githubusercontent.com for the JWKS),
+# so both are off unless turned on: an air-gapped site keeps password sign-in and package tokens.
+GITHUB_SIGN_IN_ENABLED = env.bool("GITHUB_SIGN_IN_ENABLED", default=False)
+GITHUB_OAUTH_CLIENT_ID = env.str("GITHUB_OAUTH_CLIENT_ID", default="")
+GITHUB_OAUTH_CLIENT_SECRET = env.str("GITHUB_OAUTH_CLIENT_SECRET", default="")
+if GITHUB_SIGN_IN_ENABLED and not (GITHUB_OAUTH_CLIENT_ID and GITHUB_OAUTH_CLIENT_SECRET):
+    raise ImproperlyConfigured(
+        "GITHUB_SIGN_IN_ENABLED needs GITHUB_OAUTH_CLIENT_ID and GITHUB_OAUTH_CLIENT_SECRET "
+        "(a GitHub OAuth app whose callback URL is "
+        "<SITE_URL>/accounts/oauth/github/login/callback/)."
+    )
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+SOCIALACCOUNT_ADAPTER = "packages_app.views.github_sign_in.MaintainerSocialAccountAdapter"
+SOCIALACCOUNT_PROVIDERS = {
+    "github": {
+        # Read the profile and the e-mail list (to link by a verified address); nothing else.
+        # The OAuth app comes from GITHUB_OAUTH_* at request time (the adapter's list_apps),
+        # never from allauth's database table, so turning the feature off turns it off.
+        "SCOPE": ["read:user", "user:email"],
+    }
+}
+# Local (password) accounts are Django's own forms above; allauth serves only the GitHub flow.
+SOCIALACCOUNT_ONLY = True
+ACCOUNT_EMAIL_VERIFICATION = "none"
+SOCIALACCOUNT_EMAIL_VERIFICATION = "none"
+SOCIALACCOUNT_QUERY_EMAIL = True
+SOCIALACCOUNT_AUTO_SIGNUP = True
+# Staff accounts made by administrators may share an address with a maintainer's GitHub e-mail;
+# nobody signs in by e-mail here, so addresses need not be unique (no detour to a sign-up form).
+ACCOUNT_UNIQUE_EMAIL = False
+# Access tokens are used once, to read the profile; keeping them would only be a liability.
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_LOGIN_ON_GET = False
+LOGIN_REDIRECT_URL = "accounts:home"
+ACCOUNT_LOGOUT_REDIRECT_URL = "home"
+# allauth's own rate limits would count in the "default" cache, per process; sign-in is already
+# limited by GitHub itself, and password sign-in by distro_site.rate_limits.
+ACCOUNT_RATE_LIMITS = False
+
+# Trusted publishing: a GitHub Actions OIDC token stands in for a package token on
+# POST /api/test-this-build/ (testing_app.services.trusted_publishing).
+TRUSTED_PUBLISHING_ENABLED = env.bool("TRUSTED_PUBLISHING_ENABLED", default=False)
+# The `aud` a workflow asks GitHub for (core.getIDToken(audience)); the site's URL by default.
+TRUSTED_PUBLISHING_AUDIENCE = env.str("TRUSTED_PUBLISHING_AUDIENCE", default=SITE_URL)
+# GitHub's signing keys are kept this long before they are read again; an unknown key id reads
+# them at once (at most once per TRUSTED_PUBLISHING_JWKS_MIN_REFRESH_S, so forged key ids cannot
+# make this site hammer GitHub).
+TRUSTED_PUBLISHING_JWKS_CACHE_S = env.int("TRUSTED_PUBLISHING_JWKS_CACHE_S", default=3600)
+TRUSTED_PUBLISHING_JWKS_MIN_REFRESH_S = env.int("TRUSTED_PUBLISHING_JWKS_MIN_REFRESH_S", default=30)
+# Clock skew tolerated on exp / nbf / iat, seconds.
+TRUSTED_PUBLISHING_LEEWAY_S = env.int("TRUSTED_PUBLISHING_LEEWAY_S", default=30)

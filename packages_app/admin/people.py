@@ -13,6 +13,8 @@ from packages_app.models import Package
 from packages_app.models import PackageToken
 from packages_app.models import Proposal
 from packages_app.models import ProposalNote
+from packages_app.models import TrustedPublisher
+from packages_app.models import UsedPublishingToken
 
 
 @admin.register(Maintainer)
@@ -35,6 +37,7 @@ class MaintainerAdmin(admin.ModelAdmin):
         "name",
         "email",
         "github_handle",
+        "github_id",
         "user",
         "notify_mode",
         "muted_kinds",
@@ -315,3 +318,51 @@ class ProposalNoteAdmin(admin.ModelAdmin):
     @admin.display(description="email failed", boolean=True)
     def email_failed(self, obj: ProposalNote) -> bool:
         return bool(obj.email_error)
+
+
+@admin.register(TrustedPublisher)
+class TrustedPublisherAdmin(admin.ModelAdmin):
+    """GitHub workflows trusted to call the "test this build" API for a package (issue 21)."""
+
+    list_display = (
+        "package",
+        "repository",
+        "workflow",
+        "environment",
+        "repository_id",
+        "created_by",
+        "last_used_at",
+    )
+    list_select_related = ("package", "created_by")
+    list_filter = (("environment", admin.EmptyFieldListFilter), "last_used_at")
+    search_fields = ("repository", "workflow", "package__name")
+    autocomplete_fields = ("package",)
+    fields = (
+        "package",
+        "repository",
+        "workflow",
+        "environment",
+        "repository_id",
+        "created_by",
+        "created_at",
+        "last_used_at",
+    )
+    # The repository id is pinned by the first accepted token; clearing it re-pins on next use.
+    readonly_fields = ("created_by", "created_at", "last_used_at")
+
+
+@admin.register(UsedPublishingToken)
+class UsedPublishingTokenAdmin(admin.ModelAdmin):
+    """Display only: the ids of accepted OIDC tokens, kept until they expire (replays refused)."""
+
+    list_display = ("jti", "used_at", "expires_at")
+    list_filter = ("expires_at",)
+    search_fields = ("jti",)
+    fields = list_display
+    readonly_fields = list_display
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

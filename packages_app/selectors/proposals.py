@@ -5,6 +5,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 
+from allauth.socialaccount.models import SocialAccount
 from django.db.models import Count
 from django.db.models import Q
 from django.db.models import QuerySet
@@ -157,6 +158,14 @@ def account_maintainers(user) -> QuerySet[Maintainer]:
     if email:
         match |= Q(user__isnull=True, email__iexact=email)
     return Maintainer.objects.filter(match)
+
+
+def github_login_of(user) -> str:
+    """The GitHub login connected to this account ("" when none), as GitHub last reported it."""
+    if not user.is_authenticated:
+        return ""
+    account = SocialAccount.objects.filter(user=user, provider="github").first()
+    return str((account.extra_data or {}).get("login", "")) if account else ""
 
 
 def maintains_every_build(user, builds) -> bool:

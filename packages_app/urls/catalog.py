@@ -16,4 +16,14 @@ urlpatterns = [
         token_views.package_token_revoke,
         name="package-token-revoke",
     ),
+    path(
+        "<str:name>/tokens/publishers/",
+        token_views.package_publishers,
+        name="package-publishers",
+    ),
+    path(
+        "<str:name>/tokens/publishers/<int:pk>/remove/",
+        token_views.package_publisher_remove,
+        name="package-publisher-remove",
+    ),
 ]

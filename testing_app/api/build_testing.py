@@ -1,7 +1,9 @@
 """POST /api/test-this-build/: a maintainer's CI asks for one staged build to be tested.
 
 Authenticated by a per-package token (`Authorization: Bearer <token>`, packages_app.services.
-tokens), not by a session: no CSRF, and open even when PUBLIC_READ is off (distro_site.access).
+tokens) or a trusted publisher's GitHub Actions OIDC token (testing_app.services.
+trusted_publishing), not by a session: no CSRF, and open even when PUBLIC_READ is off
+(distro_site.access).
 The body names a build of the token's package in a staging channel; the planner plans it as a
 new build (its cells, its dependents re-tested) and the answer is the run. Every refusal is a
 JSON object with `detail` and `code` (401 token, 403 another package's build, 404 no such
@@ -24,9 +26,9 @@ from distro_site.rate_limits import record_event
 from packages_app.models import Build
 from packages_app.models import Channel
 from packages_app.services.sync import sync_channels
-from packages_app.services.tokens import authenticate_package_token
 from testing_app.models import Run
 from testing_app.services.planning import plan_new_builds
+from testing_app.services.trusted_publishing import authenticate_ci_credential
 
 FIELDS = {"filename": str, "subdir": str, "channel": str, "force": bool}
 MAX_BODY_BYTES = 16 * 1024
@@ -86,9 +88,10 @@ def request_build_test(request):
     if request.method != "POST":
         return _error(405, "method_not_allowed", "Use POST.")
     try:
-        token = authenticate_package_token(plain=_bearer(request))
+        # A package token, or a GitHub Actions OIDC token of a trusted publisher (issue 21).
+        token = authenticate_ci_credential(credential=_bearer(request))
     except PermissionDenied as exc:
-        return _error(401, "invalid_token", str(exc))
+        return _error(401, getattr(exc, "code", "invalid_token"), str(exc))
     wait_s = blocked_for_s(_requests_per_package(), str(token.package_id))
     if wait_s:
         response = _error(

@@ -42,6 +42,9 @@ class Maintainer(models.Model):
     name = models.CharField(max_length=200)
     email = models.EmailField(unique=True)
     github_handle = models.CharField(max_length=39, blank=True)
+    # GitHub's numeric user id, stored when the person first signs in with GitHub: logins can
+    # be renamed, the id cannot, so a renamed handle is followed from then on (issue 21).
+    github_id = models.BigIntegerField(null=True, blank=True, unique=True)
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -469,3 +472,8 @@ class TorchRelease(models.Model):
 
     def __str__(self) -> str:
         return f"PyTorch {self.version}" + (" (rc)" if self.kind == self.Kind.RC else "")
+
+
+# Kept in their own module (this one is long enough); imported here so Django registers them.
+from packages_app.models.publishers import TrustedPublisher  # noqa: E402,F401
+from packages_app.models.publishers import UsedPublishingToken  # noqa: E402,F401
