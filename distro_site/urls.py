@@ -20,5 +20,5 @@ urlpatterns = [
     path("", include("packages_app.urls.proposals", namespace="proposals")),
     path("accounts/", include("packages_app.urls.accounts", namespace="accounts")),
     # "Sign in with GitHub" through django-allauth (issue 21); off unless GITHUB_SIGN_IN_ENABLED.
-    path("accounts/oauth/", include("packages_app.urls.catalog.github_sign_in")),
+    path("accounts/oauth/", include("packages_app.urls.github_sign_in")),
 ]
