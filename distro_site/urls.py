@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include
 from django.urls import path
 
+from distro_site import guide
 from packages_app.views import catalog as package_views
 from testing_app.api import build_testing
 
@@ -11,6 +12,9 @@ urlpatterns = [
     path("", package_views.home, name="home"),
     path("packages/", include("packages_app.urls.catalog", namespace="packages")),
     path("admin/", admin.site.urls),
+    # The documentation in docs/, rendered (the maintainers' guide first).
+    path("docs/", guide.guide_index, name="guide-index"),
+    path("docs/<slug:slug>/", guide.guide_page, name="guide-page"),
     path("django-rq/", include("django_rq.urls")),
     # Token-authenticated write endpoint for maintainers' CI (issue 5), next to the read API.
     path("api/test-this-build/", build_testing.request_build_test, name="api-test-this-build"),

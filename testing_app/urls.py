@@ -25,6 +25,7 @@ urlpatterns = [
     path("jobs/<int:pk>/", jobs.job_detail, name="job-detail"),
     path("jobs/<int:pk>/retry/", jobs.job_retry, name="job-retry"),
     path("jobs/<int:pk>/log/", jobs.job_log, name="job-log"),
+    path("jobs/<int:pk>/reproduce.sh", jobs.job_reproduce_script, name="job-reproduce"),
     path("jobs/<int:pk>/log.json", jobs.job_log_tail, name="job-log-tail"),
     path("hosts/", hosts.host_list, name="host-list"),
     path("trends/", trends.trends, name="trends"),

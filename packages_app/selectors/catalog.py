@@ -197,3 +197,28 @@ def get_package_builds(*, name: str, versions: list[str]) -> PackageBuilds:
         groups=[VersionGroup(version=v, subdirs=sorted(grouped[v].items())) for v in versions],
         release_count=len(releases),
     )
+
+
+@dataclass(frozen=True)
+class InstallCommand:
+    """How users install a package: the target channel first, then the channels its
+    dependencies come from, highest priority first (conda reads `-c` in that order)."""
+
+    channels: list[str]
+    command: str
+    config_commands: list[str]
+
+
+def get_install_command(*, name: str) -> InstallCommand | None:
+    """None until the distribution has a target channel."""
+    target = Channel.objects.filter(role=Channel.Role.TARGET).first()
+    if target is None:
+        return None
+    channels = [target.base_url]
+    for channel in Channel.objects.filter(role=Channel.Role.UPSTREAM).order_by("pk"):
+        if channel.base_url not in channels:
+            channels.append(channel.base_url)
+    command = " ".join(["conda install", *(f"-c {url}" for url in channels), name])
+    # `conda config --add` prepends: add the lowest priority first so the target ends on top.
+    config = [f"conda config --env --add channels {url}" for url in reversed(channels)]
+    return InstallCommand(channels=channels, command=command, config_commands=config)

@@ -38,6 +38,7 @@ def send_proposal_confirmation(*, proposal_id: int, token: str, site_url: str) -
     context = {
         "proposal": proposal,
         "status_url": site_url.rstrip("/") + status_path(token),
+        "guide_url": site_url.rstrip("/") + reverse("guide-page", kwargs={"slug": "maintainers"}),
     }
     try:
         send_mail(

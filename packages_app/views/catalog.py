@@ -1,5 +1,6 @@
 """Catalog pages: home counts, the package list and a package's builds."""
 
+from django.conf import settings
 from django.http import Http404
 from django.shortcuts import render
 
@@ -8,10 +9,12 @@ from distro_site.paging import paginate
 from packages_app.models import Build
 from packages_app.models import Package
 from packages_app.selectors.catalog import get_catalog_counts
+from packages_app.selectors.catalog import get_install_command
 from packages_app.selectors.catalog import get_package_builds
 from packages_app.selectors.catalog import get_reverse_dependencies
 from packages_app.selectors.catalog import list_packages
 from packages_app.selectors.catalog import list_versions
+from testing_app.selectors.badges import list_badge_snippets
 from testing_app.selectors.maintenance import get_package_health
 from testing_app.selectors.package_matrix import get_package_matrix
 
@@ -70,6 +73,8 @@ def package_detail(request, name):
             "transitive": transitive,
             "build_states": Build.State,
             "health": get_package_health(name=name, package=package, versions=versions),
+            "install": get_install_command(name=name) if package else None,
+            "badges": list_badge_snippets(name=name, site_url=settings.SITE_URL) if package else [],
             "test_matrix": get_package_matrix(
                 name=name, versions=versions, requested_version=request.GET.get("mv", "")
             ),

@@ -222,3 +222,26 @@ class HostSerializer(serializers.ModelSerializer):
             "queues",
             "last_heartbeat_at",
         ]
+
+
+class ReproductionPackageSerializer(serializers.Serializer):
+    url = serializers.CharField()
+    filename = serializers.CharField()
+    sha256 = serializers.CharField()
+
+
+class ReproductionSerializer(serializers.Serializer):
+    """How to rerun one cell locally (testing_app.services.reproduce)."""
+
+    job = serializers.IntegerField()
+    cell = serializers.CharField()
+    verdict = serializers.CharField()
+    tool = serializers.CharField()
+    channels = serializers.ListField(child=serializers.CharField())
+    channel_priority = serializers.CharField()
+    pins = serializers.ListField(child=serializers.CharField())
+    environment = serializers.DictField(child=serializers.CharField())
+    package = ReproductionPackageSerializer()
+    test_command = serializers.ListField(child=serializers.CharField())
+    notes = serializers.ListField(child=serializers.CharField())
+    script = serializers.CharField()

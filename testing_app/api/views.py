@@ -9,6 +9,7 @@ from drf_spectacular.utils import OpenApiParameter
 from drf_spectacular.utils import extend_schema
 from drf_spectacular.utils import extend_schema_view
 from rest_framework import viewsets
+from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param
@@ -32,9 +33,11 @@ from testing_app.selectors.matrix import get_results_matrix
 from testing_app.selectors.matrix import list_platforms
 from testing_app.selectors.matrix import list_variants
 from testing_app.selectors.matrix import parse_matrix_filters
+from testing_app.selectors.runs import get_job
 from testing_app.selectors.runs import get_run_progress
 from testing_app.selectors.runs import list_jobs
 from testing_app.selectors.runs import parse_job_filters
+from testing_app.services.reproduce import get_reproduction
 
 
 def _choice(params, name: str, allowed) -> str:
@@ -188,6 +191,14 @@ class JobViewSet(ReadOnlyViewSet):
                 raise ValidationError({"run": ["Run must be an integer id."]})
             filters["run"] = run
         return list_jobs(filters=filters)
+
+    @extend_schema(responses=serializers.ReproductionSerializer)
+    @action(detail=True, methods=["get"])
+    def reproduce(self, request, pk=None):
+        """How to rerun this job's cell locally: channels, priority, pins, overrides, script."""
+        if not str(pk).isdigit():
+            raise ValidationError({"id": ["Job id must be an integer."]})
+        return Response(get_reproduction(get_job(int(pk))).as_dict())
 
 
 class HostViewSet(ReadOnlyViewSet):

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from django.urls import reverse
+
 from packages_app.models import Package
 from packages_app.models import TorchRelease
 from testing_app.selectors.matrix import MatrixFilters
@@ -58,3 +60,27 @@ def get_badge_status(*, name: str, torch_version: str = "") -> BadgeStatus:
             counts[verdict] = counts.get(verdict, 0) + n
     worst = summarise_counts(counts).worst
     return BadgeStatus(label=label, message=BADGE_WORDS[worst], colour=style_of(worst).colour)
+
+
+@dataclass(frozen=True)
+class BadgeSnippet:
+    """A badge as a maintainer pastes it into a README: its title and its Markdown."""
+
+    title: str
+    image_path: str
+    markdown: str
+
+
+def list_badge_snippets(*, name: str, site_url: str) -> list[BadgeSnippet]:
+    """The package's badge, then one per supported PyTorch release, as absolute-URL Markdown."""
+    package_path = reverse("packages:package-detail", kwargs={"name": name})
+    snippets = []
+    paths = [("All supported PyTorch releases", reverse("testing:badge-package", args=[name]))]
+    for release in list_supported_releases():
+        path = reverse("testing:badge-package-release", args=[name, release.version])
+        paths.append((f"PyTorch {release.version}", path))
+    for title, path in paths:
+        alt = f"{name} on conda-distro" + ("" if path.endswith(f"/{name}.svg") else f" ({title})")
+        markdown = f"[![{alt}]({site_url}{path})]({site_url}{package_path})"
+        snippets.append(BadgeSnippet(title=title, image_path=path, markdown=markdown))
+    return snippets

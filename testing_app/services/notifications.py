@@ -178,6 +178,8 @@ def _email(maintainer: Maintainer, *, subject: str, template: str, context: dict
         "preferences_url": absolute_url(preferences_path(maintainer)),
         "unsubscribe_url": unsubscribe,
         "unsubscribe_all_url": absolute_url(unsubscribe_path(maintainer)),
+        # Every notice links the maintainers' guide: what the verdicts mean, how to fix, retry.
+        "guide_url": absolute_url(reverse("guide-page", kwargs={"slug": "maintainers"})),
     }
     return EmailMessage(
         subject=subject,
@@ -337,7 +339,12 @@ def comment_notification(*, notification_id: int) -> Notification:
         }
     )
     body = render_to_string(
-        "testing_app/email/github_comment.md", {"notification": row, "handles": handles}
+        "testing_app/email/github_comment.md",
+        {
+            "notification": row,
+            "handles": handles,
+            "guide_url": absolute_url(reverse("guide-page", kwargs={"slug": "maintainers"})),
+        },
     )
     try:
         url = post_issue_comment(issue_url=issue.issue_url, body=body, token=settings.GITHUB_TOKEN)

@@ -5,6 +5,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import FileResponse
 from django.http import Http404
+from django.http import HttpResponse
 from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.shortcuts import render
@@ -21,6 +22,7 @@ from testing_app.selectors.runs import job_is_live
 from testing_app.selectors.runs import list_cell_jobs
 from testing_app.services.dispatch import retry_job
 from testing_app.services.dispatch import user_may_retry_job
+from testing_app.services.reproduce import get_reproduction
 from testing_app.views.runs import POLL_MS
 from testing_app.views.runs import job_state
 
@@ -42,8 +44,18 @@ def job_detail(request, pk):
             # The service decides again on POST; this only decides whether to offer the button.
             "may_retry": not job_is_live(job) and user_may_retry_job(request.user, job),
             "poll_ms": POLL_MS,
+            "reproduction": get_reproduction(job),
         },
     )
+
+
+@require_GET
+def job_reproduce_script(request, pk):
+    """The cell's local rerun as a bash script to download (the same as the page shows)."""
+    reproduction = get_reproduction(get_job(pk))
+    response = HttpResponse(reproduction.script(), content_type="text/x-shellscript; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="reproduce-job-{pk}.sh"'
+    return response
 
 
 @require_GET
