@@ -50,6 +50,17 @@ logger = logging.getLogger(__name__)
 RUNNER_NAME = "conda-build"
 RATTLER_RUNNER = "rattler"
 RATTLER_RUNNER_SCRIPT = Path(__file__).resolve().parent.parent / "adapters" / "rattler_runner.py"
+JOB_TMP = "tmp"
+# conda-build's exceptions that end a test for reasons outside the package (build.py,
+# render.py, environ.py, utils.py): each means `error`, never `failed`.
+INFRASTRUCTURE_HINTS = {
+    "RecipeError": "the package carries no conda-build recipe (built by rattler-build?)",
+    "LinkError": "the test environment could not be linked",
+    "BuildLockError": "a conda-build lock could not be taken in time",
+    "CondaHTTPError": "a channel could not be read",
+    "UnavailableInvalidChannel": "a channel could not be read",
+}
+TEST_FAILURE_EXCEPTION = "CondaBuildUserError"
 CHANNEL_ROLE_ORDER = (Channel.Role.STAGING, Channel.Role.TARGET, Channel.Role.UPSTREAM)
 
 
@@ -86,11 +97,18 @@ def extra_deps(job: Job) -> list[str]:
     return specs
 
 
-def child_environment() -> dict[str, str]:
+def child_environment(croot: Path) -> dict[str, str]:
     """The test's environment: this process's (CUDA_VISIBLE_DEVICES pinned by the worker)
-    without secrets or service configuration, plus the shared package cache."""
+    without secrets or service configuration, plus the shared package cache and a temporary
+    folder of the job's own inside its croot: conda-build extracts the package under test into
+    `tempfile.mkdtemp()` and removes it only after a passing test, so failures would otherwise
+    pile up in the host's /tmp; the croot is removed whatever happened."""
     env = scrubbed_environment(os.environ)
     env["CONDA_PKGS_DIRS"] = str(settings.CONDA_PKGS_DIR)
+    temporary = croot / JOB_TMP
+    temporary.mkdir(parents=True, exist_ok=True)
+    for name in ("TMPDIR", "TEMP", "TMP"):  # POSIX, then the two Windows reads
+        env[name] = str(temporary)
     # conda-build is Python: unbuffered, its lines reach the live log as they are printed.
     env["PYTHONUNBUFFERED"] = "1"
     return env
@@ -111,8 +129,22 @@ def classify(run: CondaBuildTestRun, *, timeout_s: int) -> tuple[str, str]:
         )
     if SOLVER_ERROR in run.markers:
         return Verdict.UNINSTALLABLE, "The test environment could not be solved."
-    if TESTS_FAILED in run.markers:
+    if run.environment_failure and not run.packages:
+        # conda-build prints "TESTS FAILED" here too, but no test ever ran.
+        return (
+            Verdict.ERROR,
+            "conda-build could not get the test environment (a channel, network or lock "
+            f"problem, not the package): {run.environment_failure}",
+        )
+    exception = run.final_exception_name
+    if TESTS_FAILED in run.markers and exception in ("", TEST_FAILURE_EXCEPTION):
         return Verdict.FAILED, "The package's tests failed."
+    if exception:
+        hint = INFRASTRUCTURE_HINTS.get(exception)
+        return (
+            Verdict.ERROR,
+            f"conda-build stopped with {run.final_exception}" + (f" ({hint})" if hint else ""),
+        )
     if run.exit_code is not None and run.exit_code < 0:
         return Verdict.ERROR, f"conda-build was killed by signal {-run.exit_code}."
     return Verdict.ERROR, f"conda-build exited {run.exit_code} without a test verdict."
@@ -186,7 +218,7 @@ def run_test_job(
 
 
 def _run(job, worker, log, croot, on_progress, runner=RUNNER_NAME) -> JobOutcome:
-    env = child_environment()
+    env = child_environment(croot)
     version = _runner_version(worker, env, runner)
     launcher, binary = runner_command(runner)
     where = f"{worker.name} on {worker.host.name}" if worker else "an unregistered worker"
