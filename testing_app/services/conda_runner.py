@@ -39,6 +39,8 @@ from testing_app.adapters.job_log import JobLog
 from testing_app.adapters.job_log import Redactor
 from testing_app.adapters.job_log import scrubbed_environment
 from testing_app.adapters.job_log import secret_values
+from testing_app.adapters.rattler_runner import PackageReadError
+from testing_app.adapters.rattler_runner import read_package_tests
 from testing_app.models import Job
 from testing_app.models import Verdict
 from testing_app.models import WorkerProcess
@@ -49,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 RUNNER_NAME = "conda-build"
 RATTLER_RUNNER = "rattler"
+# Recorded as the job's runner when the rattler runner let rattler-build run the tests.
+RATTLER_BUILD_TOOL = "rattler-build"
 RATTLER_RUNNER_SCRIPT = Path(__file__).resolve().parent.parent / "adapters" / "rattler_runner.py"
 JOB_TMP = "tmp"
 # conda-build's exceptions that end a test for reasons outside the package (build.py,
@@ -161,6 +165,41 @@ def choose_test_runner(job: Job, worker: WorkerProcess | None) -> str:
     return RUNNER_NAME if shutil.which(settings.CONDA_BUILD_BIN) else RATTLER_RUNNER
 
 
+def package_layout(package: Path) -> str:
+    """ "conda-build" (info/test/), "rattler-build" (info/tests/tests.yaml) or "" (no tests, or
+    unreadable: the runner then reports it in its own words)."""
+    try:
+        return read_package_tests(package).layout
+    except PackageReadError:
+        return ""
+
+
+def runner_for_package_format(job: Job, runner: str, layout: str, log: JobLog) -> str:
+    """A package built by rattler-build (info/tests/tests.yaml, a v1 recipe, no info/test/)
+    is not conda-build's to test: before 26.7 it prints "Nothing to test for" (a false
+    no_tests), from 26.7 it stops on RecipeError. Such a package goes to the rattler runner,
+    which hands tests.yaml to rattler-build, unless the job names conda-build itself."""
+    if runner != RUNNER_NAME or job.required_runner == RUNNER_NAME or layout != "rattler-build":
+        return runner
+    log.write(
+        "package built by rattler-build (info/tests/tests.yaml): tested by the rattler runner, "
+        "conda-build cannot read its tests"
+    )
+    return RATTLER_RUNNER
+
+
+def _tool_that_tests(runner: str, layout: str, worker, env) -> tuple[str, str]:
+    """(tool, version) recorded on the job: the rattler runner hands a rattler-build package to
+    rattler-build itself where py-rattler-build is installed (adapters/rattler_build_path.py),
+    so the job says rattler-build and its version."""
+    if runner == RATTLER_RUNNER and layout == "rattler-build":
+        try:
+            return RATTLER_BUILD_TOOL, importlib.metadata.version("py-rattler-build")
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return runner, _runner_version(worker, env, runner)
+
+
 def runner_command(runner: str) -> tuple[tuple[str, ...], str]:
     """(launcher, binary) of a runner's command line."""
     if runner == RATTLER_RUNNER:
@@ -248,6 +287,10 @@ def _run(job, worker, log, croot, on_progress, runner=RUNNER_NAME) -> JobOutcome
             download_s=time.monotonic() - started,
         )
     download_s = time.monotonic() - started
+    layout = package_layout(artifact.path)
+    runner = runner_for_package_format(job, runner, layout, log)
+    launcher, binary = runner_command(runner)
+    runner, version = _tool_that_tests(runner, layout, worker, env)
     test = CondaBuildTest(
         binary=binary,
         launcher=launcher,
