@@ -28,6 +28,9 @@ from dataclasses import field
 from pathlib import Path
 
 from testing_app.adapters.job_log import JobLog
+from testing_app.adapters.process_tree import kill_tree
+from testing_app.adapters.process_tree import new_process_group
+from testing_app.adapters.process_tree import stop_tree
 
 # Output markers conda-build prints (stable since 3.x; reference/conda.md section 1).
 TEST_START = "test_start"
@@ -285,8 +288,9 @@ def run_conda_build_test(
         stderr=subprocess.STDOUT,
         env=dict(env),
         cwd=test.croot,
-        start_new_session=True,
-        preexec_fn=_die_with_parent if _LIBC is not None and not _setpriv() else None,  # noqa: PLW1509
+        **new_process_group(
+            preexec_fn=_die_with_parent if _LIBC is not None and not _setpriv() else None
+        ),
         text=True,
         encoding="utf-8",
         errors="replace",
@@ -301,11 +305,11 @@ def run_conda_build_test(
         timed_out = _wait(proc, started, timeout_s, log, on_progress, progress_interval_s)
         if timed_out:
             log.write(f"timeout: {timeout_s:.0f} s exceeded, stopping the process group")
-            _stop_group(proc, kill_grace_s)
+            stop_tree(proc, kill_grace_s)
     finally:
         # Whatever the test started in its session goes with it, also when this process is
         # interrupted (RQ's own timeout, a stop request): no orphans.
-        _kill_group(proc.pid, signal.SIGKILL)
+        kill_tree(proc.pid, force=True)
         proc.wait()
     reader.join(timeout=kill_grace_s)
     if reader.is_alive():
@@ -355,26 +359,14 @@ def _wait(proc, started, timeout_s, log, on_progress, interval_s) -> bool:
                 on_progress(log.tail())
 
 
-def _kill_group(pgid: int, sig: signal.Signals) -> None:
-    # The group may already be gone entirely: that is the outcome we want, not an error.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def _stop_group(proc: subprocess.Popen, grace_s: float) -> None:
-    _kill_group(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
 def kill_leftovers(croot: Path) -> int:
     """Kill what is left of a test whose runner died (work-horse or worker killed with -9):
     the processes of its recorded process group that still work inside `croot`. Checking the
     working folder means a recycled group id can never hit someone else's processes. Linux
-    only (/proc); returns how many processes were killed."""
+    only (/proc): elsewhere nothing can prove a recorded id still belongs to the test, so
+    nothing is killed; returns how many processes were killed."""
+    if not Path("/proc/self").is_dir():
+        return 0
     try:
         pgid = int((croot / PROCESS_GROUP_FILE).read_text())
     except (OSError, ValueError):
