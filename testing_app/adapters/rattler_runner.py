@@ -40,7 +40,6 @@ install check, which reads the same test requirements.
 
 import argparse
 import asyncio
-import hashlib
 import json
 import os
 import shutil
@@ -165,25 +164,15 @@ def _script_lines(script) -> list[str]:
 
 
 def write_local_channel(package: Path, index: dict, root: Path) -> str:
-    """A channel holding only `package` (repodata written from its index.json, with its
-    checksums), as a file:// URL to put first in the solve."""
+    """A channel holding only `package`, indexed by rattler's index_fs (this runs in the
+    runner's own process), as a file:// URL to put first in the solve."""
+    from rattler.index import index_fs  # noqa: PLC0415 - the runner imports rattler lazily
+
     subdir = index.get("subdir") or NOARCH
-    data = package.read_bytes()
-    record = {
-        **{k: v for k, v in index.items() if v is not None},
-        "md5": hashlib.md5(data).hexdigest(),  # noqa: S324 - the repodata field, not security
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "size": len(data),
-    }
-    record.setdefault("depends", [])
-    key = "packages.conda" if package.name.endswith(".conda") else "packages"
     for name in {subdir, NOARCH}:
         (root / name).mkdir(parents=True, exist_ok=True)
-        records = {package.name: record} if name == subdir else {}
-        repodata = {"info": {"subdir": name}, "packages": {}, "packages.conda": {}}
-        repodata[key] = records
-        (root / name / "repodata.json").write_text(json.dumps(repodata))
     shutil.copyfile(package, root / subdir / package.name)
+    asyncio.run(index_fs(root, write_zst=False, write_shards=False, force=True))
     return root.resolve().as_uri()
 
 
@@ -278,7 +267,11 @@ def _solve(package: Path, tests: PackageTests, croot: Path, args):
     from rattler.exceptions import SolverError
 
     index = tests.index
-    local = write_local_channel(package, index, croot / "local-channel")
+    try:
+        local = write_local_channel(package, index, croot / "local-channel")
+    except Exception as exc:  # noqa: BLE001 - rattler's index errors share no base class
+        say(f"error: the package could not be indexed: {exc}")
+        return EXIT_INFRASTRUCTURE
     specs = [f"{index['name']} =={index['version']} {index['build']}", *tests.requirements]
     if tests.needs_python:
         specs.append("python")
