@@ -28,7 +28,8 @@ def test_repodata_lists_every_sample_with_the_files_checksums(tmp_path):
         assert record["size"] == len(data)
         assert (record["name"], record["version"]) == (package.name, package.version)
     noarch = json.loads((tmp_path / "samples" / "noarch" / "repodata.json").read_text())
-    assert not noarch.get("packages") and not noarch.get("packages.conda")
+    assert not noarch.get("packages")
+    assert not noarch.get("packages.conda")
 
 
 def test_rebuild_keeps_the_files_and_their_checksums(tmp_path):
