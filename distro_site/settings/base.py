@@ -408,6 +408,15 @@ SOLVER_TIMEOUT_S = env.int("SOLVER_TIMEOUT_S", default=120)
 PROMOTION_RETRY_BACKOFF_S = [
     float(v) for v in env.list("PROMOTION_RETRY_BACKOFF_S", default=["5", "30", "120"])
 ]
+# The longest pause a server's Retry-After (429, 503) may impose before the next attempt; kept
+# below PROMOTION_LEASE_S so that a waiting promotion is not taken for a lost one.
+PROMOTION_RETRY_AFTER_MAX_S = env.float("PROMOTION_RETRY_AFTER_MAX_S", default=300.0)
+# After an anaconda.org copy, the target label's repodata is read every
+# PROMOTION_INDEX_POLL_S until it lists the copied files (anaconda.org indexes asynchronously),
+# at most PROMOTION_INDEX_WAIT_S; only then are the target re-synced (which withdraws builds
+# missing from it) and the install sets checked.
+PROMOTION_INDEX_POLL_S = env.float("PROMOTION_INDEX_POLL_S", default=10.0)
+PROMOTION_INDEX_WAIT_S = env.float("PROMOTION_INDEX_WAIT_S", default=600.0)
 # A running promotion renews this lease after every item; one whose lease ran out was lost (its
 # worker died) and may be resumed.
 PROMOTION_LEASE_S = env.int("PROMOTION_LEASE_S", default=900)

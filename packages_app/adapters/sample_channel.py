@@ -6,13 +6,14 @@ machine's own, so that the rattler runner can install and test every package her
 sample and what is real is written in demo_data/PROVENANCE.md. No ORM here.
 
 Files that exist are kept (a rebuild would change their checksums and look like new builds);
-repodata.json is rewritten from the files present, atomically, with each record's checksums.
+every subdir's repodata.json is then written by rattler's `index_fs` from the files present.
 """
 
 import hashlib
 import json
-import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,8 +73,7 @@ def build_sample_channel(*, sources: Path, target: Path, subdir: str) -> SampleC
     for entry in load_manifest(sources):
         for version in entry["versions"]:
             built.append(_package(entry, version, sources=sources, target=target, subdir=subdir))
-    _write_repodata(target, subdir)
-    _write_repodata(target, NOARCH)
+    index_channel(target)
     return SampleChannel(root=target, subdir=subdir, packages=tuple(built))
 
 
@@ -130,39 +130,34 @@ def _stage(stage: Path, entry: dict, *, version: str, summary: str, sources: Pat
     _write_json(stage / "info" / "about.json", {"summary": summary, "license": "BSD-3-Clause"})
 
 
-def _write_repodata(root: Path, subdir: str) -> None:
-    records = {}
-    for path in sorted((root / subdir).glob("*.conda")):
-        index = json.loads(_index_json(path))
-        data = path.read_bytes()
-        records[path.name] = {
-            **index,
-            "md5": hashlib.md5(data).hexdigest(),  # noqa: S324 - the repodata field
-            "sha256": hashlib.sha256(data).hexdigest(),
-            "size": len(data),
-        }
-    repodata = {
-        "info": {"subdir": subdir},
-        "packages": {},
-        "packages.conda": records,
-        "repodata_version": 1,
-    }
-    handle, temporary = tempfile.mkstemp(dir=root / subdir, prefix=".repodata-")
-    with os.fdopen(handle, "w") as out:
-        json.dump(repodata, out, indent=1, sort_keys=True)
-    os.chmod(temporary, 0o644)  # readable by a web server in front of the channel
-    os.replace(temporary, root / subdir / "repodata.json")
+# rattler's index_fs, run in a child process: rattler's async runtime must not start in a process
+# that may fork afterwards (DESIGN.md section 8), and seed_demo or a test may well fork later.
+# It leaves through os._exit: rattler's runtime threads may still be alive at interpreter
+# finalization, and Python then aborts instead of exiting 0 (as adapters/rattler_runner.py).
+_INDEX_PROGRAM = (
+    "import asyncio, os, sys\n"
+    "from rattler.index import index_fs\n"
+    "asyncio.run(index_fs(sys.argv[1], write_zst=False, write_shards=False, force=True))\n"
+    "sys.stdout.flush(); sys.stderr.flush(); os._exit(0)\n"
+)
+INDEX_TIMEOUT_S = 300
 
 
-def _index_json(path: Path) -> bytes:
-    from conda_package_streaming.package_streaming import stream_conda_info
-
-    for tar, member in stream_conda_info(str(path)):
-        if member.name == "info/index.json":
-            handle = tar.extractfile(member)
-            if handle is not None:
-                return handle.read()
-    raise SampleChannelError(f"{path}: no info/index.json")
+def index_channel(root: Path) -> None:
+    """Write every subdir's repodata.json with rattler's index_fs (no hand-written repodata)."""
+    done = subprocess.run(  # noqa: S603 - this Python, a fixed program, the channel's path
+        [sys.executable, "-c", _INDEX_PROGRAM, str(root)],
+        capture_output=True,
+        text=True,
+        timeout=INDEX_TIMEOUT_S,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SampleChannelError(
+            f"indexing {root} failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}"
+        )
+    for repodata in root.glob("*/repodata.json"):
+        repodata.chmod(0o644)  # readable by a web server in front of the channel
 
 
 def _write_json(path: Path, value) -> None:

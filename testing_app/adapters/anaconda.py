@@ -10,12 +10,20 @@ an error message, and absent from this object's repr.
 
 Errors become `AnacondaError` with a `kind` the promotion page can explain:
 401 unauthorized, 404 not_found, 409 conflict (unless the file already in the target has the
-same sha256: then the copy is done), 5xx server and connection trouble network (both
-retryable), anything else client. Taking a file off a label treats 404 as done: the file, or its
-label, is already gone.
+same sha256: then the copy is done), 429 rate_limited, 5xx server and connection trouble
+network (these three retryable; a Retry-After header the server sent is kept on the error),
+a copy whose answer does not list the file empty_copy, anything else client. Taking a file off
+a label treats 404 as done: the file, or its label, is already gone.
+
+`copy` always names the target owner: binstar_client sends `to_owner: null` otherwise, and
+anaconda.org then copies into the token's own account, which is not necessarily the source's.
 """
 
+import email.utils
 import logging
+import os
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import requests
@@ -33,11 +41,58 @@ logger = logging.getLogger(__name__)
 class AnacondaError(Exception):
     """A copy that did not happen, with what kind of failure it was."""
 
-    def __init__(self, message: str, *, kind: str, retryable: bool, status: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        retryable: bool,
+        status: int | None = None,
+        retry_after_s: float | None = None,
+    ):
         super().__init__(message)
         self.kind = kind
         self.retryable = retryable
         self.status = status
+        # What the server's Retry-After asked for (429, 503), in seconds from now.
+        self.retry_after_s = retry_after_s
+
+
+def resolve_token(
+    configured: str, *, api_url: str, environ: Mapping[str, str] | None = None
+) -> tuple[str, str]:
+    """(token, where it came from): the configured ANACONDA_API_TOKEN, then BINSTAR_API_TOKEN,
+    then the token `anaconda login` saved for this API URL (anaconda-client's own load_token,
+    which also reads conda's token store when conda is installed). ("", "") when none.
+
+    anaconda-client itself prefers BINSTAR_API_TOKEN over ANACONDA_API_TOKEN; here the
+    project's own setting comes first, so a deployment's explicit token always wins."""
+    environ = os.environ if environ is None else environ
+    if configured:
+        return configured, "ANACONDA_API_TOKEN"
+    if environ.get("BINSTAR_API_TOKEN"):
+        return environ["BINSTAR_API_TOKEN"], "BINSTAR_API_TOKEN"
+    from binstar_client.utils import load_token  # noqa: PLC0415 - reads config files on import
+
+    saved = load_token(api_url)
+    return (saved, "anaconda login") if saved else ("", "")
+
+
+def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
+    """A Retry-After header (delta-seconds or an HTTP-date) as seconds from now; None when
+    absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 @dataclass(frozen=True)
@@ -71,11 +126,17 @@ class _TimeoutAdapter(HTTPAdapter):
     def __init__(self, timeout_s: float):
         super().__init__()
         self.timeout_s = timeout_s
+        # binstar_client turns an error answer into an exception without its headers; the
+        # adapter keeps the last Retry-After so that a 429/503 can say when to come back.
+        self.last_retry_after: str | None = None
 
     def send(self, request, **kwargs):
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout_s
-        return super().send(request, **kwargs)
+        self.last_retry_after = None
+        response = super().send(request, **kwargs)
+        self.last_retry_after = response.headers.get("Retry-After")
+        return response
 
 
 class AnacondaClient:
@@ -84,15 +145,16 @@ class AnacondaClient:
     def __init__(self, *, token: str, api_url: str, timeout_s: float = 30.0):
         if not token:
             raise AnacondaError(
-                "No anaconda.org token configured (ANACONDA_API_TOKEN is empty).",
+                "No anaconda.org token: ANACONDA_API_TOKEN and BINSTAR_API_TOKEN are empty and "
+                "no token was saved by `anaconda login` for this API.",
                 kind="unauthorized",
                 retryable=False,
             )
         self.api_url = api_url
         self._api = Binstar(token=token, domain=api_url)
-        adapter = _TimeoutAdapter(timeout_s)
-        self._api.session.mount("https://", adapter)
-        self._api.session.mount("http://", adapter)
+        self._adapter = _TimeoutAdapter(timeout_s)
+        self._api.session.mount("https://", self._adapter)
+        self._api.session.mount("http://", self._adapter)
 
     def __repr__(self) -> str:
         return f"AnacondaClient(api_url={self.api_url!r})"
@@ -108,12 +170,12 @@ class AnacondaClient:
         """
         logger.info("copying %s (%s) to %s/%s", source, from_label, to_owner, to_label)
         try:
-            self._api.copy(
+            copied = self._api.copy(
                 source.owner,
                 source.package,
                 source.version,
                 basename=source.basename,
-                to_owner=None if to_owner == source.owner else to_owner,
+                to_owner=to_owner,
                 from_label=from_label,
                 to_label=to_label,
             )
@@ -122,9 +184,16 @@ class AnacondaClient:
                 source, to_owner=to_owner, to_label=to_label, sha256=sha256
             )
         except BinstarError as exc:
-            raise _mapped(exc, what=f"copy of {source} from label {from_label}") from None
+            raise self._mapped(exc, what=f"copy of {source} from label {from_label}") from None
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise self._network_error(exc) from None
+        except ValueError as exc:  # res.json() of an answer that is not JSON
+            raise AnacondaError(
+                f"the copy of {source} was answered with something other than JSON: {exc}",
+                kind="client",
+                retryable=False,
+            ) from None
+        _check_copied(copied, source=source, to_owner=to_owner, to_label=to_label)
         return CopyOutcome(False, f"copied to {to_owner}/label/{to_label}")
 
     def remove_label(self, *, spec: FileSpec, label: str) -> LabelRemoval:
@@ -143,10 +212,15 @@ class AnacondaClient:
         except NotFound:
             return LabelRemoval(True, f"{spec} was not under {spec.owner}/label/{label} (404)")
         except BinstarError as exc:
-            raise _mapped(exc, what=f"removal of {spec} from label {label}") from None
+            raise self._mapped(exc, what=f"removal of {spec} from label {label}") from None
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise self._network_error(exc) from None
         return LabelRemoval(False, f"{spec} removed from {spec.owner}/label/{label}")
+
+    def _mapped(self, exc: BinstarError, *, what: str) -> AnacondaError:
+        error = _mapped(exc, what=what)
+        error.retry_after_s = retry_after_seconds(self._adapter.last_retry_after)
+        return error
 
     def _network_error(self, exc: Exception) -> AnacondaError:
         """A connection problem or timeout: retryable, named by type only (no URL with a token)."""
@@ -165,7 +239,7 @@ class AnacondaClient:
                 target.owner, target.package, target.version, target.basename
             )
         except BinstarError as exc:
-            raise _mapped(exc, what=f"lookup of {target} after a conflict") from None
+            raise self._mapped(exc, what=f"lookup of {target} after a conflict") from None
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise self._network_error(exc) from None
         existing_sha = str(existing.get("sha256") or existing.get("attrs", {}).get("sha256") or "")
@@ -190,6 +264,22 @@ class AnacondaClient:
         )
 
 
+def _check_copied(copied, *, source: FileSpec, to_owner: str, to_label: str) -> None:
+    """anaconda.org answers a copy with the list of files it copied (anaconda-client prints
+    each one's "basename"); an answer without the build's file copied nothing of it."""
+    files = copied if isinstance(copied, list) else []
+    basenames = [f.get("basename") for f in files if isinstance(f, dict)]
+    if source.basename in basenames:
+        return
+    listed = ", ".join(str(b) for b in basenames) or "no file"
+    raise AnacondaError(
+        f"anaconda.org answered the copy of {source} to {to_owner}/label/{to_label} with "
+        f"{listed}: the build's file was not copied",
+        kind="empty_copy",
+        retryable=False,
+    )
+
+
 def _mapped(exc: BinstarError, *, what: str) -> AnacondaError:
     status = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else None
     server_says = str(exc.args[0]) if exc.args else ""
@@ -207,6 +297,13 @@ def _mapped(exc: BinstarError, *, what: str) -> AnacondaError:
             kind="not_found",
             retryable=False,
             status=404,
+        )
+    if status == 429:
+        return AnacondaError(
+            f"rate limited (429) during the {what}: {server_says}",
+            kind="rate_limited",
+            retryable=True,
+            status=429,
         )
     if isinstance(exc, ServerError):
         return AnacondaError(

@@ -28,6 +28,9 @@ from dataclasses import field
 from pathlib import Path
 
 from testing_app.adapters.job_log import JobLog
+from testing_app.adapters.process_tree import kill_tree
+from testing_app.adapters.process_tree import new_process_group
+from testing_app.adapters.process_tree import stop_tree
 
 # Output markers conda-build prints (stable since 3.x; reference/conda.md section 1).
 TEST_START = "test_start"
@@ -44,11 +47,27 @@ SOLVER_ERROR_PATTERN = re.compile(
     r"DependencyNeedsBuildingError|Could not solve for environment specs|"
     r"Cannot solve the request"
 )
+# conda-build's get_package_records caught a CondaError (a 404/401 channel, a proxy error, a
+# lock timeout, or an unsolvable environment) and logged it before raising "TESTS FAILED"
+# (build.py::test, environ.py::get_install_actions); create_env logs its own retries.
+PACKAGE_RECORDS_FAILED = "package_records_failed"
+ENV_CREATE_FAILED = "env_create_failed"
+_PACKAGE_RECORDS_FAILED = re.compile(r"failed to get package records", re.IGNORECASE)
+_ENV_CREATE_FAILED = re.compile(r"failed to create env", re.IGNORECASE)
+# The last line of a Python traceback ("conda_build.exceptions.RecipeError: ...") or of conda's
+# own error report ("LinkError: ..."): the exception that ended conda-build.
+_EXCEPTION_LINE = re.compile(
+    r"^(?:[A-Za-z_][\w]*\.)*(?P<name>[A-Z]\w*(?:Error|Exception))(?::\s?(?P<message>.*))?$"
+)
 INSTALL_PLAN_HEADER = "The following NEW packages will be INSTALLED:"
-# conda >= 4.6: "  python   conda-forge/linux-64::python-3.11.9-hb806964_0_cpython"
+# conda >= 4.6 CLI: "  python   conda-forge/linux-64::python-3.11.9-hb806964_0_cpython"
 _PLAN_LINE = re.compile(r"^\s+(?P<name>\S+)\s+(?P<channel>\S+)::(?P<package>\S+)")
-# older conda: "    pyqt: 4.11.4-py27_2 conda-forge"
-_OLD_PLAN_LINE = re.compile(r"^\s+(?P<name>\S+):\s+(?P<version>\S+)\s+(?P<channel>\S+)")
+# conda-build's own environ.py::_display_actions (every version, also 26.x):
+# "    pyqt: 4.11.4-py27_2 conda-forge [mkl]"; the channel column is absent when
+# show_channel_urls hides every channel, the features column when there are none.
+_OLD_PLAN_LINE = re.compile(
+    r"^\s+(?P<name>[^\s:]+):\s+(?P<version>\S+)(?:\s+(?P<channel>[^\s\[]+))?(?:\s+\[.*\])?\s*$"
+)
 EXCERPT_BEFORE = 40
 EXCERPT_AFTER = 30
 VERSION_TIMEOUT_S = 60
@@ -136,6 +155,15 @@ class CondaBuildTestRun:
     # The test environment conda printed: [{"name", "package", "channel"}].
     packages: tuple[dict, ...] = ()
     failure_excerpt: str = ""
+    # "Name: message" (the class name without its module) of the last exception printed: the
+    # one that ended conda-build when it exited with a traceback.
+    final_exception: str = ""
+    # What conda-build logged when it could not get or create the test environment.
+    environment_failure: str = ""
+
+    @property
+    def final_exception_name(self) -> str:
+        return self.final_exception.partition(":")[0]
 
 
 @dataclass
@@ -146,12 +174,22 @@ class _OutputScanner:
     packages: list[dict] = field(default_factory=list)
     recent: deque = field(default_factory=lambda: deque(maxlen=EXCERPT_BEFORE))
     excerpt: list[str] = field(default_factory=list)
+    final_exception: str = ""
+    environment_failure: str = ""
     _plan_state: str = ""  # "", "header" (blank lines before entries), "entries", "done"
     _solver_lines_left: int = 0
 
     def feed(self, line: str) -> None:
         self._scan_markers(line)
+        self._scan_environment_failure(line)
         self._scan_plan(line)
+        exception = _EXCEPTION_LINE.match(line.rstrip())
+        if exception:
+            self.final_exception = f"{exception['name']}: {exception['message'] or ''}".strip()
+        elif "TESTS FAILED:" in line:
+            # A plain "TESTS FAILED" (the rattler runner's) after a test printed a traceback:
+            # the runner ended on the failed test, not on that exception.
+            self.final_exception = ""
         if self._solver_lines_left:
             self.excerpt.append(line)
             self._solver_lines_left -= 1
@@ -182,6 +220,20 @@ class _OutputScanner:
             self.excerpt = [*list(self.recent)[-2:], line]
             self._solver_lines_left = EXCERPT_AFTER
 
+    def _scan_environment_failure(self, line: str) -> None:
+        # Only before the test environment was installed: afterwards the tests print the lines.
+        if self._plan_state == "done" or self.environment_failure:
+            return
+        for marker, pattern in (
+            (PACKAGE_RECORDS_FAILED, _PACKAGE_RECORDS_FAILED),
+            (ENV_CREATE_FAILED, _ENV_CREATE_FAILED),
+        ):
+            if pattern.search(line):
+                self.markers.add(marker)
+                self.environment_failure = line.strip()
+                if not self.excerpt:
+                    self.excerpt = [*list(self.recent)[-2:], line]
+
     def _scan_plan(self, line: str) -> None:
         if line.strip() == INSTALL_PLAN_HEADER:
             self.packages = []
@@ -202,7 +254,11 @@ class _OutputScanner:
         if old:
             name = old["name"]
             self.packages.append(
-                {"name": name, "package": f"{name}-{old['version']}", "channel": old["channel"]}
+                {
+                    "name": name,
+                    "package": f"{name}-{old['version']}",
+                    "channel": old["channel"] or "",
+                }
             )
 
 
@@ -232,8 +288,9 @@ def run_conda_build_test(
         stderr=subprocess.STDOUT,
         env=dict(env),
         cwd=test.croot,
-        start_new_session=True,
-        preexec_fn=_die_with_parent if _LIBC is not None and not _setpriv() else None,  # noqa: PLW1509
+        **new_process_group(
+            preexec_fn=_die_with_parent if _LIBC is not None and not _setpriv() else None
+        ),
         text=True,
         encoding="utf-8",
         errors="replace",
@@ -248,11 +305,11 @@ def run_conda_build_test(
         timed_out = _wait(proc, started, timeout_s, log, on_progress, progress_interval_s)
         if timed_out:
             log.write(f"timeout: {timeout_s:.0f} s exceeded, stopping the process group")
-            _stop_group(proc, kill_grace_s)
+            stop_tree(proc, kill_grace_s)
     finally:
         # Whatever the test started in its session goes with it, also when this process is
         # interrupted (RQ's own timeout, a stop request): no orphans.
-        _kill_group(proc.pid, signal.SIGKILL)
+        kill_tree(proc.pid, force=True)
         proc.wait()
     reader.join(timeout=kill_grace_s)
     if reader.is_alive():
@@ -267,8 +324,18 @@ def run_conda_build_test(
         duration_s=duration,
         markers=frozenset(scanner.markers),
         packages=tuple(scanner.packages),
-        failure_excerpt="\n".join(log.redact(line) for line in scanner.excerpt),
+        failure_excerpt="\n".join(log.redact(line) for line in _excerpt(scanner, proc.returncode)),
+        final_exception=log.redact(scanner.final_exception),
+        environment_failure=log.redact(scanner.environment_failure),
     )
+
+
+def _excerpt(scanner: _OutputScanner, exit_code: int | None) -> list[str]:
+    """The lines around the failure; for a run that ended on an exception of conda-build's own
+    (no test failure, no solver message), the last lines it printed."""
+    if scanner.excerpt or not exit_code:
+        return scanner.excerpt
+    return list(scanner.recent)[-EXCERPT_AFTER:]
 
 
 def _pump(proc: subprocess.Popen, log: JobLog, scanner: _OutputScanner) -> None:
@@ -292,26 +359,14 @@ def _wait(proc, started, timeout_s, log, on_progress, interval_s) -> bool:
                 on_progress(log.tail())
 
 
-def _kill_group(pgid: int, sig: signal.Signals) -> None:
-    # The group may already be gone entirely: that is the outcome we want, not an error.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def _stop_group(proc: subprocess.Popen, grace_s: float) -> None:
-    _kill_group(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
 def kill_leftovers(croot: Path) -> int:
     """Kill what is left of a test whose runner died (work-horse or worker killed with -9):
     the processes of its recorded process group that still work inside `croot`. Checking the
     working folder means a recycled group id can never hit someone else's processes. Linux
-    only (/proc); returns how many processes were killed."""
+    only (/proc): elsewhere nothing can prove a recorded id still belongs to the test, so
+    nothing is killed; returns how many processes were killed."""
+    if not Path("/proc/self").is_dir():
+        return 0
     try:
         pgid = int((croot / PROCESS_GROUP_FILE).read_text())
     except (OSError, ValueError):

@@ -27,6 +27,13 @@ NVIDIA_SMI_QUERY = [
     "--query-gpu=" + ",".join(GPU_QUERY_FIELDS),
     "--format=csv,noheader,nounits",
 ]
+# nvidia-smi before driver 510 has no compute_cap field and rejects the whole query
+# ('Field "compute_cap" is not a valid field to query.'): the GPUs are then read without it.
+LEGACY_GPU_QUERY_FIELDS = tuple(f for f in GPU_QUERY_FIELDS if f != "compute_cap")
+LEGACY_NVIDIA_SMI_QUERY = [
+    "--query-gpu=" + ",".join(LEGACY_GPU_QUERY_FIELDS),
+    "--format=csv,noheader,nounits",
+]
 COMMAND_TIMEOUT_S = 20
 SUBDIRS = {
     ("linux", "x86_64"): "linux-64",
@@ -91,16 +98,20 @@ def conda_subdir(system: str, machine: str) -> str:
     return SUBDIRS[key]
 
 
-def parse_gpu_query(text: str) -> list[GpuFacts]:
-    """Parse `nvidia-smi --query-gpu=<GPU_QUERY_FIELDS> --format=csv,noheader,nounits`."""
+def parse_gpu_query(text: str, fields: tuple[str, ...] = GPU_QUERY_FIELDS) -> list[GpuFacts]:
+    """Parse `nvidia-smi --query-gpu=<fields> --format=csv,noheader,nounits` (GPU_QUERY_FIELDS,
+    or LEGACY_GPU_QUERY_FIELDS for drivers older than 510: compute capability unknown)."""
     gpus = []
     for line in text.splitlines():
         if not line.strip():
             continue
         parts = [p.strip() for p in line.split(",")]
-        if len(parts) != len(GPU_QUERY_FIELDS):
+        if len(parts) != len(fields):
             raise ProbeError(f"unexpected nvidia-smi line: {line!r}")
-        index, name, uuid, memory, compute_cap, driver = parts
+        values = dict(zip(fields, parts, strict=True))
+        index, name, uuid = values["index"], values["name"], values["uuid"]
+        memory, driver = values["memory.total"], values["driver_version"]
+        compute_cap = values.get("compute_cap", "[N/A]")
         if not index.isdigit():
             raise ProbeError(f"unexpected GPU index in nvidia-smi line: {line!r}")
         gpus.append(
@@ -205,13 +216,29 @@ def _os_identity(system: str) -> tuple[str, str]:
 
 def _probe_nvidia(run: Runner, notes: list[str]) -> tuple[list[GpuFacts], str, str]:
     try:
-        gpus = parse_gpu_query(run(["nvidia-smi", *NVIDIA_SMI_QUERY]))
+        gpus = _query_gpus(run, notes)
         max_cuda = parse_max_cuda(run(["nvidia-smi"]))
     except ProbeError as exc:
         notes.append(f"NVIDIA: {exc}")
         return [], "", ""
     driver = gpus[0].driver_version if gpus else ""
     return gpus, driver, max_cuda
+
+
+def _query_gpus(run: Runner, notes: list[str]) -> list[GpuFacts]:
+    try:
+        return parse_gpu_query(run(["nvidia-smi", *NVIDIA_SMI_QUERY]))
+    except ProbeError as exc:
+        if "compute_cap" not in str(exc):
+            raise
+    gpus = parse_gpu_query(
+        run(["nvidia-smi", *LEGACY_NVIDIA_SMI_QUERY]), fields=LEGACY_GPU_QUERY_FIELDS
+    )
+    notes.append(
+        "NVIDIA: this nvidia-smi (driver older than 510) reports no compute capability; "
+        "the GPUs' architecture is unknown"
+    )
+    return gpus
 
 
 def _probe_rocm(notes: list[str]) -> str:

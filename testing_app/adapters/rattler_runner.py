@@ -18,6 +18,17 @@ What it does, as conda-build's `build.py::test` (reference/conda.md section 1):
   `bash -e run_test.sh` (`cmd /d /c run_test.bat` on Windows) with PREFIX, SRC_DIR and
   CONDA_BUILD_STATE=TEST set; a TEST_FAILED file left in the test folder also fails it.
 
+A package built by rattler-build (info/tests/tests.yaml) is tested by rattler-build itself
+when py-rattler-build is installed (the `rattler-build` extra): `Package.from_file(f)
+.run_tests(...)` runs every test as rattler-build does (one environment per test, the test's
+cwd under `$PREFIX/etc/conda/test-files/<name>/<idx>`, its interpreter, env,
+requirements.build, python_version, PYTHON/SP_DIR/PY_VER, and perl/R/ruby/downstream tests).
+`run_tests` takes no extra specs, so the cell's pins go through the channels: the solve above
+picks the records the --extra-deps name (PyTorch's build and variant, a pinned upstream build,
+python), and each goes into a private channel put first under strict channel priority; its
+repodata names the record's own location as `info.base_url` (CEP 15), so nothing is copied.
+Without py-rattler-build, the emulation below runs tests.yaml's script and python tests.
+
 Exit codes: 0 passed (or nothing to test), 1 tests failed or environment unsolvable (the solver's
 explanation is printed first), 2 infrastructure (unreadable package, channel or install error).
 
@@ -29,7 +40,6 @@ install check, which reads the same test requirements.
 
 import argparse
 import asyncio
-import hashlib
 import json
 import os
 import shutil
@@ -154,25 +164,15 @@ def _script_lines(script) -> list[str]:
 
 
 def write_local_channel(package: Path, index: dict, root: Path) -> str:
-    """A channel holding only `package` (repodata written from its index.json, with its
-    checksums), as a file:// URL to put first in the solve."""
+    """A channel holding only `package`, indexed by rattler's index_fs (this runs in the
+    runner's own process), as a file:// URL to put first in the solve."""
+    from rattler.index import index_fs  # noqa: PLC0415 - the runner imports rattler lazily
+
     subdir = index.get("subdir") or NOARCH
-    data = package.read_bytes()
-    record = {
-        **{k: v for k, v in index.items() if v is not None},
-        "md5": hashlib.md5(data).hexdigest(),  # noqa: S324 - the repodata field, not security
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "size": len(data),
-    }
-    record.setdefault("depends", [])
-    key = "packages.conda" if package.name.endswith(".conda") else "packages"
     for name in {subdir, NOARCH}:
         (root / name).mkdir(parents=True, exist_ok=True)
-        records = {package.name: record} if name == subdir else {}
-        repodata = {"info": {"subdir": name}, "packages": {}, "packages.conda": {}}
-        repodata[key] = records
-        (root / name / "repodata.json").write_text(json.dumps(repodata))
     shutil.copyfile(package, root / subdir / package.name)
+    asyncio.run(index_fs(root, write_zst=False, write_shards=False, force=True))
     return root.resolve().as_uri()
 
 
@@ -201,6 +201,19 @@ def main(argv: list[str] | None = None) -> int:
     except PackageReadError as exc:
         say(f"error: {exc}")
         return EXIT_INFRASTRUCTURE
+    rattler_build = _rattler_build() if tests.layout == "rattler-build" else None
+    if rattler_build is not None:
+        path = _rattler_build_path()
+        return path.run_rattler_build_tests(
+            rattler_build,
+            package,
+            tests,
+            croot,
+            args,
+            solve=_solve,
+            print_plan=_print_plan,
+            say=say,
+        )
     for kind in tests.skipped:
         say(f"note: the rattler runner does not run {kind!r} tests; skipped")
     if not tests.has_tests:
@@ -226,6 +239,25 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_PASSED
 
 
+def _rattler_build():
+    """py-rattler-build's module, or None where the host has not installed it."""
+    try:
+        import rattler_build  # noqa: PLC0415 - optional (the rattler-build extra)
+    except ImportError:
+        return None
+    return rattler_build
+
+
+def _rattler_build_path():
+    """The sibling module that runs tests.yaml with rattler-build: by its package name when
+    this file is imported, by its file name when it runs as a script."""
+    try:
+        from testing_app.adapters import rattler_build_path  # noqa: PLC0415
+    except ImportError:
+        import rattler_build_path  # noqa: PLC0415 - the script's own folder is on sys.path
+    return rattler_build_path
+
+
 def _solve(package: Path, tests: PackageTests, croot: Path, args):
     """The solved records, or an exit code after printing why there are none."""
     from rattler import MatchSpec
@@ -235,7 +267,11 @@ def _solve(package: Path, tests: PackageTests, croot: Path, args):
     from rattler.exceptions import SolverError
 
     index = tests.index
-    local = write_local_channel(package, index, croot / "local-channel")
+    try:
+        local = write_local_channel(package, index, croot / "local-channel")
+    except Exception as exc:  # noqa: BLE001 - rattler's index errors share no base class
+        say(f"error: the package could not be indexed: {exc}")
+        return EXIT_INFRASTRUCTURE
     specs = [f"{index['name']} =={index['version']} {index['build']}", *tests.requirements]
     if tests.needs_python:
         specs.append("python")
@@ -268,15 +304,19 @@ def _solve(package: Path, tests: PackageTests, croot: Path, args):
         return EXIT_INFRASTRUCTURE
 
 
-def _install(records, prefix: Path) -> None:
-    from rattler import install
-
+def _print_plan(records) -> None:
     say(PLAN_HEADER)
     say()
     for record in sorted(records, key=lambda r: r.name.normalized):
         channel = str(record.channel or "").rstrip("/")
         say(f"  {record.name.normalized:<30} {channel}::{record.file_name.rsplit('.', 1)[0]}")
     say()
+
+
+def _install(records, prefix: Path) -> None:
+    from rattler import install
+
+    _print_plan(records)
     cache = os.environ.get("CONDA_PKGS_DIRS", "").split(os.pathsep)[0] or None
     asyncio.run(install(records, target_prefix=prefix, cache_dir=cache, show_progress=False))
 

@@ -39,6 +39,8 @@ from testing_app.adapters.job_log import JobLog
 from testing_app.adapters.job_log import Redactor
 from testing_app.adapters.job_log import scrubbed_environment
 from testing_app.adapters.job_log import secret_values
+from testing_app.adapters.rattler_runner import PackageReadError
+from testing_app.adapters.rattler_runner import read_package_tests
 from testing_app.models import Job
 from testing_app.models import Verdict
 from testing_app.models import WorkerProcess
@@ -49,7 +51,20 @@ logger = logging.getLogger(__name__)
 
 RUNNER_NAME = "conda-build"
 RATTLER_RUNNER = "rattler"
+# Recorded as the job's runner when the rattler runner let rattler-build run the tests.
+RATTLER_BUILD_TOOL = "rattler-build"
 RATTLER_RUNNER_SCRIPT = Path(__file__).resolve().parent.parent / "adapters" / "rattler_runner.py"
+JOB_TMP = "tmp"
+# conda-build's exceptions that end a test for reasons outside the package (build.py,
+# render.py, environ.py, utils.py): each means `error`, never `failed`.
+INFRASTRUCTURE_HINTS = {
+    "RecipeError": "the package carries no conda-build recipe (built by rattler-build?)",
+    "LinkError": "the test environment could not be linked",
+    "BuildLockError": "a conda-build lock could not be taken in time",
+    "CondaHTTPError": "a channel could not be read",
+    "UnavailableInvalidChannel": "a channel could not be read",
+}
+TEST_FAILURE_EXCEPTION = "CondaBuildUserError"
 CHANNEL_ROLE_ORDER = (Channel.Role.STAGING, Channel.Role.TARGET, Channel.Role.UPSTREAM)
 
 
@@ -86,11 +101,18 @@ def extra_deps(job: Job) -> list[str]:
     return specs
 
 
-def child_environment() -> dict[str, str]:
+def child_environment(croot: Path) -> dict[str, str]:
     """The test's environment: this process's (CUDA_VISIBLE_DEVICES pinned by the worker)
-    without secrets or service configuration, plus the shared package cache."""
+    without secrets or service configuration, plus the shared package cache and a temporary
+    folder of the job's own inside its croot: conda-build extracts the package under test into
+    `tempfile.mkdtemp()` and removes it only after a passing test, so failures would otherwise
+    pile up in the host's /tmp; the croot is removed whatever happened."""
     env = scrubbed_environment(os.environ)
     env["CONDA_PKGS_DIRS"] = str(settings.CONDA_PKGS_DIR)
+    temporary = croot / JOB_TMP
+    temporary.mkdir(parents=True, exist_ok=True)
+    for name in ("TMPDIR", "TEMP", "TMP"):  # POSIX, then the two Windows reads
+        env[name] = str(temporary)
     # conda-build is Python: unbuffered, its lines reach the live log as they are printed.
     env["PYTHONUNBUFFERED"] = "1"
     return env
@@ -111,8 +133,22 @@ def classify(run: CondaBuildTestRun, *, timeout_s: int) -> tuple[str, str]:
         )
     if SOLVER_ERROR in run.markers:
         return Verdict.UNINSTALLABLE, "The test environment could not be solved."
-    if TESTS_FAILED in run.markers:
+    if run.environment_failure and not run.packages:
+        # conda-build prints "TESTS FAILED" here too, but no test ever ran.
+        return (
+            Verdict.ERROR,
+            "conda-build could not get the test environment (a channel, network or lock "
+            f"problem, not the package): {run.environment_failure}",
+        )
+    exception = run.final_exception_name
+    if TESTS_FAILED in run.markers and exception in ("", TEST_FAILURE_EXCEPTION):
         return Verdict.FAILED, "The package's tests failed."
+    if exception:
+        hint = INFRASTRUCTURE_HINTS.get(exception)
+        return (
+            Verdict.ERROR,
+            f"conda-build stopped with {run.final_exception}" + (f" ({hint})" if hint else ""),
+        )
     if run.exit_code is not None and run.exit_code < 0:
         return Verdict.ERROR, f"conda-build was killed by signal {-run.exit_code}."
     return Verdict.ERROR, f"conda-build exited {run.exit_code} without a test verdict."
@@ -127,6 +163,41 @@ def choose_test_runner(job: Job, worker: WorkerProcess | None) -> str:
     if worker is not None:
         return RUNNER_NAME if worker.host.runners.get(RUNNER_NAME) else RATTLER_RUNNER
     return RUNNER_NAME if shutil.which(settings.CONDA_BUILD_BIN) else RATTLER_RUNNER
+
+
+def package_layout(package: Path) -> str:
+    """ "conda-build" (info/test/), "rattler-build" (info/tests/tests.yaml) or "" (no tests, or
+    unreadable: the runner then reports it in its own words)."""
+    try:
+        return read_package_tests(package).layout
+    except PackageReadError:
+        return ""
+
+
+def runner_for_package_format(job: Job, runner: str, layout: str, log: JobLog) -> str:
+    """A package built by rattler-build (info/tests/tests.yaml, a v1 recipe, no info/test/)
+    is not conda-build's to test: before 26.7 it prints "Nothing to test for" (a false
+    no_tests), from 26.7 it stops on RecipeError. Such a package goes to the rattler runner,
+    which hands tests.yaml to rattler-build, unless the job names conda-build itself."""
+    if runner != RUNNER_NAME or job.required_runner == RUNNER_NAME or layout != "rattler-build":
+        return runner
+    log.write(
+        "package built by rattler-build (info/tests/tests.yaml): tested by the rattler runner, "
+        "conda-build cannot read its tests"
+    )
+    return RATTLER_RUNNER
+
+
+def _tool_that_tests(runner: str, layout: str, worker, env) -> tuple[str, str]:
+    """(tool, version) recorded on the job: the rattler runner hands a rattler-build package to
+    rattler-build itself where py-rattler-build is installed (adapters/rattler_build_path.py),
+    so the job says rattler-build and its version."""
+    if runner == RATTLER_RUNNER and layout == "rattler-build":
+        try:
+            return RATTLER_BUILD_TOOL, importlib.metadata.version("py-rattler-build")
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return runner, _runner_version(worker, env, runner)
 
 
 def runner_command(runner: str) -> tuple[tuple[str, ...], str]:
@@ -186,7 +257,7 @@ def run_test_job(
 
 
 def _run(job, worker, log, croot, on_progress, runner=RUNNER_NAME) -> JobOutcome:
-    env = child_environment()
+    env = child_environment(croot)
     version = _runner_version(worker, env, runner)
     launcher, binary = runner_command(runner)
     where = f"{worker.name} on {worker.host.name}" if worker else "an unregistered worker"
@@ -216,6 +287,10 @@ def _run(job, worker, log, croot, on_progress, runner=RUNNER_NAME) -> JobOutcome
             download_s=time.monotonic() - started,
         )
     download_s = time.monotonic() - started
+    layout = package_layout(artifact.path)
+    runner = runner_for_package_format(job, runner, layout, log)
+    launcher, binary = runner_command(runner)
+    runner, version = _tool_that_tests(runner, layout, worker, env)
     test = CondaBuildTest(
         binary=binary,
         launcher=launcher,

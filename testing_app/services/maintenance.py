@@ -39,6 +39,7 @@ from testing_app.selectors.maintenance import newest_supported_release
 from testing_app.selectors.maintenance import packages_with_passing_build
 from testing_app.services.notices import notify_lifecycle
 from testing_app.services.promotion_backends import ANACONDA
+from testing_app.services.promotion_backends import anaconda_client
 from testing_app.services.promotion_backends import anaconda_owner
 from testing_app.services.promotion_backends import backend_name
 
@@ -269,11 +270,7 @@ def _remove_from_label(
     channel: Channel, builds: list[Build], *, client: AnacondaClient | None, done: list[str]
 ) -> None:
     owner, label = anaconda_owner(channel), channel.label or "main"
-    client = client or AnacondaClient(
-        token=settings.ANACONDA_API_TOKEN,
-        api_url=settings.ANACONDA_API_URL,
-        timeout_s=settings.HTTP_TIMEOUT_S,
-    )
+    client = client or anaconda_client()
     for build in builds:
         spec = FileSpec(owner, build.name, build.version, f"{build.subdir}/{build.filename}")
         done.append(client.remove_label(spec=spec, label=label).detail)

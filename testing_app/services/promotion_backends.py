@@ -18,6 +18,7 @@ from packages_app.models import Channel
 from testing_app.adapters.anaconda import AnacondaClient
 from testing_app.adapters.anaconda import AnacondaError
 from testing_app.adapters.anaconda import FileSpec
+from testing_app.adapters.anaconda import resolve_token
 from testing_app.adapters.downloads import DownloadError
 from testing_app.adapters.downloads import fetch_artifact
 from testing_app.adapters.local_channel import LocalChannelError
@@ -30,9 +31,11 @@ ANACONDA = Promotion.Backend.ANACONDA
 
 
 class CopyFailed(Exception):
-    def __init__(self, message: str, *, retryable: bool):
+    def __init__(self, message: str, *, retryable: bool, retry_after_s: float | None = None):
         super().__init__(message)
         self.retryable = retryable
+        # The server's Retry-After, when it sent one: the next attempt waits at least this.
+        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,15 @@ def anaconda_owner(channel: Channel) -> str:
     return owner
 
 
+def anaconda_client() -> AnacondaClient:
+    """The anaconda.org client of this deployment; its token as anaconda-client finds one
+    (adapters/anaconda.py::resolve_token). AnacondaError when there is none."""
+    token, _ = resolve_token(settings.ANACONDA_API_TOKEN, api_url=settings.ANACONDA_API_URL)
+    return AnacondaClient(
+        token=token, api_url=settings.ANACONDA_API_URL, timeout_s=settings.HTTP_TIMEOUT_S
+    )
+
+
 class AnacondaBackend:
     """`Binstar.copy` from the source owner/label to the target owner/label (one file each)."""
 
@@ -144,11 +156,7 @@ class AnacondaBackend:
     def client(self) -> AnacondaClient:
         if self._client is None:
             try:
-                self._client = AnacondaClient(
-                    token=settings.ANACONDA_API_TOKEN,
-                    api_url=settings.ANACONDA_API_URL,
-                    timeout_s=settings.HTTP_TIMEOUT_S,
-                )
+                self._client = anaconda_client()
             except AnacondaError as exc:
                 raise CopyFailed(str(exc), retryable=False) from exc
         return self._client
@@ -174,5 +182,7 @@ class AnacondaBackend:
                 sha256=build.sha256,
             )
         except AnacondaError as exc:
-            raise CopyFailed(f"{exc.kind}: {exc}", retryable=exc.retryable) from exc
+            raise CopyFailed(
+                f"{exc.kind}: {exc}", retryable=exc.retryable, retry_after_s=exc.retry_after_s
+            ) from exc
         return CopyDone(outcome.already_present, outcome.detail)

@@ -1,20 +1,30 @@
 """After every item of a promotion landed: re-sync the target channel, tell the maintainers,
 and check that what users install together still installs from the target.
 
+anaconda.org indexes a copied file asynchronously: its label's repodata lists the file some
+time after the copy was answered. An anaconda.org promotion therefore first polls the target
+label's repodata (bounded) until every promoted file is listed; reading it earlier would miss
+the new files and mark builds withdrawn, and solve the install sets without them. When the
+wait times out, the re-sync and the install-set checks are skipped and say so.
+
 Each step records {"step", "ok", "detail"} on the promotion; a step that fails is recorded and
 does not undo the promotion (the files are in the target either way).
 """
 
 import logging
+import math
+import time
 from collections import defaultdict
 from collections.abc import Callable
 
 import requests
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError
 from django.utils import timezone
 
 from packages_app.adapters.repodata import RepodataError
+from packages_app.adapters.repodata import read_repodata
 from packages_app.models import Build
 from packages_app.models import TorchRelease
 from packages_app.services.catalog import import_repodata
@@ -34,16 +44,84 @@ from testing_app.services.notifications import notify
 logger = logging.getLogger(__name__)
 
 
-def run_followups(*, promotion: Promotion, solver: Callable) -> list[dict]:
+INDEX_STEP = "wait for the target's index"
+RESYNC_STEP = "re-sync the target channel"
+INSTALL_SETS_STEP = "check install sets"
+
+
+def run_followups(
+    *, promotion: Promotion, solver: Callable, sleep: Callable[[float], None] = time.sleep
+) -> list[dict]:
     items = list(promotion.items.select_related("build__package").order_by("pk"))
     builds = [item.build for item in items]
-    steps = [
-        _step("re-sync the target channel", lambda: resync_target(promotion, builds)),
-        _step("notify maintainers", lambda: notify_maintainers(promotion, builds)),
-        _step("check install sets", lambda: check_install_sets(promotion, solver)),
-    ]
+    steps = []
+    indexed = True
+    if promotion.backend == Promotion.Backend.ANACONDA:
+        steps.append(_step(INDEX_STEP, lambda: wait_for_index(promotion, builds, sleep=sleep)))
+        indexed = steps[-1]["ok"]
+    skipped = {
+        "ok": False,
+        "detail": "skipped: the target's index does not list the promoted files yet; "
+        "re-sync the target channel once it does",
+    }
+    if indexed:
+        steps.append(_step(RESYNC_STEP, lambda: resync_target(promotion, builds)))
+    else:
+        steps.append({"step": RESYNC_STEP, **skipped})
+    steps.append(_step("notify maintainers", lambda: notify_maintainers(promotion, builds)))
+    if indexed:
+        steps.append(_step(INSTALL_SETS_STEP, lambda: check_install_sets(promotion, solver)))
+    else:
+        steps.append({"step": INSTALL_SETS_STEP, **skipped})
     Promotion.objects.filter(pk=promotion.pk).update(followups=steps)
     return steps
+
+
+def wait_for_index(
+    promotion: Promotion, builds: list[Build], *, sleep: Callable[[float], None]
+) -> tuple[bool, str]:
+    """Read the target's repodata of each subdir written to, every PROMOTION_INDEX_POLL_S,
+    until it lists every promoted file; at most PROMOTION_INDEX_WAIT_S (counted in polls, so
+    a slow download does not stretch it beyond one more poll)."""
+    target = promotion.target_channel
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for build in builds:
+        wanted[build.subdir].add(build.filename)
+    poll_s, wait_s = settings.PROMOTION_INDEX_POLL_S, settings.PROMOTION_INDEX_WAIT_S
+    waits = math.ceil(wait_s / poll_s) if poll_s > 0 else 0
+    missing, last_error = [], ""
+    for waited in range(waits + 1):
+        missing, last_error = _not_yet_indexed(target, wanted)
+        if not missing:
+            return True, (
+                f"{plural(len(builds), 'promoted file')} listed by {target} "
+                f"after {plural(waited, 'wait')} of {poll_s:g} s"
+            )
+        if waited < waits:
+            sleep(poll_s)
+    more = f" (+{len(missing) - 10} more)" if len(missing) > 10 else ""
+    detail = (
+        f"timed out: after {wait_s:g} s the repodata of {target} still does not list "
+        f"{', '.join(missing[:10])}{more}"
+    )
+    return False, detail + (f"; last read failed: {last_error}" if last_error else "")
+
+
+def _not_yet_indexed(target, wanted: dict[str, set[str]]) -> tuple[list[str], str]:
+    missing, error = [], ""
+    for subdir, filenames in sorted(wanted.items()):
+        try:
+            parsed = read_repodata(
+                f"{target.base_url}/{subdir}/repodata.json",
+                timeout_s=settings.HTTP_TIMEOUT_S,
+                max_bytes=settings.REPODATA_MAX_BYTES,
+                lenient_specs=True,
+            )
+            listed = {record.filename for record in parsed.records}
+        except RepodataError as exc:
+            listed, error = set(), str(exc)
+        missing += [f"{subdir}/{name}" for name in sorted(filenames - listed)]
+    return missing, error
 
 
 def _step(name: str, action: Callable[[], tuple[bool, str]]) -> dict:

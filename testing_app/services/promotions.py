@@ -211,7 +211,7 @@ def run_promotion(
     except Exception as exc:  # noqa: BLE001 - recorded on the promotion; resumable
         logger.exception("promotion %s crashed", promotion_id)
         return _conclude(promotion, error=f"crashed: {exc!r}", solver=solver)
-    return _conclude(promotion, solver=solver)
+    return _conclude(promotion, solver=solver, sleep=sleep)
 
 
 def _claim(promotion_id: int) -> Promotion | None:
@@ -281,9 +281,10 @@ def _copy_item(promotion: Promotion, item: PromotionItem, backend: Backend, slee
             done = backend.copy(item.build)
         except CopyFailed as exc:
             if exc.retryable and attempt < len(backoff):
-                message = f"attempt {attempt + 1} failed, retrying in {backoff[attempt]:g} s: {exc}"
+                pause = _pause_before_retry(backoff[attempt], exc.retry_after_s)
+                message = f"attempt {attempt + 1} failed, retrying in {pause:g} s: {exc}"
                 PromotionItem.objects.filter(pk=item.pk).update(error_message=message[:4000])
-                sleep(backoff[attempt])
+                sleep(pause)
                 continue
             _item_failed(item, str(exc))
             return False
@@ -294,6 +295,14 @@ def _copy_item(promotion: Promotion, item: PromotionItem, backend: Backend, slee
         _item_done(item, done.detail)
         return True
     return False
+
+
+def _pause_before_retry(backoff_s: float, retry_after_s: float | None) -> float:
+    """The configured backoff, or longer when the server's Retry-After asks for it (a 429 or
+    503 from anaconda.org), capped so that a running promotion keeps its lease."""
+    if retry_after_s is None:
+        return backoff_s
+    return max(backoff_s, min(retry_after_s, settings.PROMOTION_RETRY_AFTER_MAX_S))
 
 
 def _item_failed(item: PromotionItem, message: str) -> None:
@@ -312,7 +321,7 @@ def _item_done(item: PromotionItem, detail: str) -> None:
     Build.objects.filter(pk=item.build_id).update(state=Build.State.PROMOTED, updated_at=now)
 
 
-def _conclude(promotion: Promotion, *, solver, error: str = "") -> Promotion:
+def _conclude(promotion: Promotion, *, solver, error: str = "", sleep=time.sleep) -> Promotion:
     """Done when every item landed (then the follow-ups), else partial or failed."""
     items = list(promotion.items.values_list("state", "error_message"))
     landed = sum(1 for state, _ in items if state == ItemState.DONE)
@@ -327,7 +336,7 @@ def _conclude(promotion: Promotion, *, solver, error: str = "") -> Promotion:
     )
     promotion.refresh_from_db()
     if state == State.DONE:
-        run_followups(promotion=promotion, solver=solver)
+        run_followups(promotion=promotion, solver=solver, sleep=sleep)
         promotion.refresh_from_db()
     logger.info("promotion %s: %s %s", promotion.pk, state, error)
     return promotion

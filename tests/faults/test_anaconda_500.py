@@ -106,6 +106,7 @@ def test_anaconda_500_then_200_promotion_completes_exactly_once(
     assert list(stub.channels["pytorch"]["linux-64"]) == ["pytorch-2.5.1-cpu_0.conda", FILENAME]
     # One promotion: re-synced (the build is in the target, promoted), one notice, checks pass.
     assert [(step["step"], step["ok"]) for step in promotion.followups] == [
+        ("wait for the target's index", True),
         ("re-sync the target channel", True),
         ("notify maintainers", True),
         ("check install sets", True),

@@ -19,9 +19,11 @@ def build_package(
     run_test_py: str | None = None,
     module_source: str | None = None,
     extension: str = ".conda",
+    extra_files: dict[str, str] | None = None,
 ) -> Path:
     """A package `<name>-<version>-<build><extension>` under out_dir/<subdir>/, with an optional
-    Python module `<name>` and the test scripts conda-build would have put in info/test/."""
+    Python module `<name>` and the test scripts conda-build would have put in info/test/.
+    `extra_files` adds more files by path (under info/ they are metadata, else payload)."""
     stage = out_dir / ".stage" / f"{name}-{version}-{build}{extension}"
     (stage / "info" / "test").mkdir(parents=True)
     files = []
@@ -30,6 +32,12 @@ def build_package(
         module.parent.mkdir(parents=True)
         module.write_text(module_source)
         files.append(module.relative_to(stage).as_posix())
+    for relative, text in (extra_files or {}).items():
+        target = stage / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        if not relative.startswith("info/"):
+            files.append(relative)
     for script_name, text in (("run_test.sh", run_test_sh), ("run_test.py", run_test_py)):
         if text is not None:
             (stage / "info" / "test" / script_name).write_text(text)

@@ -52,10 +52,12 @@ def test_copy_posts_to_the_configured_api_with_labels_and_token(client, http):
     assert request.req_kwargs["timeout"] == 12
 
 
-def test_copy_within_one_owner_sends_no_target_owner(client, http):
-    http.add(responses.POST, COPY_URL, json=[], status=200)
+def test_copy_within_one_owner_still_names_the_target_owner(client, http):
+    # binstar_client sends to_owner null when it is not given, and anaconda.org then copies
+    # into the token's own account: the owner is always named.
+    http.add(responses.POST, COPY_URL, json=[{"basename": SOURCE.basename}], status=200)
     copy(client, to_owner="stage-owner")
-    assert json.loads(http.calls[0].request.body)["to_owner"] is None
+    assert json.loads(http.calls[0].request.body)["to_owner"] == "stage-owner"
 
 
 def test_copy_401_is_unauthorized_and_not_retried(client, http):
@@ -159,5 +161,5 @@ def test_token_never_appears_in_logs_errors_or_repr(client, http, caplog):
 
 
 def test_client_without_token_refuses_with_a_clear_error():
-    with pytest.raises(AnacondaError, match="ANACONDA_API_TOKEN is empty"):
+    with pytest.raises(AnacondaError, match="ANACONDA_API_TOKEN and BINSTAR_API_TOKEN are empty"):
         AnacondaClient(token="", api_url=API)

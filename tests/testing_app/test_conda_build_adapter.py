@@ -63,7 +63,7 @@ def test_run_passing_package_reports_markers_and_environment(tmp_path):
     assert run.exit_code == 0
     assert {TEST_START, TEST_END, ALL_TESTS_PASSED} <= run.markers
     assert TESTS_FAILED not in run.markers
-    assert {"name": "pytorch", "channel": "fake-channel/noarch", "package": "pytorch-2.5.1-0"} in (
+    assert {"name": "pytorch", "channel": "fake-channel", "package": "pytorch-2.5.1-0"} in (
         run.packages
     )
     argv = list(run.argv)

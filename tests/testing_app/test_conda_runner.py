@@ -51,7 +51,7 @@ def test_passing_package_records_every_fact(engine_settings, make_build, cpu_cel
     assert job.download_s is not None
     assert job.test_s > 0
     assert job.duration_s >= job.test_s
-    assert {"name": "pytorch", "channel": "fake-channel/noarch", "package": "pytorch-2.5.1-0"} in (
+    assert {"name": "pytorch", "channel": "fake-channel", "package": "pytorch-2.5.1-0"} in (
         job.solved_packages
     )
     assert job.log_path == f"{job.pk}.log.gz"

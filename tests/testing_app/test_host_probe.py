@@ -110,6 +110,47 @@ def test_probe_host_with_real_outputs_matches_the_probe_run_on_that_machine():
     assert "conda-build: conda-build: not found" in facts.notes
 
 
+def test_probe_host_with_a_pre_510_driver_reads_the_gpus_without_compute_cap():
+    # Drivers older than 510 reject the whole query because of the compute_cap field; the
+    # host must not look GPU-less for that (the probe then retries without the field).
+    legacy_rows = (
+        "0, Tesla V100-SXM2-32GB, GPU-11111111-2222-3333-4444-555555555555, 32510, 470.256.02"
+    )
+    calls = []
+
+    def run(argv):
+        calls.append(argv)
+        if argv[0] != "nvidia-smi":
+            raise ProbeError(f"{argv[0]}: not found")
+        if len(argv) == 1:
+            return _fixture("nvidia-smi.txt").replace("CUDA Version: 13.0", "CUDA Version: 11.4")
+        if "compute_cap" in argv[1]:
+            raise ProbeError(
+                'nvidia-smi --query-gpu=... exited 2: Field "compute_cap" is not a valid field to '
+                "query. Please run nvidia-smi --help-query-gpu"
+            )
+        return legacy_rows + "\n"
+
+    facts = host_probe.probe_host(run=run)
+
+    assert facts.gpus == [
+        GpuFacts(
+            index=0,
+            name="Tesla V100-SXM2-32GB",
+            uuid="GPU-11111111-2222-3333-4444-555555555555",
+            memory_mib=32510,
+            compute_capability="",
+            driver_version="470.256.02",
+        )
+    ]
+    assert (facts.driver_version, facts.max_cuda) == ("470.256.02", "11.4")
+    assert any("older than 510" in note for note in facts.notes)
+    assert [argv[1] for argv in calls if argv[0] == "nvidia-smi" and len(argv) > 1] == [
+        host_probe.NVIDIA_SMI_QUERY[0],
+        host_probe.LEGACY_NVIDIA_SMI_QUERY[0],
+    ]
+
+
 def test_probe_host_without_nvidia_smi_notes_why():
     def run(argv):
         raise ProbeError(f"{argv[0]}: not found")

@@ -31,13 +31,21 @@ from tests.testing_app.planning_world import sample_world
 pytestmark = pytest.mark.django_db
 
 
-def _run_script(package: Path, channel: str, croot: Path, *extra_deps: str):
+def _run_script(package: Path, channel: str, croot: Path, *extra_deps: str, env=None):
     command = [sys.executable, str(RATTLER_RUNNER_SCRIPT), "--test", str(package)]
     command += ["--override-channels", "-c", channel, "--croot", str(croot)]
     if extra_deps:
         command += ["--extra-deps", *extra_deps]
-    env = {"PATH": "/usr/bin:/bin", "CONDA_PKGS_DIRS": str(croot.parent / "pkgs")}
+    env = {"PATH": "/usr/bin:/bin", "CONDA_PKGS_DIRS": str(croot.parent / "pkgs"), **(env or {})}
     return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+
+
+def _without_rattler_build(tmp_path: Path) -> dict:
+    """An environment in which `import rattler_build` fails, as on a host without the extra."""
+    hidden = tmp_path / "hide-rattler-build" / "rattler_build"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ImportError('py-rattler-build not installed')\n")
+    return {"PYTHONPATH": str(hidden.parent)}
 
 
 @pytest.fixture
@@ -110,11 +118,18 @@ def test_script_runs_rattler_build_tests_yaml(world, tmp_path):
     )
     package = _package(tmp_path, "yaml-tested", info_files={"tests/tests.yaml": tests_yaml})
 
-    result = _run_script(package, world.sample.url, tmp_path / "e")
+    emulated = _run_script(
+        package, world.sample.url, tmp_path / "e", env=_without_rattler_build(tmp_path)
+    )
+    real = _run_script(package, world.sample.url, tmp_path / "f")
 
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "from tests.yaml" in result.stdout
-    assert "does not run 'package_contents' tests" in result.stdout
+    assert emulated.returncode == 0, emulated.stdout + emulated.stderr
+    assert "from tests.yaml" in emulated.stdout
+    assert "does not run 'package_contents' tests" in emulated.stdout
+    # With py-rattler-build, rattler-build runs it (package_contents was checked at build time).
+    assert real.returncode == 0, real.stdout + real.stderr
+    assert "run by rattler-build" in real.stdout
+    assert "from tests.yaml" in real.stdout
 
 
 def test_read_package_tests_reads_both_layouts(tmp_path):

@@ -1,0 +1,186 @@
+"""Routing by package format: a package built by rattler-build (info/tests/tests.yaml, no
+info/test/) never goes to conda-build unless the job names it; it is tested by the rattler
+runner, which reads tests.yaml. Real package files, the real rattler runner as a subprocess."""
+
+import asyncio
+import importlib.metadata
+import json
+from pathlib import Path
+
+import pytest
+from rattler.index import index_fs
+
+from packages_app.models import Channel
+from packages_app.models import TorchRelease
+from packages_app.services.sync import sync_channels
+from testing_app.adapters.job_log import read_log_text
+from testing_app.adapters.rattler_build_path import write_pin_channels
+from testing_app.models import Job
+from testing_app.models import Platform
+from testing_app.models import Run
+from testing_app.models import Variant
+from testing_app.services.dispatch import enqueue_jobs
+from testing_app.services.execution import execute_job
+from tests import factories
+from tests.testing_app.conftest import FAKE_CONDA_BUILD
+from tests.testing_app.packages import build_package
+from tests.testing_app.packages import file_digests
+from tests.testing_app.planning_world import SUBDIR
+from tests.testing_app.planning_world import sample_world
+from tests.testing_app.rattler_built import build_v1
+
+pytestmark = pytest.mark.django_db
+
+TESTS_YAML = "- script:\n    - echo tests.yaml ran for $PKG_NAME\n"
+
+
+@pytest.fixture
+def world(tmp_path, settings):
+    settings.CONDA_PKGS_DIR = tmp_path / "pkgs"
+    settings.CONDA_BUILD_CROOT_DIR = tmp_path / "croot"
+    # conda-build is "installed" (the stand-in): without routing it would take the job.
+    settings.CONDA_BUILD_BIN = str(FAKE_CONDA_BUILD)
+    world = sample_world(tmp_path)
+    sync_channels(channels=[world.channel], plan=False)
+    return world
+
+
+def _v1_build(tmp_path, name: str):
+    channel_dir = tmp_path / "rattler-built"
+    path = build_package(
+        channel_dir,
+        name=name,
+        build="h0_0",
+        subdir=SUBDIR,
+        depends=("pytorch",),
+        extra_files={
+            "info/recipe/recipe.yaml": f"package:\n  name: {name}\n  version: 1.0.0\n",
+            "info/tests/tests.yaml": TESTS_YAML,
+        },
+    )
+    for subdir in (SUBDIR, "noarch"):  # an empty index: the runner tests the file it downloaded
+        (channel_dir / subdir).mkdir(exist_ok=True)
+        empty = {"info": {"subdir": subdir}, "packages": {}, "packages.conda": {}}
+        (channel_dir / subdir / "repodata.json").write_text(json.dumps(empty))
+    channel = Channel.objects.create(
+        name="rattler-built", url=channel_dir.as_uri(), role=Channel.Role.UPSTREAM
+    )
+    return factories.BuildFactory(
+        channel=channel,
+        name=name,
+        version="1.0.0",
+        build_string="h0_0",
+        subdir=SUBDIR,
+        filename=path.name,
+        depends=["pytorch"],
+        **file_digests(path),
+    )
+
+
+def _job(build, **fields) -> Job:
+    fields.setdefault("torch_release", TorchRelease.objects.get(version="2.4.1"))
+    (job,) = enqueue_jobs(
+        run=Run.objects.create(trigger=Run.Trigger.MANUAL),
+        jobs=[
+            Job(
+                kind=Job.Kind.TEST,
+                build=build,
+                variant=Variant.objects.get(name="cpu"),
+                platform=Platform.objects.get(subdir=SUBDIR),
+                extra_specs=["pytorch * cpu*"],
+                timeout_s=300,
+                **fields,
+            )
+        ],
+    )
+    return execute_job(job_id=job.pk)
+
+
+def test_rattler_build_package_goes_to_the_rattler_runner_not_conda_build(
+    world, tmp_path, settings
+):
+    job = _job(_v1_build(tmp_path, "v1-tested"))
+    assert (job.verdict, job.runner) == ("passed", "rattler-build"), job.error_message
+    assert job.runner_version  # the job page shows the tool and its version
+    log = read_log_text(Path(settings.LOG_DIR) / job.log_path)
+    assert "package built by rattler-build (info/tests/tests.yaml)" in log
+    assert "tests.yaml ran for v1-tested" in log
+    assert job.command[1].endswith("rattler_runner.py")
+
+
+def _v1_row(path):
+    channel = Channel.objects.get_or_create(
+        name="rattler-built-v1", url=path.parent.parent.as_uri(), role=Channel.Role.UPSTREAM
+    )[0]
+    return factories.BuildFactory(
+        channel=channel,
+        name="v1-torch-check",
+        version="1.0.0",
+        build_string=path.name.removesuffix(".conda").rsplit("-", 1)[1],
+        subdir="noarch",
+        filename=path.name,
+        depends=["pytorch >=2.4,<2.6"],
+        **file_digests(path),
+    )
+
+
+def test_rattler_build_runs_the_tests_with_the_cells_pytorch_pinned_through_channels(
+    world, tmp_path, settings
+):
+    pytest.importorskip("rattler_build")
+    # Built by the real builder from a v1 recipe; the sample channel has PyTorch 2.4.1 and 2.5.1
+    # stand-ins, and rattler-build's own solve would take 2.5.1.
+    path = build_v1("v1-torch-check", output_dir=tmp_path / "v1", channels=[world.sample.url])
+    for subdir in ("noarch", SUBDIR):  # the package's own channel, indexed by rattler
+        (tmp_path / "v1" / subdir).mkdir(exist_ok=True)
+    asyncio.run(index_fs(tmp_path / "v1"))
+
+    build = _v1_row(path)
+    pinned_241 = _job(build, torch_release=TorchRelease.objects.get(version="2.4.1"))
+    pinned_251 = _job(build, torch_release=TorchRelease.objects.get(version="2.5.1"))
+
+    assert (pinned_241.verdict, pinned_241.runner) == ("passed", "rattler-build"), (
+        pinned_241.log_tail
+    )
+    assert pinned_241.runner_version == importlib.metadata.version("py-rattler-build")
+    log = read_log_text(Path(settings.LOG_DIR) / pinned_241.log_path)
+    assert "torch 2.4.1, expected 2.4.1" in log  # files: in the test's cwd, the pin held
+    assert "etc/conda/test-files/v1-torch-check/0" in log
+    assert "from the env of a rattler-build test: v1-torch-check" in log
+    assert "channels, strict priority: file://" in log
+    assert {p["name"] for p in pinned_241.solved_packages} >= {"pytorch", "v1-torch-check"}
+    assert pinned_251.verdict == "failed"
+    assert "torch 2.5.1, expected 2.4.1" in read_log_text(
+        Path(settings.LOG_DIR) / pinned_251.log_path
+    )
+
+
+def test_pin_channels_hold_exactly_the_pinned_records_and_point_at_their_files(tmp_path):
+    rattler = pytest.importorskip("rattler")
+    channel = tmp_path / "upstream"
+    for version in ("2.4.1", "2.5.1"):
+        build_package(channel, name="pytorch", version=version, build="cpu_0", subdir=SUBDIR)
+    build_package(channel, name="helper", build="h0", subdir=SUBDIR)
+    (channel / "noarch").mkdir()
+    asyncio.run(index_fs(channel))
+    records = asyncio.run(
+        rattler.solve(
+            sources=[channel.as_uri()],
+            specs=[rattler.MatchSpec("pytorch ==2.4.1"), rattler.MatchSpec("helper")],
+            platforms=[SUBDIR, "noarch"],
+        )
+    )
+
+    (url,) = write_pin_channels(records, {"pytorch"}, tmp_path / "pins")
+
+    pinned = json.loads((tmp_path / "pins" / "pin-0" / SUBDIR / "repodata.json").read_text())
+    assert list(pinned["packages.conda"]) == ["pytorch-2.4.1-cpu_0.conda"]
+    assert pinned["info"]["base_url"] == f"{channel.as_uri()}/{SUBDIR}/"
+    assert url == (tmp_path / "pins" / "pin-0").as_uri()
+    assert not list((tmp_path / "pins").rglob("*.conda"))  # nothing copied
+
+
+def test_conda_build_package_still_goes_to_conda_build(world, settings):
+    build = world.channel.builds.get(name="sample-passes")
+    job = _job(build)
+    assert job.runner == "conda-build"
