@@ -71,7 +71,10 @@ def package_detail(request, name):
             "build_states": Build.State,
             "health": get_package_health(name=name, package=package, versions=versions),
             "test_matrix": get_package_matrix(
-                name=name, versions=versions, requested_version=request.GET.get("mv", "")
+                name=name,
+                versions=versions,
+                requested_version=request.GET.get("mv", ""),
+                all_columns=request.GET.get("mcols") == "all",
             ),
         },
     )
