@@ -23,6 +23,7 @@ from testing_app.models import Job
 from testing_app.models import Platform
 from testing_app.models import Variant
 from testing_app.models.verdicts import Verdict
+from testing_app.selectors.logs import extract_failure_excerpt
 
 HISTORY_LENGTH = 10
 # The packages of a solved environment that are PyTorch itself, whatever the channel calls it.
@@ -61,7 +62,9 @@ def _reason(result: CellResult) -> tuple[str, str]:
             job.failure_excerpt or job.error_message or "The solver gave no explanation."
         )
     if result.verdict in (Verdict.FAILED, Verdict.TIMEOUT, Verdict.NO_TESTS):
-        return "Why it did not pass", job.failure_excerpt or job.error_message or job.log_tail
+        return "Why it did not pass", (
+            job.failure_excerpt or job.error_message or extract_failure_excerpt(job.log_tail)
+        )
     if result.verdict == Verdict.ERROR:
         return "Infrastructure error (not the package's fault)", job.error_message
     if result.verdict == Verdict.WAIVED:

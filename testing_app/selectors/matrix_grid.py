@@ -14,15 +14,23 @@ maintainers) and one grouped aggregate.
 
 from dataclasses import dataclass
 from dataclasses import field
+from functools import cached_property
+from functools import lru_cache
+from urllib.parse import quote
 
 from django.core.paginator import Page
 from django.core.paginator import Paginator
+from django.db import connection
 from django.db.models import Count
+from django.db.models import F
 from django.db.models import Max
+from django.db.models import Subquery
 
+from packages_app.models import Build
 from packages_app.models import Maintainer
 from packages_app.models import Package
 from packages_app.models import TorchRelease
+from testing_app.models import CellResult
 from testing_app.models import Platform
 from testing_app.models import Variant
 from testing_app.models.verdicts import Verdict
@@ -30,7 +38,6 @@ from testing_app.selectors.matrix import MAX_PAGE_SIZE
 from testing_app.selectors.matrix import PROBLEM_VERDICTS
 from testing_app.selectors.matrix import CellSummary
 from testing_app.selectors.matrix import MatrixFilters
-from testing_app.selectors.matrix import _scoped_cells
 from testing_app.selectors.matrix import list_matrix_packages
 from testing_app.selectors.matrix import list_supported_releases
 from testing_app.selectors.matrix import summarise_counts
@@ -53,6 +60,11 @@ class GridColumn:
     release: TorchRelease
     variant: Variant
     first_of_release: bool = False
+
+    @cached_property
+    def path(self) -> str:
+        """This column's part of a cell page's URL: release/variant/ (quoted, so HTML-safe)."""
+        return f"{quote(self.release.version, safe='')}/{quote(self.variant.name, safe='')}/"
 
 
 @dataclass(frozen=True)
@@ -91,28 +103,69 @@ class ResultsGrid:
         return self.total_columns - len(self.columns)
 
 
+def _page_cells(package_ids: list[int], releases: list[TorchRelease], filters: MatrixFilters):
+    """CellResults of the page's packages' latest-version builds: through an indexed build
+    subquery (the page's ~200 builds), not a join with every build of the catalog."""
+    builds = Build.objects.filter(
+        package_id__in=package_ids, version=F("package__latest_version")
+    ).values("pk")
+    cells = CellResult.objects.filter(
+        build_id__in=Subquery(builds), torch_release_id__in=[r.pk for r in releases]
+    )
+    if filters.platform:
+        cells = cells.filter(platform__subdir=filters.platform)
+    if filters.variant:
+        cells = cells.filter(variant__name=filters.variant)
+    return cells
+
+
+@lru_cache(maxsize=1024)
+def _summary(counts: tuple[tuple[str, int], ...]) -> CellSummary:
+    """summarise_counts of a cell's (verdict, n) pairs; a page repeats few distinct ones."""
+    return summarise_counts(dict(counts))
+
+
 def _aggregate(
     package_ids: list[int], releases: list[TorchRelease], filters: MatrixFilters
 ) -> dict[tuple[int, int, int, int], GridCell]:
     """One grouped query: {(package, platform, release, variant): GridCell}."""
-    rows = (
-        _scoped_cells(filters, [r.pk for r in releases])
-        .filter(package_id__in=package_ids)
+    if not package_ids or not releases:
+        return {}  # an empty IN () has no SQL: Django raises EmptyResultSet when compiling it
+    grouped = (
+        _page_cells(package_ids, releases, filters)
         .order_by()
         .values_list("package_id", "platform_id", "torch_release_id", "variant_id", "verdict")
         .annotate(n=Count("pk"), reason=Max("detail"))
     )
-    counts: dict[tuple[int, int, int, int], dict[str, int]] = {}
-    reasons: dict[tuple[int, int, int, int], dict[str, str]] = {}
-    for package_id, platform_id, release_id, variant_id, verdict, n, reason in rows:
-        key = (package_id, platform_id, release_id, variant_id)
-        counts.setdefault(key, {})[verdict] = n
-        if reason:
-            reasons.setdefault(key, {})[verdict] = reason
-    cells = {}
-    for key, value in counts.items():
-        summary = summarise_counts(value)
-        cells[key] = GridCell(summary=summary, reason=reasons.get(key, {}).get(summary.worst, ""))
+    # Plain tuples from the cursor: a design-scale page groups ~10,000 cells, and the ORM's
+    # per-row conversion of them cost as much as the query itself (bench/matrix_scale.py).
+    sql, params = grouped.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    # Most cells hold one verdict: their rows map straight to a shared GridCell (a page repeats
+    # few distinct ones), so that ~10,000 cells allocate next to nothing.
+    single: dict[tuple, tuple] = {}
+    several: dict[tuple, list[tuple]] = {}
+    for row in rows:
+        key = row[:4]
+        if key in several:
+            several[key].append(row)
+        elif key in single:
+            several[key] = [single.pop(key), row]
+        else:
+            single[key] = row
+    shared: dict[tuple, GridCell] = {}
+    cells: dict[tuple[int, int, int, int], GridCell] = {}
+    for key, (*_, verdict, n, reason) in single.items():
+        cell = shared.get((verdict, n, reason))
+        if cell is None:
+            cell = shared[(verdict, n, reason)] = GridCell(_summary(((verdict, n),)), reason or "")
+        cells[key] = cell
+    for key, group in several.items():
+        summary = _summary(tuple(sorted((row[4], row[5]) for row in group)))
+        reason = next((row[6] for row in group if row[4] == summary.worst and row[6]), "")
+        cells[key] = GridCell(summary=summary, reason=reason)
     return cells
 
 
@@ -137,11 +190,7 @@ def get_results_grid(
     cells = _aggregate([p.pk for p in page_packages], releases, filters)
     failing_only = filters.status == "failing"
 
-    wanted = {
-        (release_id, variant_id)
-        for (_, _, release_id, variant_id), cell in cells.items()
-        if _shown(cell, failing_only)
-    }
+    wanted = {key[2:] for key, cell in cells.items() if _shown(cell, failing_only)}
     # "All" is every variant each release is built for (the release's own list), plus any
     # variant that holds a result anyway; a release without a list admits every variant.
     built_for: dict[int, set[int]] = {}
@@ -167,6 +216,7 @@ def get_results_grid(
         groups[-1] = ReleaseGroup(release=release, span=groups[-1].span + 1)
         columns.append(GridColumn(release=release, variant=variant, first_of_release=first))
 
+    column_keys = [(c.release.pk, c.variant.pk) for c in columns]
     platform_ids: dict[int, set[int]] = {}
     applicable: set[int] = set()
     for (package_id, platform_id, *_), cell in cells.items():
@@ -183,16 +233,15 @@ def get_results_grid(
         )
         package_rows = []
         for platform in ordered:
-            row_cells: list[GridCell | None] = []
-            for column in columns:
-                cell = cells.get((package.pk, platform.pk, column.release.pk, column.variant.pk))
-                if cell is not None and failing_only and not _shown(cell, True):
-                    cell = None
-                row_cells.append(cell)
+            # The tightest loop of the page (~10,000 cells at design scale): plain keys only.
+            row_cells = [cells.get((package.pk, platform.pk, *key)) for key in column_keys]
+            if failing_only:
+                row_cells = [c if c is not None and _shown(c, True) else None for c in row_cells]
+                if not any(row_cells):
+                    continue
+            for cell in row_cells:
                 if cell is not None:
                     totals[cell.summary.worst] += 1
-            if failing_only and not any(row_cells):
-                continue
             package_rows.append(
                 GridRow(
                     package=package,

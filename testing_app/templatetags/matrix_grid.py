@@ -41,24 +41,22 @@ BLANK_CELL = '<td class="cell blank"></td>'
 
 @register.simple_tag
 def grid_cells(row, columns, failing_only=False):
-    """A grid row's cells; each links to its cell page (reason, inputs, history)."""
-    prefix = escape(matrix_cell_prefix() + quote(row.package.name, safe=""))
-    platform = escape(quote(row.platform, safe=""))
+    """A grid row's cells; each links to its cell page (reason, inputs, history). quote() leaves
+    only characters that are safe in HTML, so the URL parts need no escaping."""
+    prefix = escape(matrix_cell_prefix()) + quote(row.package.name, safe="") + "/"
+    platform = quote(row.platform, safe="") + "/"
+    empty = BLANK_CELL if failing_only else MISSING_CELL
     parts = []
     for column, cell in zip(columns, row.cells, strict=True):
         if cell is None:
-            html = BLANK_CELL if failing_only else MISSING_CELL
+            html = empty
         else:
             before, after = _cell_parts(cell)
-            url = (
-                f"{prefix}/{escape(quote(column.release.version, safe=''))}/"
-                f"{escape(quote(column.variant.name, safe=''))}/{platform}/"
-            )
-            html = before + url + after
+            html = before + prefix + column.path + platform + after
         if column.first_of_release:
             html = html.replace('<td class="cell ', '<td class="cell group-start ', 1)
         parts.append(html)
-    return mark_safe("".join(parts))  # noqa: S308 (every part is escaped above)
+    return mark_safe("".join(parts))  # noqa: S308 (every part is escaped or quoted above)
 
 
 @register.filter
