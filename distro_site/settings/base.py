@@ -80,8 +80,17 @@ DATABASES = {
 }
 DATABASES["default"].setdefault("ATOMIC_REQUESTS", True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # The demo runs web and worker processes side by side on one file.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    # The demo runs web and worker processes side by side on one file. A deferred transaction
+    # that reads and then writes cannot wait for the lock (SQLite answers "database is locked"
+    # at once, busy timeout or not), so every transaction takes the write lock when it begins
+    # and waits up to `timeout` seconds for it; WAL lets readers go on while one writes.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
