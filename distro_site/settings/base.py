@@ -319,6 +319,9 @@ LOGGING = {
 
 # --- Pages ------------------------------------------------------------------------------------
 PAGE_SIZE = env.int("PAGE_SIZE", default=50)
+# Packages per page of the matrix table: each has a row per platform and a column per release x
+# variant, so 25 packages are ~100 rows of ~50 cells at design scale (bench/matrix_scale.py).
+MATRIX_PAGE_SIZE = env.int("MATRIX_PAGE_SIZE", default=25)
 
 # --- Read access and the JSON API --------------------------------------------------------------
 # Read pages and the read-only API are public unless PUBLIC_READ is false (then sign-in is

@@ -9,6 +9,7 @@ from django import template
 from django.utils.safestring import mark_safe
 
 from distro_site.url_templates import matrix_cell_prefix
+from distro_site.url_templates import package_url
 from testing_app.verdict_display import style_of
 
 register = template.Library()
@@ -68,3 +69,47 @@ def variant_short(name: str) -> str:
     if not kind or not version:
         return escape(name)
     return mark_safe(f"{escape(kind)}<br>{escape(version)}")  # noqa: S308 (escaped)
+
+
+def _package_header(row) -> str:
+    """The package's cell, spanning its platform rows: name, version, status, maintainers."""
+    package = row.package
+    status = (
+        f' <span class="status status-{escape(package.status)}">'
+        f"{escape(str(package.get_status_display()))}</span>"
+        if package.status != "active"
+        else ""
+    )
+    people = ", ".join(escape(m.github_handle or m.name) for m in row.maintainers)
+    return (
+        f'<th scope="rowgroup" rowspan="{int(row.package_rowspan)}" class="pkg">'
+        f'<a href="{escape(package_url(package.name))}">{escape(package.name)}</a> '
+        f'<span class="mono small muted">{escape(package.latest_version or "")}</span>{status}'
+        f'<br><small class="muted">{people or "no maintainer"}</small></th>'
+    )
+
+
+@register.simple_tag
+def grid_rows(grid, failing_only=False):
+    """The grid's body in Python: through template tags, its ~200 rows cost more than the
+    page's queries (bench/matrix_scale.py)."""
+    note_span = len(grid.columns) + 1
+    parts = []
+    for row in grid.rows:
+        start = ' class="package-start"' if row.package_rowspan else ""
+        parts.append(
+            f'<tr data-package="{escape(row.package.name)}" '
+            f'data-platform="{escape(row.platform)}"{start}>'
+        )
+        if row.package_rowspan:
+            parts.append(_package_header(row))
+        if row.platform:
+            parts.append(f'<th scope="row" class="plat mono small">{escape(row.platform)}</th>')
+            parts.append(grid_cells(row, grid.columns, failing_only))
+        else:
+            parts.append(
+                f'<td class="plat muted">—</td>'
+                f'<td class="note muted" colspan="{note_span}">{escape(row.note)}</td>'
+            )
+        parts.append("</tr>")
+    return mark_safe("".join(parts))  # noqa: S308 (every value is escaped above)

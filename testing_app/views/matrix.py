@@ -44,7 +44,7 @@ def matrix(request):
             filters=filters,
             all_columns=columns == "all",
             page_number=request.GET.get("page"),
-            per_page=settings.PAGE_SIZE,
+            per_page=settings.MATRIX_PAGE_SIZE,
         )
     query = request.GET.copy()
     query.pop("page", None)

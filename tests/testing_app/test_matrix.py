@@ -181,7 +181,7 @@ def test_matrix_page_rejects_unknown_filter_values_with_field_errors(axes, clien
 
 
 def test_matrix_page_paginates_and_keeps_filters_in_links(axes, client, settings):
-    settings.PAGE_SIZE = 2
+    settings.MATRIX_PAGE_SIZE = 2
     for index in range(5):
         make_package(f"lib{index}", axes)
     content = client.get("/matrix/?q=lib&status=untested").content.decode()
