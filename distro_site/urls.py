@@ -1,14 +1,23 @@
 """Top-level URL configuration."""
 
 from django.contrib import admin
+from django.http import HttpResponsePermanentRedirect
+from django.templatetags.static import static
 from django.urls import include
 from django.urls import path
 
 from packages_app import views as package_views
 from testing_app.api import build_testing
 
+
+def favicon(request):
+    """Browsers and feed readers ask for /favicon.ico whatever the page's <link rel=icon>."""
+    return HttpResponsePermanentRedirect(static("img/favicon.svg"))
+
+
 urlpatterns = [
     path("", package_views.home, name="home"),
+    path("favicon.ico", favicon, name="favicon"),
     path("packages/", include("packages_app.urls", namespace="packages")),
     path("admin/", admin.site.urls),
     path("django-rq/", include("django_rq.urls")),
