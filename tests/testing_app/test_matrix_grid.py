@@ -141,7 +141,7 @@ def test_matrix_page_links_each_cell_to_its_cell_page_and_states_hidden_columns(
     )
     content = client.get("/matrix/").content.decode()
     assert 'href="/matrix/cell/kornia/2.5.1/cuda12.4/linux-64/"' in content
-    assert "1 of 6 columns" in content
+    assert "1 of 6 release × variant columns" in content
     assert 'href="?columns=all"' in content
     assert "cuda<br>12.4" in content
     assert client.get("/matrix/?columns=bogus").status_code == 400
