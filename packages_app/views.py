@@ -12,8 +12,8 @@ from packages_app.selectors import get_package_builds
 from packages_app.selectors import get_reverse_dependencies
 from packages_app.selectors import list_packages
 from packages_app.selectors import list_versions
-from testing_app.selectors.maintenance import get_package_health
 from testing_app.selectors.home import get_recent_activity
+from testing_app.selectors.maintenance import get_package_health
 from testing_app.selectors.package_matrix import get_package_matrix
 
 VERSIONS_PER_PAGE = 10

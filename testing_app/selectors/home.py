@@ -29,8 +29,9 @@ def get_recent_activity(shown: int = SHOWN) -> RecentActivity:
         runs=list(Run.objects.order_by("-created_at", "-id")[:shown]),
         run_count=Run.objects.count(),
         problems=list(
-            problems.select_related("package", "build", "torch_release", "variant", "platform")
-            .order_by("-updated_at", "-id")[:shown]
+            problems.select_related(
+                "package", "build", "torch_release", "variant", "platform"
+            ).order_by("-updated_at", "-id")[:shown]
         ),
         problem_count=problems.count(),
         promotions=list(
