@@ -6,6 +6,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from distro_site.rq_queues import QueuesWithHostQueues
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
@@ -130,10 +132,11 @@ REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 RQ_SYNC = env.bool("RQ_SYNC", default=False)
 JOB_DEFAULT_TIMEOUT = env.int("JOB_DEFAULT_TIMEOUT", default=3600)
 # Static queues; the per-capability test queues (test.<platform>.<variant>) are derived from data.
-RQ_QUEUES = {
-    name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": JOB_DEFAULT_TIMEOUT, "ASYNC": not RQ_SYNC}
-    for name in ("default", "install", "promote")
-}
+_RQ_QUEUE = {"URL": REDIS_URL, "DEFAULT_TIMEOUT": JOB_DEFAULT_TIMEOUT, "ASYNC": not RQ_SYNC}
+# The service queues; django-rq's dashboard also lists the hosts' test.* queues (rq_queues.py).
+RQ_QUEUES = QueuesWithHostQueues(
+    {name: dict(_RQ_QUEUE) for name in ("default", "install", "promote")}, template=_RQ_QUEUE
+)
 # Enqueue explicitly in transaction.on_commit (one visible deferral, as NetBox does).
 RQ = {"COMMIT_MODE": "auto"}
 # "default" is per process (derived data such as the dependents graph); "rate_limits" must be
