@@ -42,3 +42,20 @@ def job_url(job_id: int | None) -> str:
 
 def package_url(name: str) -> str:
     return fast_reverse("packages:package-detail", "name", name)
+
+
+@lru_cache(maxsize=8)
+def _matrix_cell_prefix(script_prefix: str) -> str:
+    arguments = dict.fromkeys(("package", "release", "variant", "platform"), PLACEHOLDER)
+    return reverse("testing:matrix-cell", kwargs=arguments).partition(PLACEHOLDER)[0]
+
+
+def matrix_cell_prefix() -> str:
+    """The URL of the matrix's cell pages up to the package name (…/matrix/cell/)."""
+    return _matrix_cell_prefix(get_script_prefix())
+
+
+def matrix_cell_url(package: str, release: str, variant: str, platform: str) -> str:
+    """A matrix cell's page: package x PyTorch release x variant x platform."""
+    parts = (package, release, variant, platform)
+    return matrix_cell_prefix() + "/".join(quote(str(p), safe="") for p in parts) + "/"

@@ -1,6 +1,8 @@
 """Top-level URL configuration."""
 
 from django.contrib import admin
+from django.http import HttpResponsePermanentRedirect
+from django.templatetags.static import static
 from django.urls import include
 from django.urls import path
 
@@ -8,8 +10,15 @@ from distro_site import guide
 from packages_app.views import catalog as package_views
 from testing_app.api import build_testing
 
+
+def favicon(request):
+    """Browsers and feed readers ask for /favicon.ico whatever the page's <link rel=icon>."""
+    return HttpResponsePermanentRedirect(static("img/favicon.svg"))
+
+
 urlpatterns = [
     path("", package_views.home, name="home"),
+    path("favicon.ico", favicon, name="favicon"),
     path("packages/", include("packages_app.urls.catalog", namespace="packages")),
     path("admin/", admin.site.urls),
     # The documentation in docs/, rendered (the maintainers' guide first).

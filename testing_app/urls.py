@@ -19,6 +19,11 @@ app_name = "testing"
 urlpatterns = [
     path("matrix/", matrix.matrix, name="matrix"),
     path("matrix/export.csv", matrix.matrix_csv, name="matrix-csv"),
+    path(
+        "matrix/cell/<str:package>/<str:release>/<str:variant>/<str:platform>/",
+        matrix.matrix_cell,
+        name="matrix-cell",
+    ),
     path("runs/", runs.run_list, name="run-list"),
     path("runs/<int:pk>/", runs.run_detail, name="run-detail"),
     path("runs/<int:pk>/progress.json", runs.run_progress, name="run-progress"),

@@ -78,6 +78,8 @@ READ_ONLY = {
     "proposals:review-queue",
     "testing:matrix",
     "testing:matrix-csv",
+    "testing:matrix-cell",
+    "favicon",
     "testing:run-list",
     "testing:run-detail",
     "testing:run-progress",

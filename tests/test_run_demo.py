@@ -50,6 +50,8 @@ def test_child_commands_run_web_and_this_host_as_a_worker_with_the_cpu_queues():
             "py", "manage.py", "distro_worker", "--name", "demo-host",
             "--cpu-queue", "default", "--cpu-queue", "install", "--cpu-queue", "promote",
         ],
+        # The periodic jobs (reconciler, sync, maintenance policy), as a deployment runs them.
+        "scheduler": ["py", "manage.py", "rqcron", "testing_app.management.cron"],
     }  # fmt: skip
 
 

@@ -6,6 +6,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from distro_site.rq_queues import QueuesWithHostQueues
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
@@ -88,8 +90,17 @@ DATABASES = {
 }
 DATABASES["default"].setdefault("ATOMIC_REQUESTS", True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # The demo runs web and worker processes side by side on one file.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    # The demo runs web and worker processes side by side on one file. A deferred transaction
+    # that reads and then writes cannot wait for the lock (SQLite answers "database is locked"
+    # at once, busy timeout or not), so every transaction takes the write lock when it begins
+    # and waits up to `timeout` seconds for it; WAL lets readers go on while one writes.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -129,10 +140,11 @@ REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 RQ_SYNC = env.bool("RQ_SYNC", default=False)
 JOB_DEFAULT_TIMEOUT = env.int("JOB_DEFAULT_TIMEOUT", default=3600)
 # Static queues; the per-capability test queues (test.<platform>.<variant>) are derived from data.
-RQ_QUEUES = {
-    name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": JOB_DEFAULT_TIMEOUT, "ASYNC": not RQ_SYNC}
-    for name in ("default", "install", "promote")
-}
+_RQ_QUEUE = {"URL": REDIS_URL, "DEFAULT_TIMEOUT": JOB_DEFAULT_TIMEOUT, "ASYNC": not RQ_SYNC}
+# The service queues; django-rq's dashboard also lists the hosts' test.* queues (rq_queues.py).
+RQ_QUEUES = QueuesWithHostQueues(
+    {name: dict(_RQ_QUEUE) for name in ("default", "install", "promote")}, template=_RQ_QUEUE
+)
 # Enqueue explicitly in transaction.on_commit (one visible deferral, as NetBox does).
 RQ = {"COMMIT_MODE": "auto"}
 # "default" is per process (derived data such as the dependents graph); "rate_limits" must be
@@ -318,6 +330,9 @@ LOGGING = {
 
 # --- Pages ------------------------------------------------------------------------------------
 PAGE_SIZE = env.int("PAGE_SIZE", default=50)
+# Packages per page of the matrix table: each has a row per platform and a column per release x
+# variant, so 25 packages are ~100 rows of ~50 cells at design scale (bench/matrix_scale.py).
+MATRIX_PAGE_SIZE = env.int("MATRIX_PAGE_SIZE", default=25)
 
 # --- Read access and the JSON API --------------------------------------------------------------
 # Read pages and the read-only API are public unless PUBLIC_READ is false (then sign-in is

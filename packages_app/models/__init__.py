@@ -254,6 +254,15 @@ class Proposal(models.Model):
         return reverse("proposals:proposal-summary", kwargs={"pk": self.pk})
 
     @property
+    def recipe_was_rendered(self) -> bool:
+        """True when the pre-checks got as far as rendering the recipe (a failed fetch or render
+        renders nothing, and the page must not say it did)."""
+        return any(
+            isinstance(r, dict) and r.get("check") == "recipe_render" and r.get("outcome") != "fail"
+            for r in self.precheck_results or ()
+        )
+
+    @property
     def is_open(self) -> bool:
         return self.state in OPEN_PROPOSAL_STATES
 

@@ -211,11 +211,14 @@ class InstallCommand:
 
 def get_install_command(*, name: str) -> InstallCommand | None:
     """None until the distribution has a target channel."""
-    target = Channel.objects.filter(role=Channel.Role.TARGET).first()
+    stack = list(
+        Channel.objects.filter(role__in=[Channel.Role.TARGET, Channel.Role.UPSTREAM]).order_by("pk")
+    )
+    target = next((c for c in stack if c.role == Channel.Role.TARGET), None)
     if target is None:
         return None
     channels = [target.base_url]
-    for channel in Channel.objects.filter(role=Channel.Role.UPSTREAM).order_by("pk"):
+    for channel in stack:
         if channel.base_url not in channels:
             channels.append(channel.base_url)
     command = " ".join(["conda install", *(f"-c {url}" for url in channels), name])

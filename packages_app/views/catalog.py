@@ -15,6 +15,7 @@ from packages_app.selectors.catalog import get_reverse_dependencies
 from packages_app.selectors.catalog import list_packages
 from packages_app.selectors.catalog import list_versions
 from testing_app.selectors.badges import list_badge_snippets
+from testing_app.selectors.home import get_recent_activity
 from testing_app.selectors.maintenance import get_package_health
 from testing_app.selectors.package_matrix import get_package_matrix
 
@@ -22,7 +23,11 @@ VERSIONS_PER_PAGE = 10
 
 
 def home(request):
-    return render(request, "packages_app/home.html", {"counts": get_catalog_counts()})
+    return render(
+        request,
+        "packages_app/home.html",
+        {"counts": get_catalog_counts(), "activity": get_recent_activity()},
+    )
 
 
 def package_list(request):
@@ -76,7 +81,10 @@ def package_detail(request, name):
             "install": get_install_command(name=name) if package else None,
             "badges": list_badge_snippets(name=name, site_url=settings.SITE_URL) if package else [],
             "test_matrix": get_package_matrix(
-                name=name, versions=versions, requested_version=request.GET.get("mv", "")
+                name=name,
+                versions=versions,
+                requested_version=request.GET.get("mv", ""),
+                all_columns=request.GET.get("mcols") == "all",
             ),
         },
     )

@@ -20,6 +20,8 @@ class MaintainerSerializer(serializers.ModelSerializer):
 
 class PackageSerializer(serializers.ModelSerializer):
     maintainers = MaintainerSerializer(many=True, read_only=True)
+    # A package registered from a channel has no license of its own: its latest builds say it.
+    license = serializers.SerializerMethodField()
     page_url = serializers.SerializerMethodField()
     badge_url = serializers.SerializerMethodField()
 
@@ -39,6 +41,9 @@ class PackageSerializer(serializers.ModelSerializer):
             "page_url",
             "badge_url",
         ]
+
+    def get_license(self, package) -> str:
+        return package.license or getattr(package, "build_license", None) or ""
 
     def get_page_url(self, package) -> str:
         return package.get_absolute_url()

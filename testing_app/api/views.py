@@ -4,6 +4,7 @@ from django.db.models import Exists
 from django.db.models import OuterRef
 from django.db.models import Prefetch
 from django.db.models import Q
+from django.db.models import Subquery
 from django.utils.decorators import method_decorator
 from drf_spectacular.utils import OpenApiParameter
 from drf_spectacular.utils import extend_schema
@@ -74,9 +75,19 @@ class PackageViewSet(ReadOnlyViewSet):
     lookup_value_regex = "[^/]+"
 
     def get_queryset(self):
-        packages = Package.objects.prefetch_related(
-            Prefetch("maintainers", queryset=Maintainer.objects.order_by("name"))
-        ).order_by("name")
+        build_license = (
+            Build.objects.filter(package=OuterRef("pk"), version=OuterRef("latest_version"))
+            .exclude(license="")
+            .order_by("-build_number", "pk")
+            .values("license")[:1]
+        )
+        packages = (
+            Package.objects.prefetch_related(
+                Prefetch("maintainers", queryset=Maintainer.objects.order_by("name"))
+            )
+            .annotate(build_license=Subquery(build_license))
+            .order_by("name")
+        )
         params = self.request.query_params
         if params.get("q"):
             packages = packages.filter(name__icontains=params["q"][:100])

@@ -129,6 +129,7 @@ class WorkerProcess(models.Model):
     class Meta:
         ordering = ["-id"]  # newest first, on the primary key index
         indexes = [models.Index(fields=["stopped_at", "last_heartbeat_at"])]
+        verbose_name_plural = "worker processes"  # Django's default adds an "s": "processs"
 
     def __str__(self) -> str:
         return self.name

@@ -2,6 +2,7 @@
 the claims queue. Bounded queries whatever the catalog size."""
 
 from dataclasses import dataclass
+from dataclasses import field
 from datetime import date
 from datetime import timedelta
 
@@ -13,6 +14,8 @@ from django.utils import timezone
 from rattler import Version
 
 from packages_app.lint.rules import PYTORCH_NAMES
+from packages_app.lint.rules import spec_name
+from packages_app.models import Build
 from packages_app.models import Package
 from packages_app.models import TorchRelease
 from packages_app.selectors.lint_report import PackageLint
@@ -61,6 +64,22 @@ def packages_with_passing_build(release: TorchRelease, package_ids=None) -> set[
         .values_list("package_id", flat=True)
     )
     return set(rows)
+
+
+def packages_depending_on_pytorch(package_ids) -> set[int]:
+    """Packages with a live build that depends on PyTorch (one query). The policy measures a
+    package against PyTorch releases only when it depends on PyTorch: faiss or a pure-Python
+    helper has no PyTorch result to lack."""
+    rows = (
+        Build.objects.filter(package_id__in=package_ids)
+        .exclude(state=Build.State.WITHDRAWN)
+        .values_list("package_id", "depends")
+    )
+    return {
+        package_id
+        for package_id, depends in rows
+        if any(spec_name(spec) in PYTORCH_NAMES for spec in depends or () if isinstance(spec, str))
+    }
 
 
 def deadline_for(package: Package) -> str:
@@ -126,6 +145,7 @@ class MaintenanceOverview:
     rows: list[MaintenanceRow]
     unmaintained: list[Package]
     without_passing_build: int
+    not_measured: list[Package] = field(default_factory=list)  # no PyTorch dependency
 
 
 def get_maintenance_overview() -> MaintenanceOverview:
@@ -140,11 +160,14 @@ def get_maintenance_overview() -> MaintenanceOverview:
         .annotate(maintainer_count=Count("maintainers"))
         .order_by("name")
     )
-    passing = packages_with_passing_build(release, [p.pk for p in packages]) if release else set()
+    ids = [p.pk for p in packages]
+    passing = packages_with_passing_build(release, ids) if release else set()
+    measured = packages_depending_on_pytorch(ids)
     rows = [
         MaintenanceRow(p, p.pk in passing, deadline_for(p), p.maintainer_count)
         for p in packages
-        if p.status != Status.ACTIVE or (release is not None and p.pk not in passing)
+        if p.status != Status.ACTIVE
+        or (release is not None and p.pk in measured and p.pk not in passing)
     ]
     order = [Status.REMOVED, Status.DEPRECATED, Status.AT_RISK, Status.ACTIVE]
     rows.sort(key=lambda r: (order.index(r.package.status), r.package.name))
@@ -158,6 +181,7 @@ def get_maintenance_overview() -> MaintenanceOverview:
         rows=rows,
         unmaintained=[p for p in packages if not p.maintainer_count and p.status != Status.REMOVED],
         without_passing_build=sum(1 for r in rows if not r.passing),
+        not_measured=[p for p in packages if p.pk not in measured],
     )
 
 

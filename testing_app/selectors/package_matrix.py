@@ -46,6 +46,9 @@ class VariantCell:
     previous_verdict: str
     latest_job_id: int | None
     history: tuple[HistoryEntry, ...] = ()
+    release: str = ""
+    platform: str = ""
+    detail: str = ""  # the planner's reason for a cell it decided without a job
 
 
 @dataclass
@@ -80,6 +83,12 @@ class PackageMatrix:
     rows: list[PackageMatrixRow] = field(default_factory=list)
     last_known_good: list[LastKnownGood] = field(default_factory=list)
     has_results: bool = False
+    all_columns: bool = False
+    total_columns: int = 0
+
+    @property
+    def hidden_columns(self) -> int:
+        return self.total_columns - len(self.columns)
 
 
 @dataclass(frozen=True)
@@ -98,6 +107,7 @@ class _Cell:
     verdict: str
     previous_verdict: str
     latest_job_id: int | None
+    detail: str
 
     @property
     def key(self) -> tuple:
@@ -117,6 +127,7 @@ CELL_FIELDS = (
     "verdict",
     "previous_verdict",
     "latest_job_id",
+    "detail",
 )
 
 
@@ -145,9 +156,11 @@ def _last_known_good(cells: list[_Cell]) -> list[LastKnownGood]:
 
 
 def _history(build_ids: list[int]) -> dict[tuple, tuple[HistoryEntry, ...]]:
-    """The last HISTORY_LENGTH jobs of every cell of the given builds, newest first (1 query)."""
+    """The last HISTORY_LENGTH tests of every cell of the given builds, newest first (1 query)."""
     ranked = (
-        Job.objects.filter(build_id__in=build_ids)
+        # Tests only: a cell's install checks (a solve before each test) are on its cell page;
+        # mixed in here a failed test read "✗ ✓", the ✓ being its own install check.
+        Job.objects.filter(build_id__in=build_ids, kind=Job.Kind.TEST)
         .annotate(
             rank=Window(
                 RowNumber(),
@@ -213,6 +226,9 @@ def _rows(
                             previous_verdict=c.previous_verdict,
                             latest_job_id=c.latest_job_id,
                             history=history.get(c.key, ()),
+                            release=c.release_version,
+                            platform=c.platform,
+                            detail=c.detail,
                         )
                         for c in cells
                     ]
@@ -222,11 +238,13 @@ def _rows(
 
 
 def get_package_matrix(
-    *, name: str, versions: list[str], requested_version: str = ""
+    *, name: str, versions: list[str], requested_version: str = "", all_columns: bool = False
 ) -> PackageMatrix:
     """The matrix of one version of `name` (the requested one, else the newest in `versions`).
 
     `versions` are the package's live versions, newest first (packages_app's list_versions).
+    By default only the releases with a result other than "not applicable" are columns;
+    `all_columns` shows every supported release.
     """
     matrix = PackageMatrix(name=name, versions=versions)
     if not versions:
@@ -246,6 +264,13 @@ def get_package_matrix(
         for pk, version in TorchRelease.objects.filter(supported=True).values_list("pk", "version")
     }
     columns.update({c.release_id: Column(c.release_id, c.release_version) for c in version_cells})
+    matrix.total_columns = len(columns)
+    if not all_columns:
+        # Only the releases where this version holds a result other than "not applicable":
+        # eight columns of "not applicable" before the first verdict hid the verdicts.
+        answered = {c.release_id for c in version_cells if c.verdict != Verdict.NOT_APPLICABLE}
+        columns = {pk: column for pk, column in columns.items() if pk in answered}
+    matrix.all_columns = all_columns
     matrix.columns = sorted(columns.values(), key=lambda c: Version(c.version), reverse=True)
     builds = list(
         Build.objects.filter(name=name, version=matrix.version)

@@ -36,6 +36,7 @@ from testing_app.models import PackageStatusEvent
 from testing_app.selectors.maintenance import PASSING
 from testing_app.selectors.maintenance import deadline_for
 from testing_app.selectors.maintenance import newest_supported_release
+from testing_app.selectors.maintenance import packages_depending_on_pytorch
 from testing_app.selectors.maintenance import packages_with_passing_build
 from testing_app.services.notices import notify_lifecycle
 from testing_app.services.promotion_backends import ANACONDA
@@ -77,6 +78,7 @@ def apply_maintenance_policy() -> MaintenanceReport:
         .order_by("name")
     )
     passing = packages_with_passing_build(release, [p.pk for p in candidates])
+    measured = packages_depending_on_pytorch([p.pk for p in candidates])
     grace_over = now.date() >= release.released_on + timedelta(days=settings.MAINTENANCE_GRACE_DAYS)
     deprecate_after = timedelta(days=settings.MAINTENANCE_DEPRECATE_AFTER_DAYS)
     for package in candidates:
@@ -84,6 +86,8 @@ def apply_maintenance_policy() -> MaintenanceReport:
             if package.status in RESTORABLE:
                 _reinstate(package, release=release, now=now)
                 report.reinstated.append(package.name)
+        elif package.pk not in measured:
+            continue  # no PyTorch dependency: no PyTorch result to lack (rule 0 on the page)
         elif package.status == Status.ACTIVE and grace_over:
             _mark_at_risk(package, release=release, now=now)
             report.at_risk.append(package.name)

@@ -7,6 +7,7 @@ from django import template
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from distro_site.url_templates import matrix_cell_url
 from distro_site.url_templates import package_url
 from distro_site.url_templates import url_pieces
 from testing_app.selectors.verdict_display import DISPLAY_ORDER
@@ -46,9 +47,14 @@ def verdict_legend_items():
 
 @register.filter
 def duration(seconds) -> str:
-    """Seconds as "1 h 02 min", "3 min 12 s" or "45 s"; empty input gives an em dash."""
+    """Seconds as "1 h 02 min", "3 min 12 s" or "4.5 s"; empty input gives an em dash.
+
+    Under a minute to the tenth of a second: install checks and small tests take well under
+    one, and rounding to whole seconds showed every one of them as "0 s"."""
     if seconds in (None, ""):
         return "—"
+    if float(seconds) < 59.95:
+        return f"{float(seconds):.1f} s"
     seconds = int(round(float(seconds)))
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
@@ -95,43 +101,61 @@ def matrix_cells(row):
     )
 
 
-def _variant_cell_html(cell, job_head: str, job_tail: str) -> str:
-    """One variant's chip and history; job links are job_head + id + job_tail (escaped)."""
+def _variant_cell_html(cell, job_head: str, job_tail: str, cell_url: str) -> str:
+    """One variant's chip and its last tests; job links are job_head + id + job_tail (escaped).
+    With cell_url the chip opens the cell's page (reason, inputs, tests and install checks)."""
     key, label, symbol = _escaped_style(cell.verdict)
     name = escape(cell.variant + (f" py{cell.python}" if cell.python else ""))
     before = (
         f" (before: {_escaped_style(cell.previous_verdict)[1]})" if cell.previous_verdict else ""
     )
+    reason = f" — {escape(cell.detail)}" if cell.detail else ""
     inner = (
         f'<span aria-hidden="true">{symbol}</span> {name} '
         f'<span class="visually-hidden">{label}</span>'
     )
-    if cell.latest_job_id:
+    if cell_url:
+        chip = (
+            f'<a class="verdict v-{key}" href="{escape(cell_url)}" '
+            f'title="{name}: {label}{before}{reason}">{inner}</a>'
+        )
+    elif cell.latest_job_id:
         chip = (
             f'<a class="verdict v-{key}" href="{job_head}{int(cell.latest_job_id)}{job_tail}" '
-            f'title="{name}: {label}{before}">{inner}</a>'
+            f'title="{name}: {label}{before}{reason}">{inner}</a>'
         )
     else:
-        chip = f'<span class="verdict v-{key}" title="{label}, no job recorded">{inner}</span>'
+        chip = (
+            f'<span class="verdict v-{key}" title="{label}, no job recorded{reason}">{inner}</span>'
+        )
     history = "".join(
-        f'<a class="h v-{h_key}" href="{job_head}{int(entry.job_id)}{job_tail}" title="job '
+        f'<a class="h v-{h_key}" href="{job_head}{int(entry.job_id)}{job_tail}" title="test job '
         f'{entry.job_id}: {h_label}, {entry.created_at.strftime("%Y-%m-%d %H:%M")}">'
         f"{h_symbol}</a>"
         for entry in cell.history
         for h_key, h_label, h_symbol in (_escaped_style(entry.verdict),)
     )
     if history:
-        history = f'<span class="history" aria-label="last jobs">{history}</span>'
+        history = f'<span class="history" aria-label="last tests">{history}</span>'
     return f'<div class="variant-cell">{chip}{history}</div>'
 
 
 @register.simple_tag
-def variant_cells(cells):
-    """One package-matrix cell: a chip per variant (latest verdict, link to its latest job) and
-    that cell's last jobs. Rendered from pre-escaped parts for the same reason as matrix_cells
-    (a package page has ~200 of them with ~1,000 job links)."""
+def variant_cells(cells, package: str = ""):
+    """One package-matrix cell: a chip per variant (latest verdict, link to its cell page, or to
+    its latest job without a package name) and that cell's last tests. Rendered from
+    pre-escaped parts for the same reason as matrix_cells (a package page has ~200 of them with
+    ~1,000 job links)."""
     if not cells:
         return format_html('<span class="muted" title="{}">·</span>', "no result for this release")
     job_head, job_tail = map(escape, url_pieces("testing:job-detail", "pk"))
-    html = "".join(_variant_cell_html(cell, job_head, job_tail) for cell in cells)
+    html = "".join(
+        _variant_cell_html(
+            cell,
+            job_head,
+            job_tail,
+            matrix_cell_url(package, cell.release, cell.variant, cell.platform) if package else "",
+        )
+        for cell in cells
+    )
     return mark_safe(html)  # noqa: S308 (every part is escaped in _variant_cell_html)

@@ -34,6 +34,29 @@ LAYOUT = {
 # Days as categories: a period with one or two days of data stays readable instead of zooming
 # into milliseconds of a date axis.
 DAY_AXIS = {"type": "category", "title": "day (UTC)"}
+# Below this many points a series is drawn with markers (a line needs two points to be seen, a
+# stacked area three) and a box plot shows its points.
+FEW_POINTS = 5
+
+
+def count_axis(title: str, values) -> dict:
+    """A y axis for counts (jobs, cells): whole numbers from zero. With small counts plotly's
+    automatic ticks fall between integers (0.5, 1.26), so they are forced to steps of 1."""
+    axis = {"title": title, "rangemode": "tozero", "tickformat": ",d"}
+    if max(values, default=0) <= 10:
+        axis.update(tick0=0, dtick=1)
+    return axis
+
+
+def duration_unit(seconds: list[float]) -> tuple[str, float]:
+    """(unit, divisor) that keeps durations readable: seconds for jobs under two minutes (an
+    install check takes 0.1 s, which in minutes read 0.003), minutes above, hours past two."""
+    longest = max(seconds, default=0)
+    if longest < 120:
+        return "seconds", 1.0
+    if longest < 7200:
+        return "minutes", 60.0
+    return "hours", 3600.0
 
 
 # What json_script escapes, so the JSON cannot close its <script> block early.
@@ -147,7 +170,12 @@ def pass_rate_over_time(days: list[DailyVerdicts], *, title: str) -> str:
         height=320,
         xaxis=DAY_AXIS,
         yaxis={"title": "pass rate %", "range": [0, 100]},
-        yaxis2={"title": "jobs", "overlaying": "y", "side": "right", "showgrid": False},
+        yaxis2={
+            **count_axis("jobs", [d.ran for d in days]),
+            "overlaying": "y",
+            "side": "right",
+            "showgrid": False,
+        },
         legend={"orientation": "h", "y": -0.2},
         **LAYOUT,
     )
@@ -155,16 +183,25 @@ def pass_rate_over_time(days: list[DailyVerdicts], *, title: str) -> str:
 
 
 def durations_by_variant(durations: dict[str, list[float]], *, title: str) -> str:
-    """Box plot of job durations (minutes) per variant."""
+    """Box plot of job durations per variant, in seconds, minutes or hours as they need."""
     if not durations:
         return _empty(title, "No finished test jobs with a duration yet.")
+    unit, divisor = duration_unit([s for values in durations.values() for s in values])
     figure = go.Figure()
     for variant, seconds in durations.items():
         figure.add_box(
-            y=[s / 60 for s in seconds], name=variant, boxpoints=False, marker_color="#0969da"
+            y=[round(s / divisor, 2) for s in seconds],
+            name=variant,
+            # A box of two jobs says nothing: show the jobs themselves.
+            boxpoints="all" if len(seconds) < FEW_POINTS else False,
+            marker_color="#0969da",
         )
     figure.update_layout(
-        title=title, height=320, yaxis={"title": "minutes"}, showlegend=False, **LAYOUT
+        title=title,
+        height=320,
+        yaxis={"title": unit, "rangemode": "tozero"},
+        showlegend=False,
+        **LAYOUT,
     )
     return _html(figure)
 
@@ -175,25 +212,36 @@ def release_wave_progress(wave: ReleaseWave) -> str:
     if not wave.cells_by_day:
         return _empty(title, "No cell has a result for this release yet.")
     x = [day.isoformat() for day, _ in wave.cells_by_day]
+    # One or two days of data: stacked bars (an area of one point draws nothing at all).
+    as_bars = len(x) < 3
+    totals = [0] * len(x)
     figure = go.Figure()
     for key in DISPLAY_ORDER:
         daily = [counts.get(key, 0) for _, counts in wave.cells_by_day]
         if not any(daily):
             continue
         style = style_of(key)
+        cumulative = list(accumulate(daily))
+        totals = [t + c for t, c in zip(totals, cumulative, strict=True)]
+        if as_bars:
+            figure.add_bar(
+                x=x, y=cumulative, name=f"{style.symbol} {style.label}", marker_color=style.colour
+            )
+            continue
         figure.add_scatter(
             x=x,
-            y=list(accumulate(daily)),
+            y=cumulative,
             name=f"{style.symbol} {style.label}",
             stackgroup="cells",
-            mode="lines",
+            mode="lines+markers" if len(x) < FEW_POINTS else "lines",
             line={"color": style.colour},
         )
     figure.update_layout(
         title=title,
         height=340,
+        barmode="stack",
         xaxis=DAY_AXIS,
-        yaxis={"title": "cells"},
+        yaxis=count_axis("cells", totals),
         legend={"orientation": "h", "y": -0.2},
         **LAYOUT,
     )
@@ -227,7 +275,7 @@ def host_activity(stats: list[HostDay]) -> tuple[str, str]:
         barmode="stack",
         height=300,
         xaxis=DAY_AXIS,
-        yaxis={"title": "jobs"},
+        yaxis=count_axis("jobs", _daily_totals(stats)),
         **LAYOUT,
     )
     rate.update_layout(
@@ -238,3 +286,11 @@ def host_activity(stats: list[HostDay]) -> tuple[str, str]:
         **LAYOUT,
     )
     return _html(jobs), _html(rate)
+
+
+def _daily_totals(stats: list[HostDay]) -> list[int]:
+    """Jobs per day over every host: the height of each stacked bar."""
+    totals: dict = defaultdict(int)
+    for row in stats:
+        totals[row.day] += row.jobs
+    return list(totals.values())

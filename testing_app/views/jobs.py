@@ -1,5 +1,7 @@
 """Job pages: every recorded fact, the failure excerpt first, the log (live tail, download)."""
 
+import gzip
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -60,19 +62,45 @@ def job_reproduce_script(request, pk):
 
 @require_GET
 def job_log(request, pk):
-    """The whole log file as a download."""
+    """The whole log as plain text: shown in the browser, or a download with ?download=1.
+
+    A finished log is stored gzip-compressed; it goes out compressed only to a client that
+    says it accepts gzip (Content-Encoding, so the browser still shows text), else unpacked.
+    """
     job = get_job(pk)
     path = resolve_log_path(job)
     if path is None:
         raise Http404(f"Job {pk} has no log file on this server.")
-    # A finished log is stored gzip-compressed: hand it out as it is (smaller download).
     compressed = path.suffix == ".gz"
-    return FileResponse(
-        path.open("rb"),
-        as_attachment=True,
-        filename=f"job-{job.pk}.log" + (".gz" if compressed else ""),
-        content_type="application/gzip" if compressed else "text/plain; charset=utf-8",
+    send_compressed = compressed and accepts_gzip(request.headers.get("Accept-Encoding", ""))
+    # FileResponse closes the file when the response is done.
+    body = gzip.open(path, "rb") if compressed and not send_compressed else path.open("rb")  # noqa: SIM115
+    response = FileResponse(
+        body,
+        as_attachment=request.GET.get("download") == "1",
+        filename=f"job-{job.pk}.log",
+        content_type="text/plain; charset=utf-8",
     )
+    if send_compressed:
+        response["Content-Encoding"] = "gzip"
+    elif compressed:
+        del response["Content-Length"]  # FileResponse measured the compressed file
+    response["Vary"] = "Accept-Encoding"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """True when an Accept-Encoding header admits gzip (and does not refuse it with q=0)."""
+    for item in accept_encoding.split(","):
+        coding, _, params = item.strip().partition(";")
+        if coding.strip().lower() in ("gzip", "x-gzip", "*"):
+            quality = params.strip().removeprefix("q=").strip() if params else "1"
+            try:
+                return float(quality or "1") > 0
+            except ValueError:
+                return False
+    return False
 
 
 @require_GET

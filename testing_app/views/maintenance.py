@@ -1,6 +1,7 @@
 """Maintenance pages: the policy's overview and release-manager actions, and maintainer claims
 (the public claim form and the reviewers' queue)."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.decorators import permission_required
@@ -43,6 +44,8 @@ def overview(request):
             "overview": get_maintenance_overview(),
             "can_manage": request.user.has_perm(MANAGE_PERMISSION),
             "reason_form": ReasonForm(),
+            "grace_days": settings.MAINTENANCE_GRACE_DAYS,
+            "deprecate_days": settings.MAINTENANCE_DEPRECATE_AFTER_DAYS,
         },
     )
 

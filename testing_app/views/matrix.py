@@ -16,6 +16,9 @@ from testing_app.selectors.matrix import iter_matrix_rows
 from testing_app.selectors.matrix import list_platforms
 from testing_app.selectors.matrix import list_variants
 from testing_app.selectors.matrix import parse_matrix_filters
+from testing_app.selectors.matrix_cell import get_cell_page
+from testing_app.selectors.matrix_grid import COLUMN_CHOICES
+from testing_app.selectors.matrix_grid import get_results_grid
 from testing_app.selectors.verdict_display import style_of
 from testing_app.views import charts
 
@@ -25,9 +28,24 @@ def matrix(request):
     variants, platforms = list_variants(), list_platforms()
     filters, errors = parse_matrix_filters(request.GET, variants=variants, platforms=platforms)
     heatmap_view = request.GET.get("view") == "heatmap"
-    result = get_results_matrix(
-        filters=filters, page_number=request.GET.get("page"), per_page=settings.PAGE_SIZE
-    )
+    columns = request.GET.get("columns", "")
+    if columns not in COLUMN_CHOICES:
+        errors["columns"] = f"Unknown columns {columns!r}; choose 'all' or leave it out."
+        columns = ""
+    # The table shows all three axes (package x platform rows, release x variant columns); the
+    # heatmap keeps one cell per package and release.
+    if heatmap_view:
+        result = get_results_matrix(
+            filters=filters, page_number=request.GET.get("page"), per_page=settings.PAGE_SIZE
+        )
+        grid = None
+    else:
+        grid = result = get_results_grid(
+            filters=filters,
+            all_columns=columns == "all",
+            page_number=request.GET.get("page"),
+            per_page=settings.MATRIX_PAGE_SIZE,
+        )
     query = request.GET.copy()
     query.pop("page", None)
     return render(
@@ -35,6 +53,8 @@ def matrix(request):
         "testing_app/matrix.html",
         {
             "matrix": result,
+            "grid": grid,
+            "failing_only": filters.status == "failing",
             "filters": filters,
             "errors": errors,
             "variants": variants,
@@ -48,6 +68,13 @@ def matrix(request):
         },
         status=400 if errors else 200,
     )
+
+
+@cache_anonymous_get
+def matrix_cell(request, package, release, variant, platform):
+    """One cell explained: its verdict's reason, its inputs and its history."""
+    page = get_cell_page(package=package, release=release, variant=variant, platform=platform)
+    return render(request, "testing_app/matrix_cell.html", {"cell": page})
 
 
 class _Echo:

@@ -56,6 +56,7 @@ def dashboard(transactional_db, settings, tmp_path):
         verdict="failed",
         log_path=f"{job.pk}.log",
         exit_code=1,
+        failure_excerpt="\n".join(FAILURE_LOG.splitlines()[-3:]),
         host=factories.HostFactory(name="gpu-a"),
     )
     failing.cell.verdict = "failed"
@@ -71,31 +72,43 @@ def test_matrix_shows_verdicts_filters_and_leads_to_the_failure(
     dashboard, live_server, page, screenshot
 ):
     page.goto(live_server.url + "/matrix/")
-    kornia = page.locator("tr[data-package=kornia]")
     headers = page.locator("table.matrix thead th.release").all_inner_texts()
     assert headers == ["2.6.0", "2.5.1", "2.4.1"]
-    cells = kornia.locator("td.cell")
-    expect(cells.nth(1)).to_contain_text("failed")
-    expect(cells.nth(1)).to_contain_text("1/4")
-    expect(cells.nth(0)).to_contain_text("passed")
+    variants = page.locator("table.matrix thead th.variant").evaluate_all(
+        "cells => cells.map(c => c.dataset.release + ' ' + c.dataset.variant)"
+    )
+    assert variants[:4] == ["2.6.0 cpu", "2.6.0 cuda12.4", "2.5.1 cpu", "2.5.1 cuda12.4"]
+    # One row per package and platform; the failing cell is 2.5.1 x cuda12.4 on linux-64.
+    kornia_linux = page.locator("tr[data-package=kornia][data-platform=linux-64] td.cell")
+    expect(kornia_linux.nth(3)).to_contain_text("failed")
+    expect(kornia_linux.nth(2)).to_contain_text("passed")
+    expect(
+        page.locator("tr[data-package=kornia][data-platform=osx-arm64] td.cell").nth(3)
+    ).to_contain_text("passed")
     # In flight is never failure; nothing reported is "no result".
     expect(page.locator("tr[data-package=mmf] td.cell").first).to_contain_text("queued")
-    expect(page.locator("tr[data-package=newcomer] td.cell").first).to_contain_text("no result")
+    expect(page.locator("tr[data-package=newcomer]")).to_contain_text("no result yet")
     screenshot("matrix")
 
     page.get_by_label("Status").select_option("failing")
     page.get_by_role("button", name="Filter").click()
     expect(page).to_have_url(re.compile(r"status=failing"))
+    # Failing only: the failing cell, its row and its column, nothing else.
     expect(page.locator("table.matrix tbody tr")).to_have_count(1)
+    expect(page.locator("table.matrix thead th.variant")).to_have_count(1)
     page.get_by_role("link", name="Heatmap view").click()
     expect(page.locator("#matrix-heatmap .js-plotly-plot")).to_be_visible()
     screenshot("matrix-heatmap")
     page.get_by_role("link", name="Table view").click()
 
-    page.locator("tr[data-package=kornia] td.cell").nth(1).get_by_role("link").click()
+    page.locator("tr[data-package=kornia] td.cell.v-failed").get_by_role("link").click()
+    expect(page.locator("h1")).to_contain_text("kornia on PyTorch 2.5.1, cuda12.4, linux-64")
+    expect(page.locator(".cell-reason")).to_contain_text("AssertionError: hue differs by 0.02")
+    screenshot("matrix-cell")
+    page.goto(live_server.url + "/packages/kornia/")
     expect(page.locator("#test-matrix")).to_be_visible()
     screenshot("package-matrix")
-    page.locator(f'a.verdict[href="/jobs/{dashboard["failed_job"].pk}/"]').click()
+    page.goto(live_server.url + f"/jobs/{dashboard['failed_job'].pk}/")
     expect(page.locator(".excerpt")).to_contain_text("AssertionError: hue differs by 0.02")
     assert (
         page.locator(".excerpt").bounding_box()["y"] < page.locator("#job-log").bounding_box()["y"]
@@ -148,7 +161,7 @@ def test_run_page_updates_live_while_jobs_finish(dashboard, live_server, page, s
     expect(progress).to_contain_text("2 of 3 jobs done", timeout=15_000)
     row = page.locator(f'tr[data-job="{running.pk}"]')
     expect(row.locator(".job-state")).to_contain_text("failed")
-    expect(row.locator(".job-duration")).to_contain_text("42 s")
+    expect(row.locator(".job-duration")).to_contain_text("42.0 s")
     screenshot("run-updated")
 
 

@@ -10,6 +10,7 @@ import pytest
 from django.conf import settings
 from django.core import mail
 from django.db import connection
+from django.template.loader import render_to_string
 
 from packages_app.models import Proposal
 from packages_app.models import ProposalNote
@@ -250,6 +251,12 @@ def test_prechecks_recipe_that_cannot_be_fetched_fails_with_the_reason(
     assert _results(proposal) == {
         "recipe_fetch": ("fail", f"no recipe found (404) at {recipes.url}/missing/meta.yaml")
     }
+    # The status page must not claim a render that never happened.
+    proposal.refresh_from_db()
+    assert proposal.recipe_was_rendered is False
+    page = render_to_string("packages_app/_prechecks.html", {"proposal": proposal})
+    assert "recipe rendered for" not in page
+    assert "the recipe was not rendered" in page
 
 
 def test_prechecks_refuse_private_recipe_urls_by_default(

@@ -40,6 +40,24 @@ def test_packages_list_and_detail_hide_maintainer_emails(catalog, client):
     assert client.get("/api/packages/?maintainer=ada@example.org").json()["count"] == 1
 
 
+def test_api_root_lists_every_endpoint_including_matrix_and_schema(catalog, client):
+    root = client.get("/api/", headers={"Accept": "application/json"}).json()
+    assert set(root) >= {"packages", "builds", "runs", "jobs", "hosts", "matrix", "schema"}
+    assert root["matrix"].endswith("/api/matrix/")
+    assert client.get(root["schema"]).status_code == 200
+
+
+def test_package_license_comes_from_its_builds_when_it_has_none_of_its_own(axes, client):
+    package = make_package("torchvision", axes, version="0.20.1")
+    build = make_build(package, axes, version="0.20.1", subdir="linux-64")
+    build.license = "BSD-3-Clause"
+    build.save()
+    assert client.get("/api/packages/torchvision/").json()["license"] == "BSD-3-Clause"
+    package.license = "BSD-3-Clause OR MIT"
+    package.save()
+    assert client.get("/api/packages/torchvision/").json()["license"] == "BSD-3-Clause OR MIT"
+
+
 def test_api_rejects_unknown_filter_values_with_structured_400(catalog, client):
     response = client.get("/api/packages/?status=sleeping")
     assert response.status_code == 400

@@ -55,7 +55,9 @@ def world(db, tmp_path):
     factories.TorchReleaseFactory(version="2.7.0rc1", kind="rc", released_on=days(60))
     package = factories.PackageFactory(name="kornia")
     package.maintainers.add(factories.MaintainerFactory(name="Ada"), factories.MaintainerFactory())
-    build = factories.BuildFactory(name="kornia", package=package, version="0.7.3")
+    build = factories.BuildFactory(
+        name="kornia", package=package, version="0.7.3", depends=["pytorch >=2.5,<2.8"]
+    )
     root = tmp_path / "target"
     path = build_package(root, name="kornia", version="0.7.2", build="py_0")
     reindex(root, subdirs=["noarch"])
@@ -151,6 +153,21 @@ def test_passing_build_keeps_a_package_active_and_pytorch_itself_is_exempt(world
     assert report.at_risk == []
     assert _status(world["package"]) == Status.ACTIVE
     assert Package.objects.get(name="pytorch").status == Status.ACTIVE
+
+
+def test_a_package_without_a_pytorch_dependency_is_never_at_risk(world, client):
+    faiss = factories.PackageFactory(name="faiss-cpu")
+    factories.BuildFactory(name="faiss-cpu", package=faiss, depends=["numpy >=1.25", "libfaiss"])
+    with at(days(90)):
+        report = apply_maintenance_policy()
+        content = client.get("/maintenance/").content.decode()
+    assert report.at_risk == ["kornia"]
+    assert _status(faiss) == Status.ACTIVE
+    timeline = content.split('id="timeline"')[1].split("</section>")[0]
+    assert "kornia" in timeline
+    assert "faiss-cpu" not in timeline
+    assert "one without a PyTorch dependency is never at risk" in content
+    assert "faiss-cpu" in content.split('id="not-measured"')[1]
 
 
 def test_a_failing_cell_beside_a_passing_one_is_no_passing_build(world):

@@ -163,7 +163,10 @@ def test_matrix_page_shows_symbol_text_and_legend(axes, client):
     fill_package(make_package("kornia", axes), axes, verdict="failed")
     content = client.get("/matrix/").content.decode()
     assert 'class="cell v-failed"' in content
-    assert '<span class="sym" aria-hidden="true">✗</span> failed' in content
+    # The symbol for the eye and the word for screen readers (the column headers say the rest).
+    assert '<span class="sym" aria-hidden="true">✗</span><span class="visually-hidden">failed' in (
+        content
+    )
     assert 'class="verdict-legend"' in content
     for label in ("passed", "failed", "uninstallable", "queued", "running", "no result"):
         assert f"</span> {label}</span>" in content
@@ -178,7 +181,7 @@ def test_matrix_page_rejects_unknown_filter_values_with_field_errors(axes, clien
 
 
 def test_matrix_page_paginates_and_keeps_filters_in_links(axes, client, settings):
-    settings.PAGE_SIZE = 2
+    settings.MATRIX_PAGE_SIZE = 2
     for index in range(5):
         make_package(f"lib{index}", axes)
     content = client.get("/matrix/?q=lib&status=untested").content.decode()

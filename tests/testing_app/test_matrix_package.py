@@ -131,4 +131,5 @@ def test_package_page_query_count_does_not_grow_with_builds_cells_or_jobs(axes, 
         )
     large = _queries(client, "/packages/kornia/")
     assert large == small
-    assert small <= 15
+    # 15 for the page and its matrix, plus the install command (channels) and the badges (releases).
+    assert small <= 17

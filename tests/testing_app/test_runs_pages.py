@@ -233,13 +233,32 @@ def test_job_page_excerpt_of_an_uninstallable_cell_is_the_solver_text(
 
 def test_job_log_download_and_tail_from_offset(axes, client, tmp_path, settings):
     job = _failed_job(axes, tmp_path, settings, text="line one\nline two\n")
-    response = client.get(f"/jobs/{job.pk}/log/")
+    response = client.get(f"/jobs/{job.pk}/log/?download=1")
     assert response["Content-Disposition"].startswith("attachment")
     assert b"".join(response.streaming_content) == b"line one\nline two\n"
+    shown = client.get(f"/jobs/{job.pk}/log/")
+    assert shown["Content-Type"] == "text/plain; charset=utf-8"
+    assert shown["Content-Disposition"].startswith("inline")
     data = client.get(f"/jobs/{job.pk}/log.json?offset=9").json()
     assert data["text"] == "line two\n"
     assert data["next_offset"] == 18
     assert client.get(f"/jobs/{job.pk}/log.json?offset=-1").status_code == 400
+
+
+def test_compressed_log_is_plain_text_unless_the_client_asks_for_gzip(
+    axes, client, tmp_path, settings
+):
+    job = _failed_job(axes, tmp_path, settings, text="solve\ninstall\ntest\n", compressed=True)
+    plain = client.get(f"/jobs/{job.pk}/log/?download=1")
+    assert plain["Content-Type"] == "text/plain; charset=utf-8"
+    assert "Content-Encoding" not in plain
+    assert plain["Content-Disposition"] == f'attachment; filename="job-{job.pk}.log"'
+    assert b"".join(plain.streaming_content) == b"solve\ninstall\ntest\n"
+    packed = client.get(f"/jobs/{job.pk}/log/", headers={"Accept-Encoding": "br, gzip;q=0.8"})
+    assert packed["Content-Encoding"] == "gzip"
+    assert gzip.decompress(b"".join(packed.streaming_content)) == b"solve\ninstall\ntest\n"
+    refused = client.get(f"/jobs/{job.pk}/log/", headers={"Accept-Encoding": "gzip;q=0"})
+    assert "Content-Encoding" not in refused
 
 
 def test_job_log_tail_follows_a_growing_file_while_running(axes, client, tmp_path, settings):

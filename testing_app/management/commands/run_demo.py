@@ -1,4 +1,5 @@
-"""manage.py run_demo: the one-command local demo (migrate, seed, web server, one worker).
+"""manage.py run_demo: the one-command local demo (migrate, seed, web server, one worker and
+the periodic scheduler).
 
 The worker is this machine enrolled as a host (`distro_worker`, with a pre-approved token made
 here): besides the CPU service queues it listens on this host's capability queues
@@ -80,12 +81,16 @@ def setup_commands(python: str, manage: str) -> list[list[str]]:
 
 
 def child_commands(python: str, manage: str, port: int, with_worker: bool) -> dict[str, list]:
-    """The long-running children: the web server and, when Redis exists, one CPU worker."""
+    """The long-running children: the web server and, when Redis exists, one CPU worker and
+    the periodic scheduler (rqcron: reconciler, channel sync, maintenance policy, digests), as
+    a deployment runs them."""
     commands = {"web": [python, manage, "runserver", f"127.0.0.1:{port}"]}
     if with_worker:
-        # distro_worker also runs RQ's scheduler: the demo has no separate scheduler process.
+        # distro_worker also runs RQ's scheduler (delayed retries); the periodic jobs come from
+        # the one rqcron process, which enqueues them on "default" for the worker.
         cpu_queues = [arg for queue in WORKER_QUEUES for arg in ("--cpu-queue", queue)]
         commands["worker"] = [python, manage, "distro_worker", "--name", DEMO_HOST, *cpu_queues]
+        commands["scheduler"] = [python, manage, "rqcron", "testing_app.management.cron"]
     return commands
 
 

@@ -1,0 +1,80 @@
+"""Load on the demo's SQLite file: concurrent sign-ins while a worker finishes jobs.
+
+Run by tests/test_sqlite_demo_load.py in its own process (the test suite itself runs on
+PostgreSQL): `python tests/sqlite_load_probe.py SIGN_INS JOBS`, with DATABASE_URL naming a
+SQLite file. Prints one JSON line: the status of every sign-in and how many jobs finished.
+"""
+
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "distro_site.settings.base")
+
+
+def main(sign_ins: int, jobs: int) -> dict:
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.db import close_old_connections
+    from django.db import connection
+    from django.db import transaction
+    from django.test import Client
+    from django.utils import timezone
+
+    from testing_app.services.execution import finish_job
+    from testing_app.services.outcomes import JobOutcome
+    from tests import factories
+
+    call_command("migrate", verbosity=0)
+    assert connection.vendor == "sqlite"
+    get_user_model().objects.create_user("ada", password="a-long-demo-password")
+    run = factories.RunFactory(state="running", started_at=timezone.now())
+    job_ids = [
+        factories.JobFactory(run=run, status="running", started_at=timezone.now()).pk
+        for _ in range(jobs)
+    ]
+    start = threading.Barrier(sign_ins + 1)
+    statuses: list[int] = []
+    finished: list[int] = []
+
+    def sign_in() -> None:
+        # A server error comes back as a 500 response, as a browser would see it.
+        client = Client(REMOTE_ADDR="127.0.0.1", raise_request_exception=False)
+        start.wait()
+        try:
+            response = client.post(
+                "/accounts/login/", {"username": "ada", "password": "a-long-demo-password"}
+            )
+            statuses.append(response.status_code)
+        finally:
+            close_old_connections()
+            connection.close()
+
+    def worker() -> None:
+        start.wait()
+        try:
+            for job_id in job_ids:  # as the worker does: one transaction per finished job
+                with transaction.atomic():
+                    if finish_job(job_id=job_id, outcome=JobOutcome(verdict="passed")):
+                        finished.append(job_id)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=sign_in) for _ in range(sign_ins)]
+    threads.append(threading.Thread(target=worker))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    journal = connection.cursor().execute("PRAGMA journal_mode").fetchone()[0]
+    return {"statuses": sorted(statuses), "finished": len(finished), "journal_mode": journal}
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(int(sys.argv[1]), int(sys.argv[2]))))
