@@ -249,6 +249,17 @@ JOB_TIMEOUT_MARGIN_S = env.int("JOB_TIMEOUT_MARGIN_S", default=900)
 # Private `--croot` folders (one per job) and the package cache all jobs of a host share.
 CONDA_BUILD_CROOT_DIR = Path(env.str("CONDA_BUILD_CROOT_DIR", default=str(VAR_DIR / "croot")))
 CONDA_PKGS_DIR = Path(env.str("CONDA_PKGS_DIR", default=str(VAR_DIR / "conda-pkgs")))
+# The test sandbox (testing_app/adapters/sandbox.py): "bwrap" runs every package's test phase
+# through bubblewrap as TEST_SANDBOX_USER, and a host that cannot do so refuses test jobs;
+# "none" runs tests unisolated, as the worker's own user: an explicit operator opt-out.
+TEST_ISOLATION = env.str("TEST_ISOLATION", default="bwrap")
+TEST_SANDBOX_USER = env.str("TEST_SANDBOX_USER", default="nobody")
+TEST_SANDBOX_BWRAP = env.str("TEST_SANDBOX_BWRAP", default="bwrap")
+# More folders a test may read (e.g. a conda installation outside /usr and /opt, datasets).
+TEST_SANDBOX_READ_ONLY = [Path(p) for p in env.list("TEST_SANDBOX_READ_ONLY", default=[])]
+# False: no network for a test once its environment is installed (the rattler runner; conda-build
+# creates the environment and runs the tests in one process, so its tests keep the network).
+TEST_NETWORK = env.bool("TEST_NETWORK", default=True)
 # Which flavour of Variant.select_specs to pass as --extra-deps ("pytorch" or "conda-forge").
 VARIANT_SPECS_FLAVOUR = env.str("VARIANT_SPECS_FLAVOUR", default="conda-forge")
 DOWNLOAD_ATTEMPTS = env.int("DOWNLOAD_ATTEMPTS", default=3)

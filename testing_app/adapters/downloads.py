@@ -129,6 +129,8 @@ def _fetch_verified(
             raise DownloadError(
                 f"{url}: checksum mismatch (expected {expected}, got {digest.hexdigest()})"
             )
+        # Readable by the test sandbox's user: the file is a public package, checked.
+        os.chmod(handle.name, 0o644)
         os.replace(handle.name, target)
     finally:
         if os.path.exists(handle.name):

@@ -181,6 +181,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("-t", "--test", action="store_true", required=True)
     parser.add_argument("-c", "--channel", action="append", default=[])
     parser.add_argument("-O", "--override-channels", action="store_true")
+    # The command prefix (JSON list) the test scripts run under: the worker's sandbox
+    # (testing_app/adapters/sandbox.py). The environment is installed outside it.
+    parser.add_argument("--sandbox-prefix", type=json.loads, default=[])
     parser.add_argument("--croot", required=True)
     parser.add_argument("--extra-deps", nargs="+", default=[])
     parser.add_argument("package", nargs=1)
@@ -217,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"error: installing the test environment failed: {exc}")
         return EXIT_INFRASTRUCTURE
     test_dir = croot / "test_tmp"
-    code = _run_tests(tests, prefix, test_dir, package)
+    code = _run_tests(tests, prefix, test_dir, package, sandbox_prefix=args.sandbox_prefix)
     if code != 0 or (test_dir / "TEST_FAILED").exists():
         say(f"TESTS FAILED: {package.name}")
         return EXIT_FAILED
@@ -281,8 +284,11 @@ def _install(records, prefix: Path) -> None:
     asyncio.run(install(records, target_prefix=prefix, cache_dir=cache, show_progress=False))
 
 
-def _run_tests(tests: PackageTests, prefix: Path, test_dir: Path, package: Path) -> int:
-    """Write the test files and the runner script, run it, return its exit code."""
+def _run_tests(
+    tests: PackageTests, prefix: Path, test_dir: Path, package: Path, *, sandbox_prefix=()
+) -> int:
+    """Write the test files and the runner script, run it, return its exit code. With a
+    sandbox prefix the script runs inside it, given only the variables a test needs."""
     from rattler.shell import ActivationVariables
     from rattler.shell import Shell
     from rattler.shell import activate
@@ -302,8 +308,7 @@ def _run_tests(tests: PackageTests, prefix: Path, test_dir: Path, package: Path)
     command = (
         ["cmd", "/d", "/c", str(runner)] if windows else ["bash", "-o", "errexit", str(runner)]
     )
-    env = {
-        **os.environ,
+    test_env = {
         "PREFIX": str(prefix),
         "SRC_DIR": str(test_dir),
         "CONDA_BUILD_STATE": "TEST",
@@ -313,6 +318,13 @@ def _run_tests(tests: PackageTests, prefix: Path, test_dir: Path, package: Path)
         "PKG_BUILDNUM": str(tests.index.get("build_number", 0)),
     }
     say(f"running the tests of {package.name} in {test_dir}")
+    if sandbox_prefix:
+        # The sandbox clears the environment: the test's variables go in through env(1),
+        # which also enters the test folder.
+        pairs = [f"{name}={value}" for name, value in test_env.items()]
+        command = [*sandbox_prefix, "env", "-C", str(test_dir), *pairs, *command]
+        return subprocess.run(command, cwd=test_dir, check=False).returncode  # noqa: S603
+    env = {**os.environ, **test_env}
     return subprocess.run(command, cwd=test_dir, env=env, check=False).returncode  # noqa: S603
 
 

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import django_rq
 from django.conf import settings
@@ -32,6 +33,7 @@ from testing_app.services.hosts import enroll_host
 from testing_app.services.hosts import host_runners
 from testing_app.services.hosts import register_worker
 from testing_app.services.hosts import stop_worker
+from testing_app.services.test_sandbox import host_isolation
 from testing_app.workers import FORK
 from testing_app.workers import IN_PROCESS
 from testing_app.workers import worker_class
@@ -91,6 +93,10 @@ class Command(BaseCommand):
             facts = probe_host(conda_build_bin=settings.CONDA_BUILD_BIN)
         except ProbeError as exc:
             raise CommandError(f"Cannot probe this host: {exc}") from exc
+        isolation, why_not = host_isolation()
+        facts = replace(facts, test_isolation=isolation, test_isolation_note=why_not)
+        if not isolation:
+            self.stdout.write(f"probe: tests are not isolated here: {why_not}")
         for note in facts.notes:
             self.stdout.write(f"probe: {note}")
         try:
