@@ -86,7 +86,7 @@ def read_package_tests(path: Path) -> PackageTests:
         for tar, member in stream_conda_info(str(path)):
             if not member.isfile():
                 continue
-            name = PurePosixPath(member.name)
+            name = _safe_member(member.name)
             if name == PurePosixPath("info/index.json"):
                 index = json.loads(_read_member(tar, member))
             elif INFO_TEST in name.parents:
@@ -97,6 +97,7 @@ def read_package_tests(path: Path) -> PackageTests:
         raise PackageReadError(f"{path.name}: not a readable conda package: {exc}") from exc
     if not isinstance(index, dict) or not index.get("name"):
         raise PackageReadError(f"{path.name}: no info/index.json with a name")
+    _check_subdir(index.get("subdir") or NOARCH, path)
     tests = PackageTests(index=index)
     if tests_yaml is not None:
         _read_rattler_build_tests(tests, tests_yaml)
@@ -106,6 +107,22 @@ def read_package_tests(path: Path) -> PackageTests:
         if requirements is not None:
             tests.requirements = [str(s) for s in json.loads(requirements)]
     return tests
+
+
+def _safe_member(name: str) -> PurePosixPath:
+    """A member's path, refused when it could be written outside the test folder (the same
+    rule as packages_app/adapters/conda_names.py; this script imports nothing of the project)."""
+    path = PurePosixPath(name)
+    if not name or "\0" in name or "\\" in name or path.is_absolute() or ".." in path.parts:
+        raise PackageReadError(f"archive member {name!r} points outside its folder")
+    return path
+
+
+def _check_subdir(subdir, path: Path) -> None:
+    from rattler import Subdir
+
+    if not isinstance(subdir, str) or subdir not in {str(s) for s in Subdir.all()}:
+        raise PackageReadError(f"{path.name}: info/index.json subdir {subdir!r} is not known")
 
 
 def _read_member(tar, member) -> bytes:
