@@ -361,6 +361,10 @@ PROPOSAL_RATE_LIMIT_PER_HOUR = env.int("PROPOSAL_RATE_LIMIT_PER_HOUR", default=5
 RECIPE_FETCH_ALLOW_PRIVATE = env.bool("RECIPE_FETCH_ALLOW_PRIVATE", default=False)
 RECIPE_FETCH_TIMEOUT_S = env.float("RECIPE_FETCH_TIMEOUT_S", default=10.0)
 RECIPE_MAX_BYTES = env.int("RECIPE_MAX_BYTES", default=1024 * 1024)
+# An untrusted recipe is rendered in a child process under these limits (adapters/recipe_limits.py).
+RECIPE_RENDER_MEMORY_MB = env.int("RECIPE_RENDER_MEMORY_MB", default=1024)
+RECIPE_RENDER_CPU_S = env.int("RECIPE_RENDER_CPU_S", default=20)
+RECIPE_RENDER_WALL_S = env.float("RECIPE_RENDER_WALL_S", default=60.0)
 # RQ limit of one pre-check job: a recipe whose templating runs away is stopped and recorded.
 PRECHECK_JOB_TIMEOUT_S = env.int("PRECHECK_JOB_TIMEOUT_S", default=120)
 
