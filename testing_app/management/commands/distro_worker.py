@@ -33,6 +33,7 @@ from testing_app.services.hosts import enroll_host
 from testing_app.services.hosts import host_runners
 from testing_app.services.hosts import register_worker
 from testing_app.services.hosts import stop_worker
+from testing_app.services.reconcile import recover_dead_workers_of_host
 from testing_app.services.test_sandbox import host_isolation
 from testing_app.workers import FORK
 from testing_app.workers import IN_PROCESS
@@ -148,6 +149,9 @@ class Command(BaseCommand):
         )
         slot = f"gpu{gpu.index}" if gpu is not None else "cpu"
         name = f"{host.name}.{slot}.{os.getpid()}"
+        recovered = recover_dead_workers_of_host(host_id=host.pk, alive=process_is_alive)
+        if recovered:
+            self.stdout.write(f"{recovered} job(s) of this host's dead workers end and are retried")
         record = register_worker(
             host=host,
             name=name,
@@ -219,3 +223,14 @@ class Command(BaseCommand):
                 logger.error("worker of GPU %s exited with %s; restarting it", index, code)
                 time.sleep(RESTART_DELAY_S)
                 children[index] = subprocess.Popen(argv[index], env=env)  # noqa: S603
+
+
+def process_is_alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this machine (any owner)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
