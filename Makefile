@@ -23,7 +23,7 @@ wait_port = for _ in $$(seq 30); do $(call port_open,$(1)) && break; sleep 1; do
 AS_ROOT := $(if $(filter 0,$(shell id -u)),,sudo -n)
 
 .PHONY: help demo install migrate seed run worker lint check typecheck test test-browser ci \
-	services chromium vendor
+	services chromium bubblewrap vendor
 
 help:
 	@echo "make demo          set everything up and run the demo (web + worker), print the URL"
@@ -102,7 +102,19 @@ chromium:
 		|| echo "WARNING: could not install chromium; the browser tests cannot run"; \
 	else echo "WARNING: /usr/bin/chromium is missing (Debian: apt-get install chromium)"; fi
 
-test: install services chromium
+# Package tests run in a bubblewrap sandbox (testing_app/adapters/sandbox.py); the sandbox tests
+# need it, and a worker without it refuses test jobs. Install it when we are allowed to.
+bubblewrap:
+	@if command -v "$${TEST_SANDBOX_BWRAP:-bwrap}" >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's bubblewrap for the test sandbox"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q --no-install-recommends bubblewrap </dev/null \
+		|| { apt-get update -q </dev/null && apt-get install -y -q --no-install-recommends bubblewrap </dev/null; } \
+		|| echo "WARNING: could not install bubblewrap; the sandbox tests cannot run"; \
+	else echo "WARNING: bwrap is missing (Debian: apt-get install bubblewrap)"; fi
+
+test: install services chromium bubblewrap
 	@export DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}"; \
 	export REDIS_URL="$${REDIS_URL:-$(TEST_REDIS_URL)}"; \
 	export DJANGO_SETTINGS_MODULE=distro_site.settings.test; \

@@ -269,6 +269,17 @@ JOB_TIMEOUT_MARGIN_S = env.int("JOB_TIMEOUT_MARGIN_S", default=900)
 # Private `--croot` folders (one per job) and the package cache all jobs of a host share.
 CONDA_BUILD_CROOT_DIR = Path(env.str("CONDA_BUILD_CROOT_DIR", default=str(VAR_DIR / "croot")))
 CONDA_PKGS_DIR = Path(env.str("CONDA_PKGS_DIR", default=str(VAR_DIR / "conda-pkgs")))
+# The test sandbox (testing_app/adapters/sandbox.py): "bwrap" runs every package's test phase
+# through bubblewrap as TEST_SANDBOX_USER, and a host that cannot do so refuses test jobs;
+# "none" runs tests unisolated, as the worker's own user: an explicit operator opt-out.
+TEST_ISOLATION = env.str("TEST_ISOLATION", default="bwrap")
+TEST_SANDBOX_USER = env.str("TEST_SANDBOX_USER", default="nobody")
+TEST_SANDBOX_BWRAP = env.str("TEST_SANDBOX_BWRAP", default="bwrap")
+# More folders a test may read (e.g. a conda installation outside /usr and /opt, datasets).
+TEST_SANDBOX_READ_ONLY = [Path(p) for p in env.list("TEST_SANDBOX_READ_ONLY", default=[])]
+# False: no network for a test once its environment is installed (the rattler runner; conda-build
+# creates the environment and runs the tests in one process, so its tests keep the network).
+TEST_NETWORK = env.bool("TEST_NETWORK", default=True)
 # Which flavour of Variant.select_specs to pass as --extra-deps ("pytorch" or "conda-forge").
 VARIANT_SPECS_FLAVOUR = env.str("VARIANT_SPECS_FLAVOUR", default="conda-forge")
 DOWNLOAD_ATTEMPTS = env.int("DOWNLOAD_ATTEMPTS", default=3)
@@ -373,6 +384,10 @@ PROPOSAL_RATE_LIMIT_PER_HOUR = env.int("PROPOSAL_RATE_LIMIT_PER_HOUR", default=5
 RECIPE_FETCH_ALLOW_PRIVATE = env.bool("RECIPE_FETCH_ALLOW_PRIVATE", default=False)
 RECIPE_FETCH_TIMEOUT_S = env.float("RECIPE_FETCH_TIMEOUT_S", default=10.0)
 RECIPE_MAX_BYTES = env.int("RECIPE_MAX_BYTES", default=1024 * 1024)
+# An untrusted recipe is rendered in a child process under these limits (adapters/recipe_limits.py).
+RECIPE_RENDER_MEMORY_MB = env.int("RECIPE_RENDER_MEMORY_MB", default=1024)
+RECIPE_RENDER_CPU_S = env.int("RECIPE_RENDER_CPU_S", default=20)
+RECIPE_RENDER_WALL_S = env.float("RECIPE_RENDER_WALL_S", default=60.0)
 # RQ limit of one pre-check job: a recipe whose templating runs away is stopped and recorded.
 PRECHECK_JOB_TIMEOUT_S = env.int("PRECHECK_JOB_TIMEOUT_S", default=120)
 

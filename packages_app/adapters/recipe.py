@@ -138,17 +138,59 @@ _RecipeLoader.yaml_implicit_resolvers = {
 }
 
 
+# A recipe is a few hundred lines: its YAML, with every alias expanded, is far below this. The
+# "billion laughs" (aliases of aliases) stays a few hundred bytes and expands past any memory.
+MAX_YAML_NODES = 100_000
+MAX_YAML_DEPTH = 100
+
+
 def _parse_yaml(text: str) -> dict:
+    loader = _RecipeLoader(text)
     try:
-        data = yaml.load(text, Loader=_RecipeLoader)  # noqa: S506 - a SafeLoader subclass
+        node = loader.get_single_node()
+        if node is not None:
+            _check_yaml_size(node)
+        data = loader.construct_document(node) if node is not None else None
+    except RecursionError as exc:
+        raise RecipeParseError("the YAML is nested too deeply") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" on line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise RecipeParseError(f"not valid YAML{where}: {problem}") from exc
+    finally:
+        loader.dispose()
     if not isinstance(data, dict):
         raise RecipeParseError("the recipe is not a YAML mapping (package:, requirements:, ...)")
     return data
+
+
+def _check_yaml_size(root: yaml.Node) -> None:
+    """Refuse a document whose nodes, with aliases expanded, exceed MAX_YAML_NODES or nest
+    deeper than MAX_YAML_DEPTH. Sizes are counted once per node (memoised), so a bomb is
+    measured in linear time without being expanded."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node, depth: int) -> int:
+        if depth > MAX_YAML_DEPTH:
+            raise RecipeParseError(f"the YAML nests deeper than {MAX_YAML_DEPTH} levels")
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        sizes[id(node)] = 1  # a node that contains itself counts once
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(size(child, depth + 1) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(size(k, depth + 1) + size(v, depth + 1) for k, v in node.value)
+        if total > MAX_YAML_NODES:
+            raise RecipeParseError(
+                f"the YAML expands to more than {MAX_YAML_NODES:,} values (aliases of aliases?)"
+            )
+        sizes[id(node)] = total
+        return total
+
+    size(root, 0)
 
 
 def _resolve_v1(data: dict, state: RenderState) -> dict:

@@ -8,8 +8,10 @@ connect time (a DNS answer that changes between check and connect gains nothing)
 connect, on every read and on the whole body; and a cap on the body size. No ORM here.
 """
 
+import contextlib
 import ipaddress
 import socket
+import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -90,12 +92,37 @@ def recipe_candidate_urls(url: str) -> list[str]:
     return [url.strip()]
 
 
+# IPv6 forms that carry an IPv4 address in their last 32 bits: NAT64 (RFC 6052) and the
+# deprecated IPv4-compatible ::a.b.c.d. They are judged by the IPv4 address they reach.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+# Refused whatever they embed: local-use NAT64 (RFC 8215), Teredo (its client address is
+# obfuscated and reaches whatever the relay reaches), and ISATAP-style identifiers are covered
+# by the mapped forms above or are not global.
+_REFUSED_V6 = (ipaddress.ip_network("64:ff9b:1::/48"), ipaddress.ip_network("2001::/32"))
+
+
 def is_public_address(address: str) -> bool:
-    """True for globally routable unicast addresses (IPv4-mapped IPv6 judged as IPv4)."""
+    """True for globally routable unicast addresses. An IPv6 address that embeds an IPv4 one
+    (IPv4-mapped, IPv4-compatible, NAT64, 6to4) is judged by that IPv4 address too."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if any(ip in network for network in _REFUSED_V6):
+            return False
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:
+            return embedded.is_global and not embedded.is_multicast
     return ip.is_global and not ip.is_multicast
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in _NAT64 or (ip in _IPV4_COMPATIBLE and int(ip) > 1):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
 
 
 def check_target(url: str, *, allow_private: bool, resolve: Resolver) -> None:
@@ -127,6 +154,61 @@ def check_target(url: str, *, allow_private: bool, resolve: Resolver) -> None:
         )
 
 
+class _Deadline:
+    """A total deadline for one fetch, from connect to last byte: per-read timeouts let a server
+    that drips its headers one byte at a time hold a worker for minutes. When it passes, the
+    sockets the fetch opened are shut down, which ends any read blocked on them."""
+
+    _current = threading.local()
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self):
+        self._outer = getattr(self._current, "deadline", None)
+        self._current.deadline = self if self._outer is None else self._outer
+        self._timer.start()
+        return self._current.deadline
+
+    def __exit__(self, *exc):
+        self._timer.cancel()
+        self._current.deadline = self._outer
+
+    @classmethod
+    def watch(cls, sock: socket.socket) -> None:
+        deadline = getattr(cls._current, "deadline", None)
+        if deadline is not None:
+            with deadline._lock:
+                deadline._sockets.append(sock)
+                if deadline.expired:
+                    _shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed: nothing left to stop
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _DeadlineMixin:
+    """Puts every socket the fetch opens under its total deadline."""
+
+    def _new_conn(self):
+        sock = super()._new_conn()
+        _Deadline.watch(sock)
+        return sock
+
+
 class _PeerCheckMixin:
     """Checks the connected socket's peer address: what was actually reached, not a DNS answer."""
 
@@ -142,12 +224,28 @@ class _PeerCheckMixin:
         return sock
 
 
-class _PublicHTTPConnection(_PeerCheckMixin, HTTPConnection):
+class _PublicHTTPConnection(_DeadlineMixin, _PeerCheckMixin, HTTPConnection):
     pass
 
 
-class _PublicHTTPSConnection(_PeerCheckMixin, HTTPSConnection):
+class _PublicHTTPSConnection(_DeadlineMixin, _PeerCheckMixin, HTTPSConnection):
     pass
+
+
+class _DeadlineHTTPConnection(_DeadlineMixin, HTTPConnection):
+    pass
+
+
+class _DeadlineHTTPSConnection(_DeadlineMixin, HTTPSConnection):
+    pass
+
+
+class _DeadlineHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = _DeadlineHTTPConnection
+
+
+class _DeadlineHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = _DeadlineHTTPSConnection
 
 
 class _PublicHTTPConnectionPool(HTTPConnectionPool):
@@ -169,15 +267,26 @@ class PublicOnlyAdapter(HTTPAdapter):
         }
 
 
+class DeadlineAdapter(HTTPAdapter):
+    """A requests transport whose connections obey the fetch's total deadline (any address:
+    for the operator's RECIPE_FETCH_ALLOW_PRIVATE setting)."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _DeadlineHTTPConnectionPool,
+            "https": _DeadlineHTTPSConnectionPool,
+        }
+
+
 def new_session(*, allow_private: bool) -> requests.Session:
     """A session without environment proxies (a proxy would hide where we connect)."""
     session = requests.Session()
     session.trust_env = False
     session.headers["User-Agent"] = USER_AGENT
-    if not allow_private:
-        adapter = PublicOnlyAdapter()
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
+    adapter = DeadlineAdapter() if allow_private else PublicOnlyAdapter()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     return session
 
 
@@ -193,7 +302,7 @@ def fetch_text(
     Raises RecipeNotFoundError on 404 and RecipeFetchError (with a readable reason) on anything
     else that is not a small UTF-8 text document.
     """
-    with _session_scope(session, policy) as session:
+    with _session_scope(session, policy) as session, _Deadline(policy.timeout_s):
         return _follow(url, policy=policy, resolve=resolve, session=session)
 
 
@@ -235,6 +344,7 @@ def _follow(
             blocked = _blocked_cause(exc)
             if blocked is not None:
                 raise blocked from exc
+            _check_deadline(current, policy)
             raise RecipeFetchError(f"could not fetch {current}: {_short(exc)}") from exc
     raise RecipeFetchError(f"{url} redirects more than {MAX_REDIRECTS} times")
 
@@ -266,8 +376,11 @@ def _read_body(response: requests.Response, *, url: str, policy: FetchPolicy) ->
                 raise RecipeFetchError(f"{url} took longer than {policy.timeout_s:g} s to send")
     except ReadTimeoutError as exc:
         raise RecipeFetchError(f"{url} did not answer within {policy.timeout_s:g} s") from exc
-    except HTTPError as exc:
+    except (HTTPError, OSError) as exc:
+        _check_deadline(url, policy)
         raise RecipeFetchError(f"could not read {url}: {_short(exc)}") from exc
+    # A socket shut down by the deadline reads as the end of the body: not a whole recipe.
+    _check_deadline(url, policy)
     try:
         text = bytes(body).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -275,6 +388,14 @@ def _read_body(response: requests.Response, *, url: str, policy: FetchPolicy) ->
     if "\x00" in text:
         raise RecipeFetchError(f"{url} is a binary file, not a recipe")
     return FetchedText(url=url, text=text, size=len(body))
+
+
+def _check_deadline(url: str, policy: FetchPolicy) -> None:
+    deadline = getattr(_Deadline._current, "deadline", None)
+    if deadline is not None and deadline.expired:
+        raise RecipeFetchError(
+            f"{url} took longer than {deadline.seconds:g} s in all (connect to last byte)"
+        )
 
 
 def fetch_recipe(
@@ -286,7 +407,7 @@ def fetch_recipe(
 ) -> FetchedText:
     """Fetch the recipe behind a proposal's recipe URL (raw file, feedstock or GitHub page)."""
     candidates = recipe_candidate_urls(url)
-    with _session_scope(session, policy) as session:
+    with _session_scope(session, policy) as session, _Deadline(policy.timeout_s):
         for candidate in candidates:
             try:
                 return fetch_text(candidate, policy=policy, resolve=resolve, session=session)

@@ -15,6 +15,10 @@ from typing import Any
 from jinja2 import ChainableUndefined
 from jinja2 import TemplateError
 from jinja2 import TemplateSyntaxError
+from jinja2 import nodes
+from jinja2.compiler import CodeGenerator
+from jinja2.compiler import Frame
+from jinja2.compiler import optimizeconst
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import missing
@@ -24,6 +28,8 @@ from rattler.exceptions import InvalidVersionError
 from rattler.exceptions import InvalidVersionSpecError
 
 MAX_RENDERED_CHARS = 2_000_000
+# Largest string or list one expression may build (`+`, `~`, `*`): a recipe's values are short.
+MAX_VALUE_CHARS = 1_000_000
 # Largest integer argument a template may pass to a call or filter (widths, repeats, ranges).
 MAX_TEMPLATE_INT = 100_000
 _HUGE_FORMAT_WIDTH = re.compile(r"(%[-+ #0]*(\d{6,}|\*))|(\{[^{}]*:[^{}]*\d{6,}[^{}]*\})")
@@ -91,12 +97,35 @@ class _RecordingUndefined(ChainableUndefined):
             self.sink.add(name)
 
 
-class _CappedSandbox(SandboxedEnvironment):
-    """The sandbox plus caps on what can blow up memory: repeats, powers, format widths."""
+class _CappedCodeGenerator(CodeGenerator):
+    """Compiles `a ~ b` to the environment's capped join: the sandbox cannot intercept `~`, and
+    `{% set a = a ~ a %}` twenty times doubles a string past any memory without printing it."""
 
-    intercepted_binops = frozenset({"*", "**", "%"})
+    @optimizeconst
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self.write("environment.capped_concat((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+
+class _CappedSandbox(SandboxedEnvironment):
+    """The sandbox plus caps on what can blow up memory: repeats, concatenations (`+`, `~`),
+    powers, format widths."""
+
+    code_generator_class = _CappedCodeGenerator
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
+
+    def capped_concat(self, parts) -> str:
+        pieces = [str(part) for part in parts]
+        if sum(len(piece) for piece in pieces) > MAX_VALUE_CHARS:
+            raise SecurityError("the recipe builds a string larger than 1 MB")
+        return "".join(pieces)
 
     def call_binop(self, context, operator, left, right):
+        if operator == "+" and _sum_too_big(left, right):
+            raise SecurityError("the recipe builds a string or list larger than 1 MB")
         if operator == "*" and _repeat_too_big(left, right):
             raise SecurityError("the recipe repeats a string or list too many times")
         if operator == "**" and isinstance(right, int) and abs(right) > 64:
@@ -114,6 +143,15 @@ class _CappedSandbox(SandboxedEnvironment):
         if isinstance(owner, str) and _HUGE_FORMAT_WIDTH.search(owner):
             raise SecurityError("the recipe formats a string with a huge width")
         return super().wrap_str_format(value)
+
+
+def _sum_too_big(left: Any, right: Any) -> bool:
+    sized = (str, list, tuple)
+    return (
+        isinstance(left, sized)
+        and isinstance(right, sized)
+        and len(left) + len(right) > MAX_VALUE_CHARS
+    )
 
 
 def _repeat_too_big(left: Any, right: Any) -> bool:
@@ -243,6 +281,10 @@ class RenderState:
             raise RecipeRenderError(f"Jinja error: {exc}") from exc
         except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
             raise RecipeRenderError(f"Jinja error: {type(exc).__name__}: {exc}") from exc
+        except RecursionError as exc:
+            raise RecipeRenderError("Jinja error: the recipe recurses too deeply") from exc
+        except MemoryError as exc:
+            raise RecipeRenderError("Jinja error: the recipe needs too much memory") from exc
         return "".join(pieces)
 
     def render_v1_string(self, text: str, variables: dict[str, Any]) -> Any:
@@ -254,6 +296,8 @@ class RenderState:
             raise RecipeRenderError(f"template error in {text!r}: {exc.message}") from exc
         except (TemplateError, SecurityError, TypeError, ValueError, ArithmeticError) as exc:
             raise RecipeRenderError(f"template error in {text!r}: {exc}") from exc
+        except RecursionError as exc:
+            raise RecipeRenderError(f"template error in {text!r}: recurses too deeply") from exc
         return rendered
 
     def evaluate(self, expression: str, variables: dict[str, Any] | None = None) -> bool:

@@ -20,6 +20,10 @@ from rattler import MatchSpec
 from rattler import RepoData
 from rattler import Version
 
+from packages_app.adapters.conda_names import UnsafeName
+from packages_app.adapters.conda_names import check_filename
+from packages_app.adapters.conda_names import check_subdir
+
 SUBDIR_KEYS = ("packages", "packages.conda")
 
 
@@ -135,6 +139,7 @@ def parse_repodata_file(
         raise RepodataError(f"{label}: no such file")
     raw = _load_json(path, label)
     subdir = _subdir_of(raw, path, label)
+    _check_names(raw, subdir, label)
     try:
         # resolve(): a relative path (as typed on the command line) has no file:// URI.
         rattler_records = RepoData.from_path(str(path)).into_repo_data(
@@ -174,6 +179,22 @@ def _subdir_of(raw: dict, path: Path, label: str) -> str:
     if not subdir:
         raise RepodataError(f"{label}: cannot tell the subdir (no info.subdir)")
     return subdir
+
+
+def _check_names(raw: dict, subdir: str, label: str) -> None:
+    """Names that become paths (the subdir, each file name, each record's subdir) are safe,
+    before anything else reads them; the first bad one is named."""
+    try:
+        check_subdir(subdir)
+    except UnsafeName as exc:
+        raise RepodataError(f"{label}: info: {exc}") from exc
+    for filename, rec in _raw_records(raw):
+        try:
+            check_filename(filename)
+            if isinstance(rec, dict) and "subdir" in rec:
+                check_subdir(rec["subdir"])
+        except UnsafeName as exc:
+            raise RepodataError(f"{label}: record {filename!r}: {exc}") from exc
 
 
 def _raw_records(raw: dict) -> Iterator[tuple[str, dict]]:

@@ -21,13 +21,14 @@ from packages_app.adapters.recipe import RecipeParseError
 from packages_app.adapters.recipe import RecipeRenderError
 from packages_app.adapters.recipe import RenderedRecipe
 from packages_app.adapters.recipe import RenderTarget
-from packages_app.adapters.recipe import render_recipe
 from packages_app.adapters.recipe_fetch import FetchedText
 from packages_app.adapters.recipe_fetch import FetchPolicy
 from packages_app.adapters.recipe_fetch import RecipeFetchError
 from packages_app.adapters.recipe_fetch import RecipeNotFoundError
 from packages_app.adapters.recipe_fetch import fetch_recipe
 from packages_app.adapters.recipe_fetch import fetch_text
+from packages_app.adapters.recipe_limits import RenderLimits
+from packages_app.adapters.recipe_limits import render_recipe_limited
 from packages_app.lint.recipe_checks import FAIL
 from packages_app.lint.recipe_checks import PASS
 from packages_app.lint.recipe_checks import WARN
@@ -67,6 +68,14 @@ def fetch_policy() -> FetchPolicy:
         timeout_s=settings.RECIPE_FETCH_TIMEOUT_S,
         max_bytes=settings.RECIPE_MAX_BYTES,
         allow_private=settings.RECIPE_FETCH_ALLOW_PRIVATE,
+    )
+
+
+def render_limits() -> RenderLimits:
+    return RenderLimits(
+        memory_bytes=settings.RECIPE_RENDER_MEMORY_MB * 1024 * 1024,
+        cpu_s=settings.RECIPE_RENDER_CPU_S,
+        wall_s=settings.RECIPE_RENDER_WALL_S,
     )
 
 
@@ -136,7 +145,9 @@ def evaluate_recipe_url(
     ]
     filename = "recipe.yaml" if fetched.url.rstrip("/").endswith("recipe.yaml") else "meta.yaml"
     try:
-        recipe = render_recipe(fetched.text, filename=filename, target=RENDER_TARGET)
+        recipe = render_recipe_limited(
+            fetched.text, filename=filename, target=RENDER_TARGET, limits=render_limits()
+        )
     except (RecipeRenderError, RecipeParseError) as exc:
         results.append(CheckResult("recipe_render", "Recipe renders and parses", FAIL, str(exc)))
         return results

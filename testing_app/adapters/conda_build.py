@@ -31,6 +31,7 @@ from testing_app.adapters.job_log import JobLog
 from testing_app.adapters.process_tree import kill_tree
 from testing_app.adapters.process_tree import new_process_group
 from testing_app.adapters.process_tree import stop_tree
+from testing_app.adapters.sandbox import SandboxPolicy
 
 # Output markers conda-build prints (stable since 3.x; reference/conda.md section 1).
 TEST_START = "test_start"
@@ -124,6 +125,8 @@ class CondaBuildTest:
     # What runs `binary` when it is not an executable itself: the rattler runner is a Python
     # script with conda-build's command line (adapters/rattler_runner.py), run by this Python.
     launcher: tuple[str, ...] = ()
+    # Runner-specific options (the rattler runner's --sandbox-prefix), after --override-channels.
+    options: tuple[str, ...] = ()
 
     def argv(self) -> list[str]:
         """The command line. The package path comes before --extra-deps, whose nargs='+' would
@@ -134,6 +137,7 @@ class CondaBuildTest:
             "--test",
             str(self.package_path),
             "--override-channels",
+            *self.options,
         ]
         for channel in self.channels:
             argv += ["-c", channel]
@@ -271,8 +275,10 @@ def run_conda_build_test(
     on_progress: Callable[[str], None] | None = None,
     progress_interval_s: float = 5.0,
     kill_grace_s: float = 10.0,
+    sandbox: SandboxPolicy | None = None,
 ) -> CondaBuildTestRun:
-    """Run the test, streaming every output line into `log`.
+    """Run the test, streaming every output line into `log`; inside `sandbox` when given (the
+    whole command: see services/test_sandbox.py for which runner is wrapped how).
 
     `on_progress(tail)` is called about every `progress_interval_s` while it runs. After
     `timeout_s` the whole process group gets SIGTERM, then SIGKILL `kill_grace_s` later.
@@ -280,9 +286,15 @@ def run_conda_build_test(
     argv = test.argv()
     test.croot.mkdir(parents=True, exist_ok=True)
     log.write("$ " + " ".join(argv))
+    command = argv
+    if sandbox is not None:
+        sandbox.prepare(test.croot)
+        command = sandbox.argv(argv, workspace=test.croot)
+        # Nothing of the worker's environment reaches even the sandbox's own processes.
+        env = sandbox.environment(test.croot)
     started = time.monotonic()
     proc = subprocess.Popen(  # noqa: S603 - argument list, no shell
-        _dying_with_parent(argv, env),
+        _dying_with_parent(command, env),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

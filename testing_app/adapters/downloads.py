@@ -7,6 +7,7 @@ host never see half a file, and a cached file is trusted without hashing it agai
 
 import hashlib
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -16,6 +17,9 @@ from urllib.parse import unquote
 from urllib.parse import urlparse
 
 import requests
+
+from packages_app.adapters.conda_names import UnsafeName
+from packages_app.adapters.conda_names import check_filename
 
 CHUNK_BYTES = 1024 * 1024
 # HTTP statuses worth another try: the server or a proxy is busy, not the request wrong.
@@ -39,6 +43,9 @@ class Artifact:
     attempts: int
 
 
+_HEX_DIGEST = re.compile(r"[0-9a-f]{32}|[0-9a-f]{64}")
+
+
 def cache_path(*, cache_dir: Path, filename: str, sha256: str = "", md5: str = "") -> Path:
     """`<cache>/<sha256>/<filename>`: keyed by hash, and keeping the name conda-build reads."""
     if sha256:
@@ -47,8 +54,13 @@ def cache_path(*, cache_dir: Path, filename: str, sha256: str = "", md5: str = "
         key = f"md5-{md5.lower()}"
     else:
         raise DownloadError(f"{filename}: no sha256 or md5 to verify the download against")
-    if Path(filename).name != filename or filename in ("", ".", ".."):
-        raise DownloadError(f"refusing unsafe file name {filename!r}")
+    # Both parts of the path come from repodata, which is untrusted input.
+    if not _HEX_DIGEST.fullmatch((sha256 or md5).lower()):
+        raise DownloadError(f"{filename}: the checksum {(sha256 or md5)!r} is not a hex digest")
+    try:
+        check_filename(filename)
+    except UnsafeName as exc:
+        raise DownloadError(f"refusing unsafe {exc}") from exc
     return Path(cache_dir) / key / filename
 
 
@@ -129,6 +141,8 @@ def _fetch_verified(
             raise DownloadError(
                 f"{url}: checksum mismatch (expected {expected}, got {digest.hexdigest()})"
             )
+        # Readable by the test sandbox's user: the file is a public package, checked.
+        os.chmod(handle.name, 0o644)
         os.replace(handle.name, target)
     finally:
         if os.path.exists(handle.name):

@@ -80,6 +80,10 @@ class HostFacts:
     conda_build_version: str = ""
     # py-rattler, which the rattler runner needs ("" when it cannot be imported here).
     rattler_version: str = ""
+    # What isolates package tests (the worker fills it in: services/test_sandbox.py), or "" and
+    # why not.
+    test_isolation: str = ""
+    test_isolation_note: str = ""
     # Why a part of the probe found nothing (e.g. "nvidia-smi: not found"), for the operator.
     notes: list[str] = field(default_factory=list)
 

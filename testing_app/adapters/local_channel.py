@@ -30,6 +30,9 @@ from urllib.parse import urlparse
 from rattler import Subdir
 from rattler.index import index_fs
 
+from packages_app.adapters.conda_names import UnsafeName
+from packages_app.adapters.conda_names import check_filename
+from packages_app.adapters.conda_names import check_subdir
 from testing_app.adapters.rattler_sync import run_rattler
 
 LOCK_NAME = ".promotion.lock"
@@ -100,8 +103,11 @@ def place_package(
     refreshed, in case an earlier attempt died between copy and index). A different file of
     that name is never overwritten: what users downloaded must not change under them.
     """
-    if Path(filename).name != filename or not filename.endswith(PACKAGE_SUFFIXES):
-        raise LocalChannelError(f"refusing unsafe package file name {filename!r}")
+    try:  # both come from repodata: untrusted names that become a path in the channel
+        check_subdir(subdir)
+        check_filename(filename)
+    except UnsafeName as exc:
+        raise LocalChannelError(f"refusing to place {subdir}/{filename}, unsafe: {exc}") from exc
     if not source.is_file():
         raise LocalChannelError(f"source file {source} does not exist", retryable=True)
     if sha256 and sha256_of(source) != sha256.lower():

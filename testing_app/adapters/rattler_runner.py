@@ -96,7 +96,7 @@ def read_package_tests(path: Path) -> PackageTests:
         for tar, member in stream_conda_info(str(path)):
             if not member.isfile():
                 continue
-            name = PurePosixPath(member.name)
+            name = _safe_member(member.name)
             if name == PurePosixPath("info/index.json"):
                 index = json.loads(_read_member(tar, member))
             elif INFO_TEST in name.parents:
@@ -107,6 +107,7 @@ def read_package_tests(path: Path) -> PackageTests:
         raise PackageReadError(f"{path.name}: not a readable conda package: {exc}") from exc
     if not isinstance(index, dict) or not index.get("name"):
         raise PackageReadError(f"{path.name}: no info/index.json with a name")
+    _check_subdir(index.get("subdir") or NOARCH, path)
     tests = PackageTests(index=index)
     if tests_yaml is not None:
         _read_rattler_build_tests(tests, tests_yaml)
@@ -116,6 +117,22 @@ def read_package_tests(path: Path) -> PackageTests:
         if requirements is not None:
             tests.requirements = [str(s) for s in json.loads(requirements)]
     return tests
+
+
+def _safe_member(name: str) -> PurePosixPath:
+    """A member's path, refused when it could be written outside the test folder (the same
+    rule as packages_app/adapters/conda_names.py; this script imports nothing of the project)."""
+    path = PurePosixPath(name)
+    if not name or "\0" in name or "\\" in name or path.is_absolute() or ".." in path.parts:
+        raise PackageReadError(f"archive member {name!r} points outside its folder")
+    return path
+
+
+def _check_subdir(subdir, path: Path) -> None:
+    from rattler import Subdir
+
+    if not isinstance(subdir, str) or subdir not in {str(s) for s in Subdir.all()}:
+        raise PackageReadError(f"{path.name}: info/index.json subdir {subdir!r} is not known")
 
 
 def _read_member(tar, member) -> bytes:
@@ -181,6 +198,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("-t", "--test", action="store_true", required=True)
     parser.add_argument("-c", "--channel", action="append", default=[])
     parser.add_argument("-O", "--override-channels", action="store_true")
+    # The command prefix (JSON list) the test scripts run under: the worker's sandbox
+    # (testing_app/adapters/sandbox.py). The environment is installed outside it.
+    parser.add_argument("--sandbox-prefix", type=json.loads, default=[])
     parser.add_argument("--croot", required=True)
     parser.add_argument("--extra-deps", nargs="+", default=[])
     parser.add_argument("package", nargs=1)
@@ -202,6 +222,12 @@ def main(argv: list[str] | None = None) -> int:
         say(f"error: {exc}")
         return EXIT_INFRASTRUCTURE
     rattler_build = _rattler_build() if tests.layout == "rattler-build" else None
+    if rattler_build is not None and args.sandbox_prefix:
+        # py-rattler-build runs the test scripts in this process's own children, outside the
+        # host's sandbox: untrusted tests must stay inside it, so this runner's own reading of
+        # tests.yaml runs them there instead (docs/operators.md, "Sandbox").
+        say("note: tests isolated: tests.yaml run by the rattler runner inside the sandbox")
+        rattler_build = None
     if rattler_build is not None:
         path = _rattler_build_path()
         return path.run_rattler_build_tests(
@@ -230,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"error: installing the test environment failed: {exc}")
         return EXIT_INFRASTRUCTURE
     test_dir = croot / "test_tmp"
-    code = _run_tests(tests, prefix, test_dir, package)
+    code = _run_tests(tests, prefix, test_dir, package, sandbox_prefix=args.sandbox_prefix)
     if code != 0 or (test_dir / "TEST_FAILED").exists():
         say(f"TESTS FAILED: {package.name}")
         return EXIT_FAILED
@@ -321,8 +347,11 @@ def _install(records, prefix: Path) -> None:
     asyncio.run(install(records, target_prefix=prefix, cache_dir=cache, show_progress=False))
 
 
-def _run_tests(tests: PackageTests, prefix: Path, test_dir: Path, package: Path) -> int:
-    """Write the test files and the runner script, run it, return its exit code."""
+def _run_tests(
+    tests: PackageTests, prefix: Path, test_dir: Path, package: Path, *, sandbox_prefix=()
+) -> int:
+    """Write the test files and the runner script, run it, return its exit code. With a
+    sandbox prefix the script runs inside it, given only the variables a test needs."""
     from rattler.shell import ActivationVariables
     from rattler.shell import Shell
     from rattler.shell import activate
@@ -342,8 +371,7 @@ def _run_tests(tests: PackageTests, prefix: Path, test_dir: Path, package: Path)
     command = (
         ["cmd", "/d", "/c", str(runner)] if windows else ["bash", "-o", "errexit", str(runner)]
     )
-    env = {
-        **os.environ,
+    test_env = {
         "PREFIX": str(prefix),
         "SRC_DIR": str(test_dir),
         "CONDA_BUILD_STATE": "TEST",
@@ -353,6 +381,13 @@ def _run_tests(tests: PackageTests, prefix: Path, test_dir: Path, package: Path)
         "PKG_BUILDNUM": str(tests.index.get("build_number", 0)),
     }
     say(f"running the tests of {package.name} in {test_dir}")
+    if sandbox_prefix:
+        # The sandbox clears the environment: the test's variables go in through env(1),
+        # which also enters the test folder.
+        pairs = [f"{name}={value}" for name, value in test_env.items()]
+        command = [*sandbox_prefix, "env", "-C", str(test_dir), *pairs, *command]
+        return subprocess.run(command, cwd=test_dir, check=False).returncode  # noqa: S603
+    env = {**os.environ, **test_env}
     return subprocess.run(command, cwd=test_dir, env=env, check=False).returncode  # noqa: S603
 
 

@@ -205,7 +205,7 @@ class JobViewSet(ReadOnlyViewSet):
 
     @extend_schema(responses=serializers.ReproductionSerializer)
     @action(detail=True, methods=["get"])
-    def reproduce(self, request, pk=None):
+    def reproduce(self, request, pk=None, format=None):  # noqa: A002 - DRF format suffix
         """How to rerun this job's cell locally: channels, priority, pins, overrides, script."""
         if not str(pk).isdigit():
             raise ValidationError({"id": ["Job id must be an integer."]})

@@ -65,6 +65,10 @@ class Host(models.Model):
     rocm_version = models.CharField(max_length=32, blank=True)
     # {"conda-build": "25.1.2", "rattler": "0.28.0"}
     runners = models.JSONField(default=dict, blank=True)
+    # What isolates package tests here ("bubblewrap 0.8.0 as nobody"), or "" with the reason in
+    # test_isolation_note: such a host refuses test jobs unless its operator opted out.
+    test_isolation = models.CharField(max_length=100, blank=True)
+    test_isolation_note = models.CharField(max_length=300, blank=True)
     # Capability queues this host's workers listen on, computed from the probe.
     queues = models.JSONField(default=list, blank=True)
     enrollment_token = models.ForeignKey(

@@ -41,11 +41,18 @@ from testing_app.adapters.job_log import scrubbed_environment
 from testing_app.adapters.job_log import secret_values
 from testing_app.adapters.rattler_runner import PackageReadError
 from testing_app.adapters.rattler_runner import read_package_tests
+from testing_app.adapters.sandbox import SandboxUnavailable
 from testing_app.models import Job
 from testing_app.models import Verdict
 from testing_app.models import WorkerProcess
 from testing_app.services.outcomes import JobOutcome
 from testing_app.services.outcomes import kept_only_with_its_log
+from testing_app.services.test_sandbox import conda_build_installation
+from testing_app.services.test_sandbox import conda_build_packages_dirs
+from testing_app.services.test_sandbox import describe
+from testing_app.services.test_sandbox import isolation_required
+from testing_app.services.test_sandbox import rattler_sandbox_options
+from testing_app.services.test_sandbox import sandbox_policy
 
 logger = logging.getLogger(__name__)
 
@@ -290,18 +297,47 @@ def _run(job, worker, log, croot, on_progress, runner=RUNNER_NAME) -> JobOutcome
     layout = package_layout(artifact.path)
     runner = runner_for_package_format(job, runner, layout, log)
     launcher, binary = runner_command(runner)
+    channels = channel_urls(job)
+    try:
+        binary, sandbox, options = _isolation(
+            runner, binary, artifact.path, channels, env, croot, log
+        )
+    except SandboxUnavailable as exc:
+        log.write(f"error: this host cannot isolate tests: {exc}")
+        return JobOutcome(
+            verdict=Verdict.ERROR,
+            error_message=(
+                f"Not run: this host cannot isolate tests ({exc}); an operator may opt out "
+                "with TEST_ISOLATION=none."
+            ),
+            runner=runner,
+            runner_version=version,
+            download_s=download_s,
+        )
+    except FileNotFoundError as exc:
+        log.write(f"error: could not start {binary}: {exc}")
+        return JobOutcome(
+            verdict=Verdict.ERROR,
+            error_message=f"Could not start {binary}: {exc}",
+            runner=runner,
+            runner_version=version,
+            download_s=download_s,
+        )
+    # The program that runs is chosen above; the tool recorded is the one that runs the tests.
     runner, version = _tool_that_tests(runner, layout, worker, env)
     test = CondaBuildTest(
         binary=binary,
         launcher=launcher,
         package_path=artifact.path,
-        channels=channel_urls(job),
+        channels=channels,
         extra_deps=extra_deps(job),
         croot=croot,
+        options=tuple(options),
     )
     try:
         run = run_conda_build_test(
             test,
+            sandbox=sandbox,
             env=env,
             timeout_s=job.timeout_s,
             log=log,
@@ -333,6 +369,37 @@ def _run(job, worker, log, croot, on_progress, runner=RUNNER_NAME) -> JobOutcome
         solved_packages=list(run.packages),
         failure_excerpt=run.failure_excerpt,
     )
+
+
+def _isolation(runner, binary, package_path, channels, env, croot, log):
+    """(binary, sandbox for the whole command or None, runner options) of a test: see
+    services/test_sandbox.py. Raises SandboxUnavailable when isolation is required but this
+    host cannot provide it."""
+    if not isolation_required():
+        log.write("warning: not isolated: the operator turned test isolation off")
+        return binary, None, []
+    if runner == RATTLER_RUNNER:
+        policy = sandbox_policy(
+            package_path=package_path,
+            channels=channels,
+            env=env,
+            network=settings.TEST_NETWORK,
+        )
+        log.write(describe(policy) + " (the test scripts; the environment is installed outside)")
+        return binary, None, rattler_sandbox_options(policy, croot)
+    path, installation = conda_build_installation(binary, env)
+    env = {**env, "CONDA_PKGS_DIRS": conda_build_packages_dirs(croot)}
+    policy = sandbox_policy(
+        package_path=package_path,
+        channels=channels,
+        env=env,
+        network=True,
+        installation=[*installation, Path(settings.CONDA_PKGS_DIR)],
+    )
+    log.write(describe(policy) + " (the whole conda-build command)")
+    if not settings.TEST_NETWORK:
+        log.write("note: conda-build installs and tests in one process: its tests keep the network")
+    return path, policy, []
 
 
 def job_workspace(job_id: int) -> Path:

@@ -173,6 +173,8 @@ def _apply_facts(host: Host, facts: HostFacts) -> None:
         else:
             runners.pop(runner, None)
     host.runners = runners
+    host.test_isolation = facts.test_isolation[:100]
+    host.test_isolation_note = facts.test_isolation_note[:300]
 
 
 @transaction.atomic

@@ -4,11 +4,17 @@
    lost)` and are retried. So are running jobs of workers that shut down mid-job.
 2. Every `queued` job missing from Redis (Redis restarted empty, flushed, a push that failed
    after commit) is pushed again, with its own id, so it is never queued twice.
-3. RQ entries of ours that no longer match a queued or running job are removed.
+3. Scheduled retries whose backoff is over but which RQ's scheduler has not moved to their queue
+   (the scheduler died with its worker and its locks outlive it; RQ's workers only try to take
+   them over every maintenance tick, about 10 minutes) are moved now.
+4. RQ entries of ours that no longer match a queued or running job are removed.
+A worker starting on a host also ends, at once, the jobs of that host's earlier worker processes
+whose process is gone (`recover_dead_workers_of_host`), instead of WORKER_LOST_AFTER_S later.
 It runs periodically (RQ cron, see testing_app/management/cron.py) and as `manage.py reconcile`.
 """
 
 import logging
+from collections.abc import Callable
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -42,11 +48,13 @@ class ReconcileReport:
     lost_jobs: int
     restored: int
     orphans_removed: int
+    overdue_released: int = 0
 
     def __str__(self) -> str:
         return (
             f"{self.lost_workers} lost workers, {self.lost_jobs} lost jobs retried, "
             f"{self.restored} queued jobs restored to Redis, "
+            f"{self.overdue_released} overdue scheduled retries released, "
             f"{self.orphans_removed} orphaned RQ entries removed"
         )
 
@@ -57,9 +65,10 @@ def reconcile(*, grace_s: int | None = None) -> ReconcileReport:
     restored = restore_queued_jobs(
         grace_s=settings.RECONCILE_GRACE_S if grace_s is None else grace_s
     )
+    released = release_overdue_retries()
     removed = remove_orphaned_entries()
-    report = ReconcileReport(lost_workers, lost_jobs, restored, removed)
-    if lost_workers or lost_jobs or restored or removed:
+    report = ReconcileReport(lost_workers, lost_jobs, restored, removed, released)
+    if lost_workers or lost_jobs or restored or removed or released:
         logger.warning("reconciler: %s", report)
     return report
 
@@ -91,6 +100,55 @@ def recover_lost_work() -> tuple[int, int]:
         if abandon_job(job_id=job_id, reason=f"Worker lost ({detail})."):
             recovered += 1
     return len(lost_names), recovered
+
+
+def recover_dead_workers_of_host(*, host_id: int, alive: Callable[[int], bool]) -> int:
+    """A worker starting on a host sees which earlier worker processes of that host are gone
+    (`alive(pid)` false: killed with -9, the machine rebooted): they are stopped and their
+    running jobs end `error (worker lost)` and are retried now. A reused pid reads as alive and
+    is left to the heartbeat timeout, which is the safe side. Returns the jobs recovered."""
+    recovered = 0
+    workers = WorkerProcess.objects.filter(host_id=host_id, stopped_at__isnull=True)
+    for worker_id, name, pid in workers.exclude(pid=None).values_list("pk", "name", "pid"):
+        if alive(pid):
+            continue
+        stop_worker(worker_id=worker_id, reason="lost: its process is gone (seen on restart)")
+        running = Job.objects.filter(status=Job.Status.RUNNING, worker_id=worker_id)
+        for job_id in running.values_list("pk", flat=True):
+            if abandon_job(job_id=job_id, reason=f"Worker lost ({name}, its process is gone)."):
+                recovered += 1
+    return recovered
+
+
+def release_overdue_retries(*, slack_s: float = 5.0) -> int:
+    """Move our scheduled jobs whose time has come (by more than `slack_s`) from RQ's scheduled
+    registry to their queue, as RQ's scheduler would have. A live scheduler doing the same at
+    the same moment can at worst push one twice; the guarded queued -> running transition runs
+    it once."""
+    due = timezone.now() - timedelta(seconds=slack_s)
+    queue_names = set(
+        Job.objects.filter(status=Job.Status.QUEUED, not_before__lte=due)
+        .values_list("queue_name", flat=True)
+        .distinct()
+    )
+    released = 0
+    connection = django_rq.get_connection("default")
+    for queue_name in sorted(queue_names):
+        queue = Queue(queue_name, connection=connection)
+        registry = ScheduledJobRegistry(queue=queue)
+        overdue = [
+            rq_id
+            for rq_id in registry.get_jobs_to_schedule(timestamp=int(due.timestamp()))
+            if rq_id.startswith(RQ_JOB_ID_PREFIX)
+        ]
+        for rq_id, status in _statuses(overdue).items():
+            job = queue.fetch_job(rq_id)
+            if status != Job.Status.QUEUED or job is None:
+                continue
+            registry.remove(job)
+            queue.enqueue_job(job)
+            released += 1
+    return released
 
 
 def _longest_job_s() -> int:

@@ -259,7 +259,25 @@ def test_fetch_gives_up_on_redirect_loops():
 
 @pytest.mark.parametrize(
     ("address", "public"),
-    [(PUBLIC_IP, True), ("2606:4700::1111", True), ("10.0.0.1", False), ("::ffff:10.0.0.1", False)],
+    [
+        (PUBLIC_IP, True),
+        ("2606:4700::1111", True),
+        ("10.0.0.1", False),
+        ("::ffff:10.0.0.1", False),
+        # IPv6 forms that embed a non-global IPv4 address reach it: refused.
+        ("64:ff9b::7f00:1", False),  # NAT64 of 127.0.0.1
+        ("64:ff9b::a9fe:a9fe", False),  # NAT64 of 169.254.169.254 (cloud metadata)
+        ("2002:7f00:1::", False),  # 6to4 of 127.0.0.1
+        ("2002:a00:1::1", False),  # 6to4 of 10.0.0.1
+        ("::127.0.0.1", False),  # IPv4-compatible
+        ("::10.0.0.1", False),
+        ("::ffff:169.254.169.254", False),
+        ("64:ff9b:1::8.8.8.8", False),  # local-use NAT64
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False),  # Teredo
+        # The same forms around a public IPv4 address stay allowed.
+        ("64:ff9b::808:808", True),  # NAT64 of 8.8.8.8
+        ("2002:808:808::1", True),  # 6to4 of 8.8.8.8
+    ],
 )
 def test_is_public_address(address, public):
     assert is_public_address(address) is public
@@ -275,6 +293,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 - http.server's naming
         if self.mode == "hang":
             self.release.wait(10)
+            return
+        if self.mode == "slow-headers":
+            # Every header byte well within the read timeout, the headers never finished.
+            self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            for _ in range(400):
+                if self.release.wait(0.05):
+                    return
+                self.wfile.write(b"X")
+                self.wfile.flush()
             return
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
@@ -324,7 +351,10 @@ def test_fetch_checks_the_connected_address_not_only_dns(local_server):
 def test_fetch_server_that_never_answers_times_out(local_server):
     local_server.mode = "hang"
     policy = FetchPolicy(timeout_s=0.3, max_bytes=1024, allow_private=True)
-    with pytest.raises(RecipeFetchError, match="did not answer within 0.3 s"):
+    # The read timeout and the total deadline are both 0.3 s: whichever fires first words it.
+    with pytest.raises(
+        RecipeFetchError, match=r"did not answer within 0.3 s|took longer than 0.3 s in all"
+    ):
         fetch_text("http://127.0.0.1:8812/meta.yaml", policy=policy)
 
 
@@ -334,3 +364,12 @@ def test_fetch_server_that_drips_bytes_hits_the_total_deadline(local_server):
     # Each byte arrives well within the read timeout; only the whole-body deadline stops it.
     with pytest.raises(RecipeFetchError, match="took longer than 0.5 s"):
         fetch_text("http://127.0.0.1:8812/meta.yaml", policy=policy)
+
+
+def test_fetch_server_that_drips_its_headers_hits_the_total_deadline(local_server):
+    """The deadline runs from connect to last byte: headers sent one byte at a time (each read
+    well within its timeout) no longer hold the fetch (the server would drip for 20 s)."""
+    local_server.mode = "slow-headers"
+    policy = FetchPolicy(timeout_s=0.5, max_bytes=1024, allow_private=True)
+    with pytest.raises(RecipeFetchError, match=r"took longer than 0.5 s in all"):
+        fetch_recipe("http://127.0.0.1:8812/meta.yaml", policy=policy)

@@ -40,6 +40,8 @@ def engine_settings(settings, tmp_path):
     settings.WORKER_LOST_AFTER_S = 3
     settings.RECONCILE_GRACE_S = 0
     settings.DISTRO_JOB_RUNNER = ""
+    # The conda-build stand-in runs on the repository's .venv, which the sandbox must show.
+    settings.TEST_SANDBOX_READ_ONLY = [FAKE_CONDA_BUILD.parent.parent.parent / ".venv"]
     return settings
 
 
@@ -169,6 +171,11 @@ def worker_env(engine_settings, tmp_path):
         "REDIS_URL": django_settings.REDIS_URL,
         "CONDA_BUILD_BIN": str(FAKE_CONDA_BUILD),
         "CONDA_BUILD_FAKE_PYTHON": sys.executable,
+        "TEST_SANDBOX_READ_ONLY": ",".join(str(p) for p in engine_settings.TEST_SANDBOX_READ_ONLY),
+        # These worker tests watch the test's processes and files from the host (pid files,
+        # markers in tmp_path), which the sandbox hides by design; they run unisolated, and
+        # tests/testing_app/test_sandbox.py covers the sandbox, its timeout kill included.
+        "TEST_ISOLATION": "none",
         "LOG_DIR": str(engine_settings.LOG_DIR),
         "ARTIFACT_DIR": str(engine_settings.ARTIFACT_DIR),
         "CONDA_BUILD_CROOT_DIR": str(engine_settings.CONDA_BUILD_CROOT_DIR),

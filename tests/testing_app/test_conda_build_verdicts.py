@@ -38,6 +38,14 @@ RATTLER_BUILD_INFO = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _unsandboxed(settings):
+    """The runner's own behaviour, outside the test sandbox: the stand-in reads its scenario from
+    the environment, which the sandbox's allow-list removes, and py-rattler-build runs tests only
+    where isolation is off (docs/operators.md). The sandbox is covered by test_sandbox.py."""
+    settings.TEST_ISOLATION = "none"
+
+
 def _adapter_run(tmp_path, package, *, channels=None, env=None) -> tuple[CondaBuildTestRun, str]:
     log = JobLog(tmp_path / "job.log", redact=Redactor(()), tail_lines=200)
     channel = (tmp_path / "ch").as_uri()

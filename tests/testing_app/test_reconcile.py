@@ -1,6 +1,8 @@
 """The reconciler: PostgreSQL stays the truth whatever Redis holds or lost."""
 
 import io
+import os
+import subprocess
 from datetime import timedelta
 
 import pytest
@@ -12,12 +14,14 @@ from rq.job import Job as RQJob
 from rq.registry import FailedJobRegistry
 from rq.registry import ScheduledJobRegistry
 
+from testing_app.management.commands.distro_worker import process_is_alive
 from testing_app.models import Job
 from testing_app.models import WorkerProcess
 from testing_app.services.dispatch import enqueue_jobs
 from testing_app.services.dispatch import rq_queue
 from testing_app.services.execution import start_job
 from testing_app.services.reconcile import reconcile
+from testing_app.services.reconcile import recover_dead_workers_of_host
 from tests import factories
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -109,3 +113,59 @@ def test_reconcile_command_prints_its_report(cpu_cell):
     out = io.StringIO()
     call_command("reconcile", "--grace", "0", stdout=out)
     assert "2 queued jobs restored to Redis" in out.getvalue()
+
+
+def test_overdue_scheduled_retry_is_moved_to_its_queue(cpu_cell):
+    """RQ's scheduler died with its worker and its locks outlive it: a retry whose backoff is
+    over waits in the scheduled registry until the reconciler moves it."""
+    due, later = _jobs(cpu_cell, 2, not_before=timezone.now() + timedelta(hours=1))
+    registry = ScheduledJobRegistry(queue=rq_queue(QUEUE))
+    past = timezone.now() - timedelta(seconds=60)
+    Job.objects.filter(pk=due.pk).update(not_before=past)
+    redis.Redis.from_url(settings.REDIS_URL).zadd(registry.key, {due.rq_job_id: past.timestamp()})
+
+    report = reconcile(grace_s=0)
+
+    assert report.overdue_released == 1
+    assert rq_queue(QUEUE).get_job_ids() == [due.rq_job_id]
+    assert registry.get_job_ids() == [later.rq_job_id]
+    assert "1 overdue scheduled retries released" in str(report)
+    assert reconcile(grace_s=0).overdue_released == 0
+
+
+def test_a_starting_worker_ends_the_jobs_of_its_hosts_dead_workers_at_once(cpu_cell):
+    host = factories.HostFactory(platform=cpu_cell["platform"])
+    other_host = factories.HostFactory(platform=cpu_cell["platform"])
+    dead_pid = _gone_pid()
+    now = timezone.now()
+    dead = WorkerProcess.objects.create(
+        host=host, name="host.cpu.dead", pid=dead_pid, last_heartbeat_at=now
+    )
+    alive = WorkerProcess.objects.create(
+        host=host, name="host.cpu.alive", pid=os.getpid(), last_heartbeat_at=now
+    )
+    elsewhere = WorkerProcess.objects.create(
+        host=other_host, name="other.cpu.dead", pid=dead_pid, last_heartbeat_at=now
+    )
+    jobs = _jobs(cpu_cell, 3)
+    for job, worker in zip(jobs, (dead, alive, elsewhere), strict=True):
+        start_job(job_id=job.pk, worker=WorkerProcess.objects.get(pk=worker.pk))
+
+    recovered = recover_dead_workers_of_host(host_id=host.pk, alive=process_is_alive)
+
+    assert recovered == 1
+    states = {j.pk: Job.objects.get(pk=j.pk).status for j in jobs}
+    assert states == {jobs[0].pk: "finished", jobs[1].pk: "running", jobs[2].pk: "running"}
+    assert Job.objects.get(pk=jobs[0].pk).error_message.startswith(
+        "Worker lost (host.cpu.dead, its process is gone)"
+    )
+    assert Job.objects.filter(retry_of=jobs[0]).exists()
+    assert WorkerProcess.objects.get(pk=dead.pk).stop_reason.startswith("lost: its process")
+    assert WorkerProcess.objects.get(pk=alive.pk).stopped_at is None
+    assert WorkerProcess.objects.get(pk=elsewhere.pk).stopped_at is None  # another host's
+
+
+def _gone_pid() -> int:
+    proc = subprocess.Popen(["true"])  # noqa: S607 - reaped below, so its pid is free
+    proc.wait()
+    return proc.pid

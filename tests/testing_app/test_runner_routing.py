@@ -31,6 +31,15 @@ from tests.testing_app.rattler_built import build_v1
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def _unsandboxed(settings):
+    """The runner's own behaviour, outside the test sandbox: the stand-in reads its scenario from
+    the environment, which the sandbox's allow-list removes, and py-rattler-build runs tests only
+    where isolation is off (docs/operators.md). The sandbox is covered by test_sandbox.py."""
+    settings.TEST_ISOLATION = "none"
+
+
 TESTS_YAML = "- script:\n    - echo tests.yaml ran for $PKG_NAME\n"
 
 

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import django_rq
 from django.conf import settings
@@ -37,6 +38,8 @@ from testing_app.services.hosts import register_worker
 from testing_app.services.hosts import stop_worker
 from testing_app.services.queues import Capabilities
 from testing_app.services.queues import queues_for_worker
+from testing_app.services.reconcile import recover_dead_workers_of_host
+from testing_app.services.test_sandbox import host_isolation
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +105,10 @@ class Command(BaseCommand):
             facts = probe_host(conda_build_bin=settings.CONDA_BUILD_BIN)
         except ProbeError as exc:
             raise CommandError(f"Cannot probe this host: {exc}") from exc
+        isolation, why_not = host_isolation()
+        facts = replace(facts, test_isolation=isolation, test_isolation_note=why_not)
+        if not isolation:
+            self.stdout.write(f"probe: tests are not isolated here: {why_not}")
         for note in facts.notes:
             self.stdout.write(f"probe: {note}")
         try:
@@ -153,6 +160,9 @@ class Command(BaseCommand):
         )
         slot = f"gpu{gpu.index}" if gpu is not None else "cpu"
         name = f"{host.name}.{slot}.{os.getpid()}"
+        recovered = recover_dead_workers_of_host(host_id=host.pk, alive=process_is_alive)
+        if recovered:
+            self.stdout.write(f"{recovered} job(s) of this host's dead workers end and are retried")
         record = register_worker(
             host=host,
             name=name,
@@ -224,3 +234,14 @@ class Command(BaseCommand):
                 logger.error("worker of GPU %s exited with %s; restarting it", index, code)
                 time.sleep(RESTART_DELAY_S)
                 children[index] = subprocess.Popen(argv[index], env=env)  # noqa: S603
+
+
+def process_is_alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this machine (any owner)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

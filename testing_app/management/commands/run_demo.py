@@ -25,6 +25,8 @@ from django.core.management.base import CommandError
 from django.db import connections
 
 from packages_app.management.commands.seed_demo import DEMO_MAINTAINER_EMAIL
+from testing_app.services.test_sandbox import host_isolation
+from testing_app.services.test_sandbox import isolation_required
 
 WORKER_QUEUES = ("default", "install", "promote")
 DEMO_HOST = "demo-host"
@@ -184,6 +186,7 @@ class Command(BaseCommand):
             with_worker = env.get("RQ_SYNC") != "1"
             if with_worker:
                 self._enrollment_token(env)
+                self._warn_without_isolation()
             commands = child_commands(python, manage, port, with_worker=with_worker)
             if check:
                 self.stdout.write(f"install sets: {env['INSTALL_SETS']}")
@@ -251,6 +254,19 @@ class Command(BaseCommand):
         user.save()
         connections.close_all()  # the web and worker processes share the SQLite file
         self.stdout.write("Admin user 'admin' is ready, password from DEMO_ADMIN_PASSWORD.")
+
+    def _warn_without_isolation(self) -> None:
+        """The demo's worker refuses package tests it cannot sandbox; say so up front, and how a
+        developer opts out on their own machine."""
+        isolation, why_not = host_isolation()
+        if not isolation and isolation_required():
+            self.stdout.write(
+                self.style.WARNING(
+                    f"test jobs will end 'error': this machine cannot isolate them ({why_not}). "
+                    "Install bubblewrap, or run the demo with TEST_ISOLATION=none to run the "
+                    "sample packages' tests unisolated."
+                )
+            )
 
     def _enrollment_token(self, env: dict) -> None:
         """A pre-approved token for the demo worker's first start (a host enrolled before needs
