@@ -4,11 +4,13 @@ from django.contrib import admin
 from django.urls import include
 from django.urls import path
 
+from packages_app import channel_views
 from packages_app import views as package_views
 from testing_app.api import build_testing
 
 urlpatterns = [
     path("", package_views.home, name="home"),
+    path("channels/", channel_views.channel_stack, name="channel-stack"),
     path("packages/", include("packages_app.urls", namespace="packages")),
     path("admin/", admin.site.urls),
     path("django-rq/", include("django_rq.urls")),

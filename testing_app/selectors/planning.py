@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 from django.db.models import F
 
+from packages_app.channel_stack_selectors import distribution_stack
 from packages_app.models import Build
 from packages_app.models import Channel
 from packages_app.models import Package
@@ -99,14 +100,10 @@ def variant_axes() -> dict[int, VariantAxes]:
 
 
 def channel_priority() -> tuple[tuple[int, ...], dict[int, str]]:
-    """Channel ids in the order test environments read them (as conda_runner.channel_urls:
-    staging, target, upstream, each in registration order), and every channel's name."""
-    channels = list(Channel.objects.all())
-    ordered = sorted(
-        (c for c in channels if c.role in ROLE_ORDER),
-        key=lambda c: (ROLE_ORDER.index(c.role), c.pk),
-    )
-    return tuple(c.pk for c in ordered), {c.pk: str(c) for c in channels}
+    """Channel ids in the one stack's order (packages_app/channel_stack.py), and every
+    channel's name."""
+    stack = distribution_stack()
+    return stack.ids(), {c.id: c.name for c in stack.channels}
 
 
 def evidence_records(variants: dict[int, VariantAxes]) -> list[CatalogRecord]:
