@@ -94,6 +94,8 @@ def variant_axes() -> dict[int, VariantAxes]:
             name=variant.name,
             kind=variant.kind,
             select_specs={k: tuple(v) for k, v in (variant.select_specs or {}).items()},
+            version=variant.accelerator_version or "",
+            driver=variant.min_driver_cuda or "",
         )
         for variant in Variant.objects.all()
     }
