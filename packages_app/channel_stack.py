@@ -18,6 +18,13 @@ under strict priority also solves under flexible priority, and a "passes" here h
 users and for conda users with conda's default alike. The reverse is not true, which is why
 flexible is available for a distribution whose users are told to use it.
 
+py-rattler's strict mode (what every solve here uses) is not conda's in one respect, verified on
+the demo channels: it drops a lower channel's records of a name only when a higher channel has a
+record matching the request, so behind a pytorch channel holding PyTorch up to 2.4.1 it still
+takes conda-forge's 2.10.0 for `pytorch >=2.10`, which conda's strict mode would not (it ignores
+conda-forge's pytorch outright). Where a higher channel does match (nvidia's cuda-cudart 12.1
+behind conda-forge's 12.6) both exclude the lower one.
+
 pip as a python dependency (PIP_AS_PYTHON_DEPENDENCY): conda adds `pip` to python's
 dependencies (`add_pip_as_python_dependency`, default true); pixi and `rattler.solve` do not. The
 default here is pixi's (false): the real lock files this distribution reproduces were solved
@@ -98,6 +105,14 @@ class ChannelStack:
         known = {c.url.rstrip("/") for c in self.channels}
         leading = [u for u in first if u and u.rstrip("/") not in known]
         return [*dict.fromkeys(leading), *(c.url for c in self.channels)]
+
+    def from_channel(self, channel_name: str, spec: str) -> str:
+        """`spec` taken from one channel of the stack only (pixi's `channel = "pytorch"`,
+        conda's `pytorch::pytorch`), with that channel's URL, as the solver matches it."""
+        for channel in self.channels:
+            if channel.name == channel_name:
+                return f"{channel.url.rstrip('/')}::{spec}"
+        raise StackError(f"channel {channel_name!r} is not in the channel stack")
 
     def ids(self) -> tuple[int, ...]:
         return tuple(c.id for c in self.channels if c.id is not None)
