@@ -169,6 +169,8 @@ def _check(job: Job, log: JobLog) -> JobOutcome:
         f"install check of {job.build.filename}: PyTorch {job.torch_release.version} x "
         f"{job.variant.name} x {subdir}{python}"
     )
+    if job.planning_note:
+        log.write(f"{job.planning_note}; this install check decides the cell")
     try:
         requirements = package_test_requirements(job, note=log.write)
     except PackageReadError as exc:

@@ -224,6 +224,7 @@ def _install_check(cell: PlannedCell) -> Job:
         python=cell.python,
         pinned_build_id=cell.pinned_build_id,
         extra_specs=list(cell.extra_specs),
+        planning_note=f"applicability unknown: {cell.unknown}"[:300] if cell.unknown else "",
         required_runner=settings.PLAN_TEST_RUNNER,
         timeout_s=settings.SOLVER_TIMEOUT_S,
         max_attempts=settings.INSTALL_CHECK_MAX_ATTEMPTS,

@@ -212,3 +212,24 @@ def test_the_stack_page_shows_channels_order_priority_and_last_sync(real_stack, 
     assert "own default is flexible, pixi" in text
     assert "last sync failed" in text
     assert "never" in text
+
+
+def test_a_cell_the_stack_holds_no_pytorch_for_is_planned_as_unknown_with_the_reason(real_stack):
+    from testing_app.services.planning import plan_manual
+    from tests.factories import BuildFactory
+
+    staging = register_channel(name="staging", url="file:///nowhere/staging", role="staging")
+    kornia = BuildFactory(
+        channel=staging, name="kornia", version="0.8.0", build_string="pyhd8ed1ab_0",
+        subdir="noarch", noarch="python", depends=["python >=3.9", "pytorch >=2.12,<2.13"],
+    )  # fmt: skip
+    release = TorchRelease.objects.get(version="2.12.1")
+
+    report = plan_manual(builds=[kornia], releases=[release])
+
+    assert report.jobs > 0
+    assert report.unknown == report.jobs  # the stack holds no PyTorch 2.12.1 anywhere
+    notes = set(Job.objects.filter(run=report.run).values_list("planning_note", flat=True))
+    assert "applicability unknown: no PyTorch 2.12.1 record for linux-64 in the channel stack" in (
+        notes
+    )
