@@ -44,6 +44,7 @@ from testing_app.variant_selectors import VariantEnvironment
 from testing_app.variant_selectors import environments_of
 
 VIRTUAL_PREFIX = "__"
+CUDA_VIRTUAL = "__cuda"
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,9 @@ class Environment:
     label: str
     records: Mapping[str, PackageRecord]
     needs_accelerator: bool
+    # Whether the platform's virtual packages are known (PlanOptions.platform_virtual): then a
+    # depends on one the machine lacks does not fit; otherwise only __cuda (the variant's) is.
+    platform_known: bool = True
 
 
 class Applicability:
@@ -258,7 +262,8 @@ class Applicability:
             record = probe(text)
             records[record.name.normalized] = record
         label = f"{variant.name} ({template.mechanism})"
-        return Environment(label, records, template.needs_accelerator)
+        known = subdir in self.platform_virtual
+        return Environment(label, records, template.needs_accelerator, known)
 
     def claims(self, torch: Specs, env: Environment) -> bool:
         """Whether a PyTorch record is a build of the environment's variant: it fits the
@@ -278,7 +283,8 @@ class Applicability:
         for name, specs in item.depends.items():
             held = env.records.get(name)
             if held is None:
-                if name.startswith(VIRTUAL_PREFIX):
+                decided = name == CUDA_VIRTUAL or env.platform_known
+                if name.startswith(VIRTUAL_PREFIX) and decided:
                     return f"needs {_text(specs)}; {env.label} machines have no {name}"
                 continue
             if not all(spec.matches(held) for spec in specs):

@@ -5,6 +5,7 @@ the cases the issue found wrong, one by one."""
 import csv
 import json
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -248,4 +249,38 @@ def test_legacy_pytorch_cpu_builds_are_pytorch(raw_snapshot):
     )
     assert engine.judge(legacy, "1.0.1", cpu, "linux-64", "3.7").reason == (
         "is PyTorch 1.1.0, not 1.0.1"
+    )
+
+
+def _conda_forge_records() -> dict[str, CatalogRecord]:
+    raw = json.loads((DEMO / "channels/lockfile/conda-forge/linux-64/repodata.json").read_text())
+    records = {**raw.get("packages", {}), **raw.get("packages.conda", {})}
+    return {
+        fn: _catalog_record(i, {**r, "subdir": "linux-64"}, channel=OTHER)
+        for i, (fn, r) in enumerate(sorted(records.items()), 1)
+    }
+
+
+def test_conda_forge_cuda_builds_by_cuda_version_glibc_and_their_pytorch_glob():
+    records = _conda_forge_records()
+    torchvision = Specs.of(records["torchvision-0.22.0-cuda_py312_h4a51b5c_1.conda"])
+    engine = Applicability(records.values(), OPTIONS.platform_virtual)
+    cpu = VariantFacts(1, "cpu", "cpu")
+    cuda126 = VariantFacts(2, "cuda12.6", "cuda", "12.6")
+    cuda128 = VariantFacts(3, "cuda12.8", "cuda", "12.8")
+    cuda118 = VariantFacts(4, "cuda11.8", "cuda", "11.8")
+
+    judge = partial(engine.judge, torchvision, "2.7.1", subdir="linux-64", python="3.12")
+    assert judge(variant=cuda126) == APPLICABLE_JUDGEMENT
+    # conda-forge's cuda126 PyTorch admits cuda-version >=12.6,<13: a CUDA 12.8 environment too.
+    assert judge(variant=cuda128) == APPLICABLE_JUDGEMENT
+    assert "has no cuda11.8 build" in judge(variant=cuda118).reason
+    assert judge(variant=cpu).reason  # `pytorch * cuda*` matches no CPU build of 2.7.1
+
+    # On a glibc 2.12 machine no conda-forge PyTorch 2.7.1 (__glibc >=2.17) can be installed.
+    old_glibc = Applicability(records.values(), {"linux-64": ("__glibc 2.12 0",)})
+    reason = old_glibc.judge(torchvision, "2.7.1", cuda126, "linux-64", "3.12").reason
+    assert (
+        reason
+        == "PyTorch 2.7.1 in the channel stack has no cuda12.6 build for linux-64 and Python 3.12"
     )
