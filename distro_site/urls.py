@@ -8,6 +8,7 @@ from django.urls import path
 
 from distro_site import guide
 from packages_app.views import catalog as package_views
+from packages_app.views import channels as channel_views
 from testing_app.api import build_testing
 
 
@@ -20,6 +21,7 @@ urlpatterns = [
     path("", package_views.home, name="home"),
     path("favicon.ico", favicon, name="favicon"),
     path("packages/", include("packages_app.urls.catalog", namespace="packages")),
+    path("channels/", channel_views.channel_stack, name="channel-stack"),
     path("admin/", admin.site.urls),
     # The documentation in docs/, rendered (the maintainers' guide first).
     path("docs/", guide.guide_index, name="guide-index"),

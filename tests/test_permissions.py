@@ -88,6 +88,7 @@ READ_ONLY = {
     "testing:job-reproduce",
     "guide-index",
     "guide-page",
+    "channel-stack",
     "testing:job-log-tail",
     "testing:host-list",
     "testing:trends",

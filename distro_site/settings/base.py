@@ -230,6 +230,14 @@ try:
     DISTRO_CHANNELS = json.loads(_channels_json) if _channels_json else _default_channels()
 except json.JSONDecodeError as exc:
     raise ImproperlyConfigured(f"DISTRO_CHANNELS is not valid JSON: {exc}") from exc
+# The channel stack's priority mode and pip rule (selectors/channel_stack_types.py says why strict
+# is the default: conda's own default is flexible, pixi's is strict).
+CHANNEL_PRIORITY = env.str("CHANNEL_PRIORITY", default="strict")
+if CHANNEL_PRIORITY not in ("strict", "flexible", "disabled"):
+    raise ImproperlyConfigured("CHANNEL_PRIORITY must be strict, flexible or disabled")
+# conda's add_pip_as_python_dependency (conda: true; pixi and rattler: false); every solve
+# here passes it. False by default: the real lock files reproduced here lock no pip.
+PIP_AS_PYTHON_DEPENDENCY = env.bool("PIP_AS_PYTHON_DEPENDENCY", default=False)
 REPODATA_MAX_BYTES = env.int("REPODATA_MAX_BYTES", default=512 * 1024 * 1024)
 HTTP_TIMEOUT_S = env.float("HTTP_TIMEOUT_S", default=30.0)
 
@@ -412,9 +420,13 @@ try:
     )
 except json.JSONDecodeError as exc:
     raise ImproperlyConfigured(f"INSTALL_SETS is not valid JSON: {exc}") from exc
-# Channels the solver may take dependencies from besides the target, highest priority first
-# (names of Channel rows); empty means every upstream channel.
-INSTALL_CHECK_CHANNELS = env.list("INSTALL_CHECK_CHANNELS", default=[])
+# The solver reads the one channel stack (CHANNEL_PRIORITY above; selectors/channel_stack_types.py).
+# INSTALL_CHECK_CHANNELS, a second channel list for the gate, is gone: it is refused if set.
+if env.list("INSTALL_CHECK_CHANNELS", default=[]):
+    raise ImproperlyConfigured(
+        "INSTALL_CHECK_CHANNELS is no longer read: every solve uses the one channel stack "
+        "(DISTRO_CHANNELS order and CHANNEL_PRIORITY)"
+    )
 # Virtual packages of the machine an installability check pretends to be, per subdir.
 try:
     INSTALL_CHECK_VIRTUAL_PACKAGES = json.loads(

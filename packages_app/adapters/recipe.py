@@ -275,8 +275,7 @@ def _normalise(data: dict, state: RenderState, *, fmt: str) -> RenderedRecipe:
             )
         )
     build = _mapping(data.get("build"), "build")
-    skip = build.get("skip")
-    skipped = skip is True or (isinstance(skip, list) and any(s is True for s in skip))
+    skipped = _skipped(build.get("skip"), state, fmt=fmt)
     return RenderedRecipe(
         format=fmt,
         name=name or outputs[0].name,
@@ -291,6 +290,20 @@ def _normalise(data: dict, state: RenderState, *, fmt: str) -> RenderedRecipe:
         undefined=tuple(sorted(state.undefined - set(state.context))),
         warnings=tuple(dict.fromkeys(state.warnings)),
     )
+
+
+def _skipped(skip: Any, state: RenderState, *, fmt: str) -> bool:
+    """`build: skip:`. meta.yaml: a boolean after its selectors were applied. recipe.yaml (v1):
+    a boolean, an expression, or a list of expressions skipped when any is true (`skip: [win]`
+    skips win-64), evaluated for the render target as `if:` conditions are."""
+    entries = skip if isinstance(skip, list) else [skip]
+    for entry in entries:
+        if entry is True:
+            return True
+        expression = entry.strip() if isinstance(entry, str) else ""
+        if fmt == "recipe.yaml" and expression and state.evaluate(expression):
+            return True
+    return False
 
 
 def _mapping(value: Any, what: str) -> dict:

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 from rattler import MatchSpec
 from rattler import Version
 from rattler import VersionSpec
+from rattler.exceptions import InvalidMatchSpecError
+from rattler.exceptions import InvalidVersionSpecError
 
 from packages_app.lint.rules import PYTORCH_NAMES
 
@@ -19,12 +21,24 @@ if TYPE_CHECKING:
     from packages_app.models import TorchRelease
 
 
+def readable_spec(spec: str) -> MatchSpec | None:
+    """The spec as py-rattler reads it, or None when it cannot (real repodata holds such specs,
+    `fsspec[http] >2021.06.0`): pages skip it, and the build's lint shows it as an error."""
+    try:
+        return MatchSpec(spec)
+    except (InvalidMatchSpecError, InvalidVersionSpecError):
+        return None
+
+
 def _pytorch_version_specs(build: Build) -> list[VersionSpec]:
-    """Version constraints a build puts on PyTorch, from its depends and constrains."""
+    """Version constraints a build puts on PyTorch, from its depends and constrains (specs
+    py-rattler cannot read are left out: the lint reports them)."""
     specs = []
     for spec in [*build.depends, *build.constrains]:
-        match_spec = MatchSpec(spec)
-        if match_spec.name is None or match_spec.name.normalized not in PYTORCH_NAMES:
+        match_spec = readable_spec(spec)
+        if match_spec is None or match_spec.name is None:
+            continue
+        if match_spec.name.normalized not in PYTORCH_NAMES:
             continue
         if match_spec.version is not None:
             specs.append(VersionSpec(str(match_spec.version)))

@@ -14,10 +14,10 @@ from django.db.models import Max
 from django.db.models import Prefetch
 from django.db.models import Q
 from django.db.models import QuerySet
-from rattler import MatchSpec
 from rattler import Version
 
 from packages_app.lint.torch_releases import admitted_torch_releases
+from packages_app.lint.torch_releases import readable_spec
 from packages_app.models import Build
 from packages_app.models import Channel
 from packages_app.models import Maintainer
@@ -129,7 +129,9 @@ def get_reverse_dependencies(
 
 def depends_on_pytorch(build: Build) -> bool:
     return any(
-        (ms := MatchSpec(spec)).name is not None and ms.name.normalized in PYTORCH_NAMES
+        (ms := readable_spec(spec)) is not None
+        and ms.name is not None
+        and ms.name.normalized in PYTORCH_NAMES
         for spec in build.depends
     )
 

@@ -4,6 +4,7 @@ import logging
 from collections.abc import Callable
 from collections.abc import Iterable
 from dataclasses import dataclass
+from dataclasses import replace
 
 from django.conf import settings
 from django.db import transaction
@@ -55,6 +56,9 @@ class ImportReport:
     withdrawn: int
     # File names of the builds this import created or changed (a channel sync plans them).
     changed_files: tuple[str, ...] = ()
+    # (file name, specs py-rattler cannot read) of builds imported as they are but unplannable:
+    # the planner skips them with that reason and their lint shows it as an error.
+    unplannable: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def wrote_anything(self) -> bool:
@@ -67,8 +71,13 @@ def import_repodata(
     source: str,
     withdraw_missing: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    lenient_specs: bool = False,
 ) -> ImportReport:
     """Upsert the Builds of one repodata.json into `channel`, in bulk and idempotently.
+
+    A spec py-rattler cannot read (real conda-forge noarch: `fsspec[http] >2021.06.0`) refuses
+    the whole file, unless `lenient_specs`: then every record is imported, and the builds with
+    such specs are listed in the report's `unplannable` (the planner skips them, saying why).
 
     The file is read and validated completely before anything is written, and the writes run in
     one transaction, so a bad file leaves the catalog as it was. Records whose digest did not
@@ -77,7 +86,10 @@ def import_repodata(
     `progress(advanced, total)` is called as records are handled.
     """
     parsed = read_repodata(
-        source, timeout_s=settings.HTTP_TIMEOUT_S, max_bytes=settings.REPODATA_MAX_BYTES
+        source,
+        timeout_s=settings.HTTP_TIMEOUT_S,
+        max_bytes=settings.REPODATA_MAX_BYTES,
+        lenient_specs=lenient_specs,
     )
     return import_parsed_repodata(
         channel=channel, parsed=parsed, withdraw_missing=withdraw_missing, progress=progress
@@ -111,7 +123,14 @@ def import_parsed_repodata(
         report.unchanged,
         report.withdrawn,
     )
-    return report
+    unplannable = tuple(
+        (record.filename, record.unreadable_specs)
+        for record in parsed.records
+        if record.unreadable_specs
+    )
+    for filename, specs in unplannable:
+        logger.warning("%s: imported, not plannable: unreadable spec(s) %s", filename, specs)
+    return replace(report, unplannable=unplannable)
 
 
 def _upsert_records(

@@ -284,8 +284,22 @@ def _rattler_build_path():
     return rattler_build_path
 
 
+def stack_settings(environ) -> tuple[str, bool]:
+    """The channel stack's priority mode and pip rule, read as conda reads them: the service
+    sets CONDA_CHANNEL_PRIORITY and CONDA_ADD_PIP_AS_PYTHON_DEPENDENCY from the one stack
+    (selectors/channel_stack_types.py) for both runners. conda's old boolean form is accepted
+    (true = flexible, false = disabled); unset means the stack's defaults (strict, no pip)."""
+    priority = (environ.get("CONDA_CHANNEL_PRIORITY") or "strict").strip().lower()
+    priority = {"true": "flexible", "false": "disabled"}.get(priority, priority)
+    if priority not in ("strict", "flexible", "disabled"):
+        raise ValueError(f"CONDA_CHANNEL_PRIORITY={priority!r} is not strict, flexible or disabled")
+    pip = (environ.get("CONDA_ADD_PIP_AS_PYTHON_DEPENDENCY") or "false").strip().lower()
+    return priority, pip in ("true", "1", "yes", "on")
+
+
 def _solve(package: Path, tests: PackageTests, croot: Path, args):
     """The solved records, or an exit code after printing why there are none."""
+    from rattler import ChannelPriority
     from rattler import MatchSpec
     from rattler import VirtualPackage
     from rattler import VirtualPackageOverrides
@@ -312,6 +326,12 @@ def _solve(package: Path, tests: PackageTests, croot: Path, args):
     platform = _current_subdir() if subdir == NOARCH else subdir
     say(f"solving for {platform}: {', '.join(specs)}")
     try:
+        priority, add_pip = stack_settings(os.environ)
+    except ValueError as exc:
+        say(f"error: {exc}")
+        return EXIT_INFRASTRUCTURE
+    say(f"channel priority: {priority}; pip added to python: {add_pip}")
+    try:
         virtual = VirtualPackage.detect(VirtualPackageOverrides.from_env())
         return asyncio.run(
             solve(
@@ -319,6 +339,8 @@ def _solve(package: Path, tests: PackageTests, croot: Path, args):
                 specs=match_specs,
                 platforms=[platform, NOARCH],
                 virtual_packages=virtual,
+                channel_priority=getattr(ChannelPriority, priority.capitalize()),
+                add_pip_as_python_dependency=add_pip,
             )
         )
     except SolverError as exc:

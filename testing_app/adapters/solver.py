@@ -23,6 +23,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from rattler import BuildString
+from rattler import ChannelPriority
 from rattler import Gateway
 from rattler import GenericVirtualPackage
 from rattler import MatchSpec
@@ -56,6 +57,13 @@ CANDIDATE_RECORD_FIELDS = (
     "sha256",
     "size",
 )
+
+
+_PRIORITIES = {
+    "strict": ChannelPriority.Strict,
+    "flexible": ChannelPriority.Flexible,
+    "disabled": ChannelPriority.Disabled,
+}
 
 
 class SolverInputError(ValueError):
@@ -125,9 +133,13 @@ def solve_environment(
     virtual_packages: Sequence[str] = (),
     timeout_s: float = 120.0,
     cache_dir: Path | None = None,
+    channel_priority: str = "strict",
+    pip_as_python_dependency: bool = False,
 ) -> SolveResult:
     """Solve `specs` for `platform` (+ noarch) from `channels` (file://, http(s):// URLs, highest
-    priority first, strict channel priority as conda's default). Blocking; see the fork note.
+    priority first) with the channel stack's priority mode and pip rule (callers pass the one
+    stack's; selectors/channel_stack_types.py: conda's default priority is flexible, pixi's and
+    this project's strict). Blocking; see the fork note.
 
     Each call uses a fresh gateway, so a channel re-indexed a moment ago is read as it is now.
     """
@@ -136,6 +148,9 @@ def solve_environment(
     if not specs:
         raise SolverInputError("nothing to solve: no spec given")
     match_specs = parse_specs(specs)
+    priority = _PRIORITIES.get(channel_priority)
+    if priority is None:
+        raise SolverInputError(f"channel priority {channel_priority!r} is not one of {_PRIORITIES}")
     virtuals = [parse_virtual_package(v) for v in virtual_packages]
     gateway = Gateway(
         cache_dir=cache_dir, default_config=SourceConfig(sharded_enabled=False), show_progress=False
@@ -150,6 +165,8 @@ def solve_environment(
                 platforms=[platform, "noarch"] if platform != "noarch" else ["noarch"],
                 virtual_packages=virtuals,
                 timeout=timedelta(seconds=timeout_s),
+                channel_priority=priority,
+                add_pip_as_python_dependency=pip_as_python_dependency,
             )
         )
     except SolverError as exc:

@@ -244,6 +244,7 @@ class ReproductionSerializer(serializers.Serializer):
     tool = serializers.CharField()
     channels = serializers.ListField(child=serializers.CharField())
     channel_priority = serializers.CharField()
+    stack_environment = serializers.DictField(child=serializers.CharField())
     pins = serializers.ListField(child=serializers.CharField())
     environment = serializers.DictField(child=serializers.CharField())
     package = ReproductionPackageSerializer()

@@ -114,6 +114,10 @@ class Job(models.Model):
         "packages_app.Build", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     extra_specs = models.JSONField(default=list, blank=True)
+    # Why the planner could not decide the cell's applicability from the catalog ("no PyTorch
+    # 2.5.1 record for linux-64 in the channel stack"): the cell is "unknown" until this job's
+    # install check decides it. Empty when the catalog decided it applicable.
+    planning_note = models.CharField(max_length=300, blank=True)
     # The runner this job needs; "" accepts either (the host's conda-build, else rattler).
     required_runner = models.CharField(
         max_length=32, choices=Runner.choices, blank=True, default=Runner.ANY

@@ -1,7 +1,9 @@
 """The planner: which cells a trigger tests, as a pure function over a catalog snapshot.
 
 No ORM and no I/O: `services/planning.py` loads a `Catalog` (selectors/planning.py), calls
-`plan()`, and writes the result in bulk. The rules that exclude cells live in planner/rules.py.
+`plan()`, and writes the result in bulk. Whether a cell is possible at all is decided by
+co-installability of the build with PyTorch records of the whole channel stack
+(planner/applicability.py, variants as data in variant_selectors.py).
 
 Cells = PyTorch releases x the variants each release ships x platforms (the build's subdir;
 noarch: every platform the release ships) x python (the build's own; noarch: the newest the
@@ -17,9 +19,12 @@ from collections.abc import Sequence
 
 from rattler import Version
 
+from testing_app.planner.applicability import Applicability
+from testing_app.planner.applicability import Judgement
+from testing_app.planner.applicability import Specs
+from testing_app.planner.applicability import VariantFacts
 from testing_app.planner.evidence import PYTORCH_NAMES
 from testing_app.planner.evidence import CatalogRecord
-from testing_app.planner.evidence import Evidence
 from testing_app.planner.evidence import UnreadableSpec
 from testing_app.planner.evidence import admits_version
 from testing_app.planner.evidence import group_specs
@@ -27,7 +32,6 @@ from testing_app.planner.evidence import python_fits
 from testing_app.planner.evidence import spec_package
 from testing_app.planner.rules import CellAxes
 from testing_app.planner.rules import PlannedBuild
-from testing_app.planner.rules import Rules
 from testing_app.planner.rules import VariantRule
 from testing_app.planner.rules import choose_flavour
 from testing_app.planner.types import DECIDED_VERDICTS
@@ -84,14 +88,15 @@ class Planner:
             flavour: frozenset().union(*(r.selected_names for r in rules.values())) - PYTORCH_NAMES
             for flavour, rules in self.variant_rules.items()
         }
-        self.rules = Rules(Evidence(catalog.evidence), owned, catalog.channel_names)
-        self._relevant = (
-            self.rules.evidence.distinguishing
-            | self.rules.owned_names_all
-            | PYTORCH_NAMES
-            | {"python"}
-        )
-        self._verdicts: dict[tuple, str] = {}
+        # flavour -> names its variants select: which flavour's specs a build's jobs add.
+        self.owned_names = owned
+        # The PyTorch records of the whole channel stack (not the first channel holding any).
+        self.applicability = Applicability(catalog.evidence, self.options.platform_virtual)
+        self.variant_facts = {
+            v.id: VariantFacts(v.id, v.name, v.kind, v.version, v.driver)
+            for v in catalog.variants.values()
+        }
+        self._specs: dict[int, tuple[Specs, tuple]] = {}
 
     @staticmethod
     def _variant_rule(variant: VariantAxes, flavour: str) -> VariantRule:
@@ -184,6 +189,7 @@ class Planner:
                     plan.already_decided += 1
                 elif cell.applicable:
                     plan.to_run.append(cell)
+                    plan.unknown += bool(cell.unknown)
                 else:
                     plan.not_applicable.append(cell)
         return plan
@@ -191,7 +197,7 @@ class Planner:
     def _planned_build(self, facts: CatalogRecord) -> PlannedBuild:
         depends, constrains = group_specs(facts.depends), group_specs(facts.constrains)
         flavour = choose_flavour(
-            [*depends, *constrains], self.rules.owned_names, self.options.default_flavour
+            [*depends, *constrains], self.owned_names, self.options.default_flavour
         )
         return PlannedBuild(facts, depends, constrains, flavour)
 
@@ -227,7 +233,7 @@ class Planner:
                             yield cell
 
     def _cell(self, build, pinned, release, axes, platform_id, subdir) -> PlannedCell | None:
-        reason = ""
+        reason = unknown = ""
         if subdir not in release.subdirs:
             reason = f"PyTorch {release.version} ships no {subdir} build"
         elif not axes.python and build.python_specs:
@@ -236,7 +242,8 @@ class Planner:
                 f"needs {build.python_specs[0]}; PyTorch {release.version} ships Python {shipped}"
             )
         else:
-            reason = self._exclusion(build, axes)
+            judgement = self._judge(build, axes)
+            reason, unknown = judgement.reason, judgement.unknown
         # A re-test only makes sense where the build is tested at all and the pinned upstream
         # build fits the same cell; otherwise the cell is left as it is.
         if pinned is not None and (reason or self._pinned_misfit(build, pinned, axes)):
@@ -250,14 +257,23 @@ class Planner:
             pinned_build_id=pinned.facts.id if pinned else None,
             extra_specs=axes.variant.specs,
             reason=reason,
+            unknown=unknown,
         )
 
-    def _exclusion(self, build: PlannedBuild, axes: CellAxes) -> str:
-        key = (build.signature(self._relevant), axes.release_version, axes.variant.id,
-               axes.subdir, axes.python, axes.channel_order)  # fmt: skip
-        if key not in self._verdicts:
-            self._verdicts[key] = self.rules.exclusion(build, axes)
-        return self._verdicts[key]
+    def _judge(self, build: PlannedBuild, axes: CellAxes) -> Judgement:
+        specs, signature = self._build_specs(build)
+        variant = self.variant_facts[axes.variant.id]
+        return self.applicability.judge(
+            specs, axes.release_version, variant, axes.subdir, axes.python, signature=signature
+        )
+
+    def _build_specs(self, build: PlannedBuild) -> tuple[Specs, tuple]:
+        facts = build.facts
+        key = (facts.id, facts.name, facts.version, facts.build_string, facts.subdir)
+        if key not in self._specs:
+            specs = Specs(facts, _record_of(facts), build.depends, build.constrains)
+            self._specs[key] = (specs, self.applicability.signature(specs))
+        return self._specs[key]
 
     def _pinned_misfit(self, build: PlannedBuild, pinned: PlannedBuild, axes: CellAxes) -> bool:
         upstream = pinned.facts
@@ -276,7 +292,7 @@ class Planner:
             axes.python,
             self._channel_order(upstream.channel_id),
         )
-        return bool(self._exclusion(pinned, pinned_axes))
+        return bool(self._judge(pinned, pinned_axes).reason)
 
     def _pythons(self, build: PlannedBuild, release: ReleaseAxes) -> tuple[str, ...]:
         specs = build.python_specs
@@ -298,6 +314,19 @@ class Planner:
     def _channel_order(self, channel_id: int) -> tuple[int, ...]:
         order = self.catalog.channel_order
         return order if channel_id in order else (channel_id, *order)
+
+
+def _record_of(facts: CatalogRecord):
+    return Specs.of(
+        CatalogRecord(
+            id=facts.id,
+            name=facts.name,
+            version=facts.version,
+            build_string=facts.build_string,
+            subdir=facts.subdir,
+            channel_id=facts.channel_id,
+        )
+    ).record
 
 
 __all__ = [

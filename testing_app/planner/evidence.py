@@ -7,7 +7,6 @@ Pure (no ORM). Specs are read by py-rattler's lenient MatchSpec (as conda reads 
 from collections import defaultdict
 from collections.abc import Iterable
 from collections.abc import Mapping
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -21,9 +20,7 @@ PYTHON = "python"
 PYTORCH = "pytorch"
 # The names under which PyTorch itself appears in conda channels (as the catalog's selectors).
 PYTORCH_NAMES = frozenset({"pytorch", "pytorch-cpu", "pytorch-gpu", "libtorch"})
-CPU_KIND = "cpu"
 NOARCH = "noarch"
-_GLOB_CHARACTERS = frozenset("*?[]")
 
 
 class UnreadableSpec(ValueError):
@@ -68,21 +65,6 @@ def group_specs(specs: Iterable[str]) -> dict[str, tuple[MatchSpec, ...]]:
         parsed = match_spec(text)
         grouped[spec_package(parsed)].append(parsed)
     return {name: tuple(items) for name, items in grouped.items()}
-
-
-def exact_record(spec: MatchSpec, *, name: str, subdir: str) -> PackageRecord | None:
-    """The one record a spec pins (`pytorch-mutex 1.0 cuda`), to use as evidence when the
-    catalog holds none of that name; None for specs that admit more than one."""
-    version = str(spec.version) if spec.version is not None else ""
-    build = str(spec.build) if spec.build is not None else ""
-    if not version.startswith("==") or not build or _GLOB_CHARACTERS & set(build):
-        return None
-    try:
-        return PackageRecord(
-            name=name, version=version[2:], build=BuildString(build), build_number=0, subdir=subdir
-        )
-    except Exception:  # noqa: BLE001 - not a version rattler can build a record of: no evidence
-        return None
 
 
 @dataclass(frozen=True)
@@ -140,7 +122,6 @@ class Evidence:
                 continue  # evidence we cannot read is no evidence (its lint says why)
             self.by_name[facts.name].append(item)
         self._of: dict[tuple[str, str], list[EvidenceRecord]] = {}
-        self._compatible: dict[tuple, bool] = {}
         self.distinguishing = self._distinguishing_names()
 
     def of(self, name: str, subdir: str) -> list[EvidenceRecord]:
@@ -170,34 +151,6 @@ class Evidence:
                 if len({m.get(name, frozenset()) for m in members}) > 1:
                     names.add(name)
         return frozenset(names - {PYTHON})
-
-    def compatible(
-        self,
-        name: str,
-        subdir: str,
-        variant_side: Sequence[MatchSpec],
-        build_side: Sequence[MatchSpec],
-    ) -> bool:
-        """Could one package `name` satisfy both sides? The records the variant side admits are
-        the evidence (catalog records of the name, plus a record an exact spec pins); without
-        any, nothing is known and the answer is yes."""
-        key = (
-            name,
-            subdir,
-            tuple(str(s) for s in variant_side),
-            tuple(str(s) for s in build_side),
-        )
-        if key not in self._compatible:
-            candidates = [item.record for item in self.of(name, subdir)]
-            for spec in (*variant_side, *build_side):
-                probe = exact_record(spec, name=name, subdir=subdir)
-                if probe is not None:
-                    candidates.append(probe)
-            admitted = [c for c in candidates if all(s.matches(c) for s in variant_side)]
-            self._compatible[key] = not admitted or any(
-                all(s.matches(c) for s in build_side) for c in admitted
-            )
-        return self._compatible[key]
 
 
 def python_fits(depends: Mapping[str, tuple[MatchSpec, ...]], python: str) -> bool:

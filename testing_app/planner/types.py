@@ -35,6 +35,9 @@ class VariantAxes:
     name: str
     kind: str
     select_specs: Mapping[str, tuple[str, ...]]
+    # The accelerator version (cuda12.1: "12.1") and the driver CUDA it needs (min_driver_cuda).
+    version: str = ""
+    driver: str = ""
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,9 @@ class PlanOptions:
     abi_revdep_depth: int | None = None
     # Variant kind -> the subdirs it exists on (cuda: not on macOS); kinds absent: everywhere.
     variant_subdirs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # subdir -> the machine's virtual packages as probe records ("__glibc 2.28 0"), as the
+    # install check assumes them (install_checks.platform_virtual_packages).
+    platform_virtual: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,9 @@ class PlannedCell:
     pinned_build_id: int | None
     extra_specs: tuple[str, ...]
     reason: str = ""
+    # Nothing in the catalog decides the cell (no PyTorch record of the release for the platform
+    # in the channel stack): it is planned, its install check decides, and this says why.
+    unknown: str = ""
 
     @property
     def key(self) -> tuple:
@@ -157,3 +166,4 @@ class Plan:
     # (build id, why it cannot be planned): a spec py-rattler cannot read (a lint error).
     unplannable: list[tuple[int, str]] = field(default_factory=list)
     candidates: int = 0
+    unknown: int = 0

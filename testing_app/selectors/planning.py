@@ -13,6 +13,7 @@ from packages_app.models import Build
 from packages_app.models import Channel
 from packages_app.models import Package
 from packages_app.models import TorchRelease
+from packages_app.selectors.channel_stack import distribution_stack
 from testing_app.models import CellResult
 from testing_app.models import Platform
 from testing_app.models import Variant
@@ -93,20 +94,18 @@ def variant_axes() -> dict[int, VariantAxes]:
             name=variant.name,
             kind=variant.kind,
             select_specs={k: tuple(v) for k, v in (variant.select_specs or {}).items()},
+            version=variant.accelerator_version or "",
+            driver=variant.min_driver_cuda or "",
         )
         for variant in Variant.objects.all()
     }
 
 
 def channel_priority() -> tuple[tuple[int, ...], dict[int, str]]:
-    """Channel ids in the order test environments read them (as conda_runner.channel_urls:
-    staging, target, upstream, each in registration order), and every channel's name."""
-    channels = list(Channel.objects.all())
-    ordered = sorted(
-        (c for c in channels if c.role in ROLE_ORDER),
-        key=lambda c: (ROLE_ORDER.index(c.role), c.pk),
-    )
-    return tuple(c.pk for c in ordered), {c.pk: str(c) for c in channels}
+    """Channel ids in the one stack's order (selectors/channel_stack_types.py), and every
+    channel's name."""
+    stack = distribution_stack()
+    return stack.ids(), {c.id: c.name for c in stack.channels}
 
 
 def evidence_records(variants: dict[int, VariantAxes]) -> list[CatalogRecord]:

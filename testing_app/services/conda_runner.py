@@ -22,7 +22,7 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
-from packages_app.models import Channel
+from packages_app.selectors.channel_stack import distribution_stack
 from testing_app.adapters.conda_build import ALL_TESTS_PASSED
 from testing_app.adapters.conda_build import NOTHING_TO_TEST
 from testing_app.adapters.conda_build import SOLVER_ERROR
@@ -72,7 +72,6 @@ INFRASTRUCTURE_HINTS = {
     "UnavailableInvalidChannel": "a channel could not be read",
 }
 TEST_FAILURE_EXCEPTION = "CondaBuildUserError"
-CHANNEL_ROLE_ORDER = (Channel.Role.STAGING, Channel.Role.TARGET, Channel.Role.UPSTREAM)
 
 
 def redactor() -> Redactor:
@@ -83,15 +82,9 @@ def redactor() -> Redactor:
 
 
 def channel_urls(job: Job) -> list[str]:
-    """Staging, then target, then upstream channels (each in configuration order); the build's
-    own channel first when it is none of them."""
-    channels = sorted(
-        Channel.objects.filter(role__in=CHANNEL_ROLE_ORDER),
-        key=lambda c: (CHANNEL_ROLE_ORDER.index(c.role), c.pk),
-    )
-    urls = [c.base_url for c in channels]
-    own = job.build.channel.base_url
-    return urls if own in urls else [own, *urls]
+    """The one channel stack (staging, target, upstream; selectors/channel_stack_types.py), the
+    build's own channel first when it is not in the stack."""
+    return distribution_stack().urls(first=[job.build.channel.base_url])
 
 
 def extra_deps(job: Job) -> list[str]:
@@ -122,6 +115,8 @@ def child_environment(croot: Path) -> dict[str, str]:
         env[name] = str(temporary)
     # conda-build is Python: unbuffered, its lines reach the live log as they are printed.
     env["PYTHONUNBUFFERED"] = "1"
+    # The stack's priority mode and pip rule, as conda (and the rattler runner) read them.
+    env.update(distribution_stack().conda_environment())
     return env
 
 

@@ -299,6 +299,7 @@ def clone_cell(job: Job, **overrides) -> Job:
         "python": job.python,
         "pinned_build_id": job.pinned_build_id,
         "extra_specs": job.extra_specs,
+        "planning_note": job.planning_note,
         "required_runner": job.required_runner,
         "priority": job.priority,
         "timeout_s": job.timeout_s,

@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 
 from django.conf import settings
 
+from packages_app.selectors.channel_stack import distribution_stack
 from testing_app.adapters.downloads import cache_path
 from testing_app.adapters.job_log import JobLog
 from testing_app.adapters.rattler_runner import PackageReadError
@@ -168,6 +169,8 @@ def _check(job: Job, log: JobLog) -> JobOutcome:
         f"install check of {job.build.filename}: PyTorch {job.torch_release.version} x "
         f"{job.variant.name} x {subdir}{python}"
     )
+    if job.planning_note:
+        log.write(f"{job.planning_note}; this install check decides the cell")
     try:
         requirements = package_test_requirements(job, note=log.write)
     except PackageReadError as exc:
@@ -175,15 +178,19 @@ def _check(job: Job, log: JobLog) -> JobOutcome:
         return JobOutcome(verdict=Verdict.ERROR, error_message=str(exc), retryable=False, **base)
     specs = environment_specs(job, test_requirements=requirements)
     with tempfile.TemporaryDirectory(prefix=f"install-check-{job.pk}-") as tmp:
+        stack = distribution_stack()
         channels = channel_urls(job)
         if job.pinned_build_id or channels[0] != job.build.channel.base_url:
             # The build (and the pinned upstream build) from a channel of their own, put first,
-            # as the test gets it: strict priority would otherwise take that name from the
-            # first channel holding it. (A build of the first channel needs no such help.)
+            # as the test gets it: strict priority (the stack's default) would otherwise take
+            # that name from the first channel holding it. (A build of the first channel needs
+            # no such help.)
             builds = [job.build, *([job.pinned_build] if job.pinned_build_id else [])]
             own = write_candidate_channel(Path(tmp), [candidate_record(b) for b in builds])
             channels = [own, *channels]
-        for line in (f"specs: {specs}", f"channels: {channels}", f"virtual: {virtual}"):
+        lines = (f"specs: {specs}", f"channels: {channels}", f"stack: {stack.describe()}",
+                 f"virtual: {virtual}")  # fmt: skip
+        for line in lines:
             log.write(line)
         try:
             result = solve_environment(
@@ -192,6 +199,8 @@ def _check(job: Job, log: JobLog) -> JobOutcome:
                 specs=specs,
                 virtual_packages=virtual,
                 timeout_s=settings.SOLVER_TIMEOUT_S,
+                channel_priority=stack.priority,
+                pip_as_python_dependency=stack.pip_as_python_dependency,
             )
         except SolverInputError as exc:
             log.write(f"error: {exc}")

@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 
 from packages_app.models import Build
 from packages_app.models import Channel
+from packages_app.selectors.channel_stack import distribution_stack
 from testing_app.adapters.local_channel import LocalChannelError
 from testing_app.adapters.local_channel import channel_root
 from testing_app.adapters.local_channel import ensure_channel
@@ -56,23 +57,11 @@ def target_channel() -> Channel:
 
 
 def solver_channels(target: Channel) -> list[str]:
-    """The target first, then the channels dependencies may come from (INSTALL_CHECK_CHANNELS
-    in that order, or every upstream channel)."""
-    if settings.INSTALL_CHECK_CHANNELS:
-        by_name = {
-            c.name: c for c in Channel.objects.filter(name__in=settings.INSTALL_CHECK_CHANNELS)
-        }
-        missing = [n for n in settings.INSTALL_CHECK_CHANNELS if n not in by_name]
-        if missing:
-            raise ValidationError(f"INSTALL_CHECK_CHANNELS names unknown channels: {missing}")
-        base = [by_name[n] for n in settings.INSTALL_CHECK_CHANNELS]
-    else:
-        base = list(Channel.objects.filter(role=Channel.Role.UPSTREAM).order_by("name", "label"))
-    urls = [target.base_url]
-    for channel in base:
-        if channel.base_url not in urls:
-            urls.append(channel.base_url)
-    return urls
+    """The one channel stack without its staging channels (what users see once candidates are
+    promoted): the target, then the upstream channels, in stack order. The candidates' own
+    channel goes on top of it at solve time (solve_check)."""
+    stack = distribution_stack().without_staging()
+    return stack.urls(first=[target.base_url])
 
 
 def new_check(
@@ -228,7 +217,10 @@ def _same_url(a: str, b: str) -> bool:
 
 
 def _solve(solver: Solver, check: InstallabilityCheck, *, channels: list[str], specs: list[str]):
+    stack = distribution_stack()
     return solver(
+        channel_priority=stack.priority,
+        pip_as_python_dependency=stack.pip_as_python_dependency,
         channels=channels,
         platform=check.subdir,
         specs=specs,

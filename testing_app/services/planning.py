@@ -23,6 +23,7 @@ from packages_app.models import Build
 from packages_app.models import TorchRelease
 from testing_app.models import CellResult
 from testing_app.models import Job
+from testing_app.models import Platform
 from testing_app.models import Run
 from testing_app.models.verdicts import IN_FLIGHT_VERDICTS
 from testing_app.models.verdicts import Verdict
@@ -39,6 +40,7 @@ from testing_app.selectors.planning import existing_cells
 from testing_app.selectors.planning import load_catalog
 from testing_app.selectors.planning import records_of
 from testing_app.services.dispatch import enqueue_jobs
+from testing_app.services.install_checks import platform_virtual_packages
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,7 @@ class PlanningReport:
     not_applicable: int
     already_decided: int
     candidates: int
+    unknown: int = 0
     unplannable: list[tuple[int, str]] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -63,6 +66,8 @@ class PlanningReport:
             f"queued, {self.not_applicable} not applicable, {self.already_decided} already "
             "decided"
         )
+        if self.unknown:
+            text += f", {self.unknown} of them undecided by the catalog (the install check decides)"
         if self.unplannable:
             text += f", {len(self.unplannable)} builds not planned (unreadable specs)"
         return text
@@ -76,7 +81,18 @@ def plan_options() -> PlanOptions:
         revdep_depth=settings.PLAN_REVDEP_DEPTH,
         abi_revdep_depth=settings.PLAN_ABI_REVDEP_DEPTH or None,
         variant_subdirs={k: tuple(v) for k, v in settings.PLAN_VARIANT_SUBDIRS.items()},
+        platform_virtual={
+            subdir: tuple(_probe_text(v) for v in platform_virtual_packages(subdir))
+            for subdir in Platform.objects.values_list("subdir", flat=True)
+        },
     )
+
+
+def _probe_text(virtual: str) -> str:
+    """`__glibc=2.28` (as the install check passes it) as a probe record `__glibc 2.28 0`."""
+    name, _, rest = virtual.partition("=")
+    version, _, build = rest.partition("=")
+    return f"{name} {version or '0'} {build or '0'}"
 
 
 @transaction.atomic
@@ -193,6 +209,7 @@ def _report(run: Run, plan: Plan, *, jobs: int) -> PlanningReport:
         not_applicable=len(plan.not_applicable),
         already_decided=plan.already_decided,
         candidates=plan.candidates,
+        unknown=plan.unknown,
         unplannable=plan.unplannable,
     )
 
@@ -207,6 +224,7 @@ def _install_check(cell: PlannedCell) -> Job:
         python=cell.python,
         pinned_build_id=cell.pinned_build_id,
         extra_specs=list(cell.extra_specs),
+        planning_note=f"applicability unknown: {cell.unknown}"[:300] if cell.unknown else "",
         required_runner=settings.PLAN_TEST_RUNNER,
         timeout_s=settings.SOLVER_TIMEOUT_S,
         max_attempts=settings.INSTALL_CHECK_MAX_ATTEMPTS,

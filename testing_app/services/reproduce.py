@@ -14,6 +14,7 @@ from dataclasses import field
 
 from django.conf import settings
 
+from packages_app.selectors.channel_stack import distribution_stack
 from testing_app.models import Job
 from testing_app.services.conda_runner import channel_urls
 from testing_app.services.conda_runner import extra_deps
@@ -33,6 +34,7 @@ class Reproduction:
     channels: list[str]
     channel_priority: str
     pins: list[str]
+    stack_environment: dict[str, str]
     environment: dict[str, str]
     package_url: str
     filename: str
@@ -63,6 +65,7 @@ class Reproduction:
             "tool": self.tool,
             "channels": self.channels,
             "channel_priority": self.channel_priority,
+            "stack_environment": self.stack_environment,
             "pins": self.pins,
             "environment": self.environment,
             "package": {"url": self.package_url, "filename": self.filename, "sha256": self.sha256},
@@ -81,8 +84,9 @@ class Reproduction:
             *(f"# {note}" for note in self.notes),
             "set -euo pipefail",
             "",
-            "# The distribution's channel stack, in this order, with its priority mode.",
-            f"export CONDA_CHANNEL_PRIORITY={quote(self.channel_priority)}",
+            "# The distribution's channel stack: the channels below in this order, its priority",
+            "# mode and its pip rule, as the host's runner had them.",
+            *(f"export {name}={quote(value)}" for name, value in self.stack_environment.items()),
         ]
         if self.environment:
             lines.append("# Virtual packages of the host that ran the cell (conda's overrides).")
@@ -132,6 +136,7 @@ def get_reproduction(job: Job) -> Reproduction:
         notes.append(f"Needs a GPU whose driver supports CUDA {job.variant.min_driver_cuda}.")
     tool = _tool(job)
     pins = extra_deps(job)
+    stack = distribution_stack()
     if tool == RATTLER_BUILD:
         notes.append(
             "rattler-build takes no extra specs: pins are listed for reference: " + ", ".join(pins)
@@ -142,10 +147,9 @@ def get_reproduction(job: Job) -> Reproduction:
         verdict=job.verdict,
         tool=tool,
         channels=channel_urls(job),
-        channel_priority=settings.CHANNEL_PRIORITY
-        if hasattr(settings, "CHANNEL_PRIORITY")
-        else "flexible",
+        channel_priority=stack.priority,
         pins=pins,
+        stack_environment=stack.conda_environment(),
         environment=_virtual_package_overrides(job),
         package_url=f"{build.channel.base_url}/{build.subdir}/{build.filename}",
         filename=build.filename,

@@ -446,7 +446,6 @@ def _append_depends(spec):
     ("mutate", "expected"),
     [
         pytest.param(_set_field("version", "1!!x"), "invalid version '1!!x'", id="version"),
-        pytest.param(_append_depends("b >=<1"), "invalid depends spec 'b >=<1'", id="depends"),
         pytest.param(_set_field("md5", "zz"), "failed to parse digest", id="md5"),
         pytest.param(_set_field("build", None), "missing or invalid 'build'", id="build"),
         pytest.param(_set_field("version", "1." * 40 + "0"), "longer than 64", id="long-version"),
@@ -467,6 +466,55 @@ def test_import_repodata_command_bad_record_names_file_and_record(
     assert f"record {TORCHVISION}" in message
     assert expected in message
     assert _builds_table() == before
+
+
+def test_import_repodata_command_strict_refuses_a_file_with_an_unreadable_spec(
+    populated_channel, tmp_path
+):
+    bad = _snapshot_variant(tmp_path, _append_depends("b >=<1"))
+    before = _builds_table()
+
+    with pytest.raises(CommandError) as excinfo:
+        _run_command(str(bad), "--channel", "pytorch-snapshot", "--strict")
+
+    assert f"record {TORCHVISION}: invalid depends spec 'b >=<1'" in str(excinfo.value)
+    assert _builds_table() == before
+
+
+def test_import_repodata_command_imports_the_rest_and_names_unplannable_builds(
+    snapshot_channel, tmp_path
+):
+    # The spec real conda-forge noarch repodata carries (pytorch-lightning).
+    bad = _snapshot_variant(tmp_path, _append_depends("fsspec[http] >2021.06.0"))
+
+    out, _ = _run_command(str(bad), "--channel", "pytorch-snapshot", "--no-progress")
+
+    assert Build.objects.filter(channel=snapshot_channel).count() == 2181
+    assert "1 build(s) imported but not plannable" in out
+    assert f"  {TORCHVISION}: fsspec[http] >2021.06.0" in out
+    kept = Build.objects.get(channel=snapshot_channel, filename=TORCHVISION)
+    assert "fsspec[http] >2021.06.0" in kept.depends
+    assert "fsspec" not in kept.depends_names
+
+
+def test_an_imported_build_with_an_unreadable_spec_is_unplannable_with_the_reason(
+    snapshot_channel, tmp_path
+):
+    from testing_app.planner.engine import Planner
+    from testing_app.planner.types import Catalog
+    from testing_app.planner.types import Manual
+    from testing_app.selectors.planning import records_of
+
+    bad = _snapshot_variant(tmp_path, _append_depends("fsspec[http] >2021.06.0"))
+    _run_command(str(bad), "--channel", "pytorch-snapshot", "--no-progress")
+    build = Build.objects.filter(filename=TORCHVISION)
+
+    plan = Planner(Catalog(releases=[], variants={}, platforms={}, evidence=[])).plan(
+        Manual(builds=tuple(records_of(build)))
+    )
+    ((build_id, reason),) = plan.unplannable
+    assert build_id == build.get().pk
+    assert "fsspec[http] >2021.06.0" in reason
 
 
 def _truncated(tmp_path: Path) -> Path:

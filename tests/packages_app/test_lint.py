@@ -257,3 +257,16 @@ def test_lint_build_in_the_noarch_subdir_without_noarch_field_is_noarch_python()
     assert lint_build(build) == []
     build.subdir = "linux-64"
     assert codes(lint_build(build)) == [KEY_DEPENDENCY_UNBOUNDED]
+
+
+@pytest.mark.parametrize("name", ["pytorch-cpu", "pytorch-gpu"])
+def test_legacy_pytorch_names_count_as_pytorch_for_the_upper_bound_lint(name):
+    # torchvision-cpu and friends of the 0.x-1.1 pytorch channel depended on pytorch-cpu.
+    findings = lint_build_depends(
+        name="torchvision-cpu", depends=[f"{name} >=1.0"], constrains=[], abi_coupled=False
+    )
+    assert [f.code for f in findings] == [PYTORCH_UNBOUNDED]
+    bounded = lint_build_depends(
+        name="torchvision-cpu", depends=[f"{name} >=1.0,<1.2"], constrains=[], abi_coupled=False
+    )
+    assert bounded == []

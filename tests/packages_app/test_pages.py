@@ -130,3 +130,20 @@ def test_package_detail_orders_versions_the_conda_way(client):
     assert content.index("torchmetrics 0.10.0<") < content.index("torchmetrics 0.10.0rc1<")
     assert content.index("torchmetrics 0.10.0rc1<") < content.index("torchmetrics 0.9.1<")
     assert TorchRelease.objects.count() == 0
+
+
+def test_package_page_with_an_unreadable_spec_shows_it_as_a_lint_error(client):
+    # A real conda-forge noarch record (pytorch-lightning) carries this spec.
+    package = PackageFactory(name="pytorch-lightning", latest_version="1.5.0")
+    BuildFactory(
+        name="pytorch-lightning",
+        version="1.5.0",
+        package=package,
+        depends=["python >=3.6", "pytorch >=1.6", "fsspec[http] >2021.06.0"],
+    )
+    response = client.get("/packages/pytorch-lightning/")
+
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "spec-invalid" in content
+    assert "fsspec[http] &gt;2021.06.0" in content

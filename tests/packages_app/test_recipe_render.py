@@ -225,3 +225,20 @@ def test_render_yaml_that_does_not_parse_names_the_line():
 def test_render_recipe_of_the_wrong_shape_is_a_parse_error(text, message):
     with pytest.raises(RecipeParseError, match=message):
         _meta(text)
+
+
+@pytest.mark.parametrize(
+    ("skip", "platform", "skipped"),
+    [
+        ("[win]", "win-64", True),
+        ("[win]", "linux-64", False),
+        ('["osx and arm64", win]', "osx-arm64", True),
+        ('["osx and arm64"]', "osx-64", False),
+        ("true", "linux-64", True),
+        ("win", "win-64", True),
+    ],
+)
+def test_recipe_v1_build_skip_is_evaluated_for_the_target(skip, platform, skipped):
+    text = f"package:\n  name: a\n  version: '1'\nbuild:\n  skip: {skip}\n"
+    recipe = render_recipe(text, filename="recipe.yaml", target=RenderTarget(platform=platform))
+    assert recipe.skipped is skipped

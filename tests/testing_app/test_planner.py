@@ -70,6 +70,8 @@ def variants():
                 "pytorch": tuple(s for s in row["pytorch_channel_specs"].split("|") if s),
                 "conda-forge": tuple(s for s in row["conda_forge_specs"].split("|") if s),
             },
+            version=row["version"],
+            driver=row["min_driver_cuda"],
         )
         for i, row in enumerate(rows, start=1)
     }
@@ -148,10 +150,14 @@ def test_plan_torchvision_cu121_build_selects_its_one_cell(snapshot, variants):
         (variants[c.variant_id].name, c.torch_release_id): c.reason for c in plan.not_applicable
     }
     release_210 = catalog.releases[1].id
-    assert reasons[("cpu", release_210)] == "depends on pytorch-cuda, which cpu does not install"
-    assert "pytorch-cuda 12.1.* conflicts with cuda11.8" in reasons[("cuda11.8", release_210)]
+    assert reasons[("cpu", release_210)] == (
+        "needs pytorch-mutex ==1.0 cuda; cpu (pytorch-mutex cpu) has pytorch-mutex 1.0 cpu"
+    )
+    assert reasons[("cuda11.8", release_210)] == (
+        "needs pytorch-cuda 12.1.*; cuda11.8 (pytorch-cuda) has pytorch-cuda 11.8 0"
+    )
     assert reasons[("cuda12.1", catalog.releases[2].id)] == "requires pytorch ==2.1.0"
-    assert reasons[("rocm5.6", release_210)].startswith("no conda package selects rocm5.6")
+    assert reasons[("rocm5.6", release_210)] == "no conda channel ships PyTorch for rocm5.6"
 
 
 def test_plan_torchvision_cpu_build_is_excluded_from_cuda_by_its_mutex(snapshot, variants):
@@ -163,7 +169,7 @@ def test_plan_torchvision_cpu_build_is_excluded_from_cuda_by_its_mutex(snapshot,
     assert _cells(plan, catalog, variants) == [("2.1.0", "cpu", "linux-64", "3.11")]
     cuda = next(c for c in plan.not_applicable if variants[c.variant_id].name == "cuda12.1")
     assert "pytorch-mutex ==1.0 cpu" in cuda.reason
-    assert "pytorch-mutex ==1.0 cuda" in cuda.reason
+    assert "has pytorch-mutex 1.0 cuda" in cuda.reason
 
 
 def test_plan_noarch_package_newest_python_every_shipped_platform(variants):
@@ -267,7 +273,7 @@ def test_plan_pytorch_build_itself_is_not_retested_against_every_dependent(varia
     assert all(c.pinned_build_id is None for c in plan.to_run)
 
 
-def test_plan_channel_providing_pytorch_without_the_variant_excludes_it(variants):
+def test_plan_stack_holding_pytorch_without_the_variant_excludes_it(variants):
     stand_in = CatalogRecord(
         id=40, name="pytorch", version="2.5.1", build_string="cpu_sample_0", subdir="linux-64",
         channel_id=STAGING,
@@ -284,7 +290,7 @@ def test_plan_channel_providing_pytorch_without_the_variant_excludes_it(variants
 
     assert _cells(plan, catalog, variants) == [("2.5.1", "cpu", "linux-64", "")]
     cuda = next(c for c in plan.not_applicable if variants[c.variant_id].name == "cuda12.4")
-    assert cuda.reason == "PyTorch 2.5.1 in staging has no cuda12.4 build for linux-64"
+    assert cuda.reason == "PyTorch 2.5.1 in the channel stack has no cuda12.4 build for linux-64"
 
 
 def test_plan_decided_cells_are_skipped_unless_forced_or_pinned_differently(variants):

@@ -63,7 +63,7 @@ def test_sync_of_staged_samples_plans_install_checks_and_not_applicable_cells(wo
     }
     cuda = _cell("sample-passes", "2.5.1", "cuda12.4")
     assert cuda.verdict == "not_applicable"
-    assert cuda.detail == f"PyTorch 2.5.1 in samples has no cuda12.4 build for {SUBDIR}"
+    assert cuda.detail == f"PyTorch 2.5.1 in the channel stack has no cuda12.4 build for {SUBDIR}"
     assert _cell("sample-passes", "2.5.1", "cpu").verdict == "queued"
     old = CellResult.objects.filter(build__name="sample-passes", torch_release__version="2.0.1")
     assert set(old.values_list("verdict", "detail")) == {

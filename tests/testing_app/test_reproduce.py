@@ -103,7 +103,9 @@ def test_reproduction_lists_channels_pins_overrides_and_the_tool(world):
         f"./{job.build.filename}",
         "--override-channels",
     ]
-    assert "export CONDA_CHANNEL_PRIORITY=" in reproduction.script()
+    assert reproduction.channel_priority == "strict"
+    assert "export CONDA_CHANNEL_PRIORITY=strict" in reproduction.script()
+    assert "export CONDA_ADD_PIP_AS_PYTHON_DEPENDENCY=false" in reproduction.script()
 
 
 def test_job_page_script_download_and_api_say_the_same(client, world):

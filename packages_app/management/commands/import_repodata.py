@@ -1,4 +1,8 @@
-"""manage.py import_repodata <file-or-URL> --channel NAME [--label L]"""
+"""manage.py import_repodata <file-or-URL> --channel NAME [--label L] [--strict]
+
+Real repodata holds specs py-rattler cannot read (conda-forge noarch: `fsspec[http] >2021.06.0`).
+By default such builds are imported as they are, named in a summary and left unplannable (their
+lint shows the spec as an error), and the command exits 0; `--strict` refuses the whole file."""
 
 from django.core.management.base import BaseCommand
 from django.core.management.base import CommandError
@@ -25,8 +29,16 @@ class Command(BaseCommand):
             help="Mark builds of this channel/subdir that the file no longer lists as withdrawn",
         )
         parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar")
+        parser.add_argument(
+            "--strict",
+            action="store_true",
+            help="Refuse the whole file when a spec cannot be read (default: import it, and "
+            "name the builds that cannot be planned)",
+        )
 
-    def handle(self, *args, source, channel, label, withdraw_missing, no_progress, **options):
+    def handle(
+        self, *args, source, channel, label, withdraw_missing, no_progress, strict, **options
+    ):
         try:
             target = Channel.objects.get(name=channel, label=label)
         except Channel.DoesNotExist:
@@ -52,6 +64,7 @@ class Command(BaseCommand):
                 source=source,
                 withdraw_missing=withdraw_missing,
                 progress=progress,
+                lenient_specs=not strict,
             )
         except RepodataError as exc:
             raise CommandError(f"Nothing imported: {exc}") from exc
@@ -63,3 +76,10 @@ class Command(BaseCommand):
             f"{report.created} created, {report.updated} updated, {report.unchanged} unchanged, "
             f"{report.withdrawn} withdrawn"
         )
+        if report.unplannable:
+            self.stdout.write(
+                f"{len(report.unplannable)} build(s) imported but not plannable (specs py-rattler "
+                "cannot read; each build's lint shows them):"
+            )
+            for filename, specs in report.unplannable:
+                self.stdout.write(f"  {filename}: {', '.join(specs)}")
