@@ -14,6 +14,7 @@ from packages_app.selectors import list_packages
 from packages_app.selectors import list_versions
 from testing_app.selectors.maintenance import get_package_health
 from testing_app.selectors.package_matrix import get_package_matrix
+from testing_app.selectors.pinned_retests import retests_of_dependent
 
 VERSIONS_PER_PAGE = 10
 
@@ -70,6 +71,7 @@ def package_detail(request, name):
             "transitive": transitive,
             "build_states": Build.State,
             "health": get_package_health(name=name, package=package, versions=versions),
+            "pinned_retests": retests_of_dependent(name=name),
             "test_matrix": get_package_matrix(
                 name=name, versions=versions, requested_version=request.GET.get("mv", "")
             ),
