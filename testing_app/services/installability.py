@@ -186,17 +186,23 @@ def run_installability_check(*, check_id: int, solver: Solver = solve_environmen
     return check
 
 
-def solve_check(check: InstallabilityCheck, builds: list[Build], *, solver: Solver) -> None:
+def solve_check(
+    check: InstallabilityCheck, builds: list[Build], *, solver: Solver, candidates_url: str = ""
+) -> None:
     """Solve one check (its row saved, running) and store the outcome: done with ok/not ok,
     or error with the reason. When the candidates make an install set unsolvable, the set is
-    solved without them too: a set that fails anyway is not their regression."""
+    solved without them too: a set that fails anyway is not their regression.
+    `candidates_url`: a channel indexed from the candidates' own files (the promotion's check
+    before copying); without it, one is written from their catalog records."""
     started = timezone.now()
     try:
         _prepare_target(check.target_channel)
         with tempfile.TemporaryDirectory(prefix="candidates-") as scratch:
             channels = list(check.channels)
-            candidates = ""
-            if builds:
+            candidates = candidates_url
+            if candidates:
+                channels.insert(0, candidates)
+            elif builds:
                 records = [candidate_record(b) for b in builds]
                 candidates = write_candidate_channel(Path(scratch), records)
                 channels.insert(0, candidates)
