@@ -193,7 +193,8 @@ def _notify_breakage(job: Job, package: Package) -> list[Notification]:
                     f"Packages that passed before fail when re-tested with {culprit} pinned. "
                     "Their maintainers are told too.\n\nBroken dependents:"
                 ),
-                details=(f"{build.name} {build.version}: {_cell(job)} ({job_url})",),
+                # No job link in the line: a later run of the same cause must find it known.
+                details=(f"{build.name} {build.version}: {_cell(job)}",),
                 link=job.get_absolute_url(),
                 package=upstream.package,
                 build=upstream,
