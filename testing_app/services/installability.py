@@ -265,4 +265,24 @@ def request_missing_checks(*, limit: int = 200) -> int:
     missing = [b for b in candidates if f"build:{b.pk}" not in checked][:limit]
     for build in missing:
         request_installability_checks(builds=[build])
+    return len(missing) + _request_missing_set_checks(candidates, limit=limit - len(missing))
+
+
+def _request_missing_set_checks(candidates: list[Build], *, limit: int) -> int:
+    """The suggested sets are checked as sets too (their members alone cannot install)."""
+    from testing_app.selectors.promotions import suggest_sets
+
+    if limit <= 0:
+        return 0
+    by_pk = {b.pk: b for b in candidates}
+    sets = [[by_pk[pk] for pk in ids] for ids in suggest_sets(candidates)]
+    keys = {subject_key(members) for members in sets}
+    checked = set(
+        InstallabilityCheck.objects.filter(subject_key__in=keys).values_list(
+            "subject_key", flat=True
+        )
+    )
+    missing = [members for members in sets if subject_key(members) not in checked][:limit]
+    for members in missing:
+        request_installability_checks(builds=members)
     return len(missing)
