@@ -18,6 +18,7 @@ from testing_app.selectors.badges import list_badge_snippets
 from testing_app.selectors.home import get_recent_activity
 from testing_app.selectors.maintenance import get_package_health
 from testing_app.selectors.package_matrix import get_package_matrix
+from testing_app.selectors.pinned_retests import retests_of_dependent
 
 VERSIONS_PER_PAGE = 10
 
@@ -80,6 +81,7 @@ def package_detail(request, name):
             "health": get_package_health(name=name, package=package, versions=versions),
             "install": get_install_command(name=name) if package else None,
             "badges": list_badge_snippets(name=name, site_url=settings.SITE_URL) if package else [],
+            "pinned_retests": retests_of_dependent(name=name),
             "test_matrix": get_package_matrix(
                 name=name,
                 versions=versions,

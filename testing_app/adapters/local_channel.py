@@ -18,6 +18,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -126,6 +127,121 @@ def place_package(
     return PlacedFile(path=target, already_present=already)
 
 
+@dataclass(frozen=True)
+class IncomingFile:
+    """A package file to publish: where it is now, and where it goes in the channel."""
+
+    source: Path
+    subdir: str
+    filename: str
+    sha256: str
+
+
+def publish_files(
+    *, root: Path, files: list[IncomingFile], verify: Callable[[Path], str] | None = None
+) -> list[PlacedFile]:
+    """Publish a set of package files all at once, or none of them.
+
+    1. Every source is checked (a safe name, present, its sha256) and none may clash with a
+       different published file of the same name: nothing is touched before all pass.
+    2. Under the channel lock, a private mirror of each affected subdir (hard links to the
+       published files and the current repodata.json) receives every new file, copied and its
+       sha256 verified again, and is indexed once.
+    3. `verify(mirror_root)` may refuse: it sees the channel exactly as it would be published
+       (the promotion solves the install sets against it). A refusal raises.
+    4. The switch: the new package files are renamed into the published subdirs (readers do not
+       see them: no repodata lists them yet), then each subdir's repodata is renamed over the
+       published one (os.replace: atomic per file).
+    Any failure before the switch leaves the published channel exactly as it was (the mirror
+    is deleted); the same call again resumes, files already published counting as present.
+    """
+    for incoming in files:
+        _check_incoming(incoming)
+    subdirs = sorted({f.subdir for f in files} | {"noarch"})
+    with channel_lock(root), tempfile.TemporaryDirectory(prefix=".publish-", dir=root) as scratch:
+        placed = []
+        for incoming in files:
+            target = root / incoming.subdir / incoming.filename
+            already = target.is_file()
+            if already and sha256_of(target) != incoming.sha256.lower():
+                raise LocalChannelError(
+                    f"{incoming.subdir}/{incoming.filename} is already in the target channel "
+                    "with other contents; a published file is never replaced"
+                )
+            placed.append(PlacedFile(path=target, already_present=already))
+        mirror = Path(scratch)
+        for subdir in subdirs:
+            _mirror_subdir(root / subdir, mirror / subdir)
+        for incoming, done in zip(files, placed, strict=True):
+            if not done.already_present:
+                copy = mirror / incoming.subdir / incoming.filename
+                _atomic_copy(incoming.source, copy)
+                if sha256_of(copy) != incoming.sha256.lower():
+                    raise LocalChannelError(
+                        f"{incoming.filename}: the copy does not match sha256 {incoming.sha256}",
+                        retryable=True,
+                    )
+        _index_mirror(mirror, subdirs)
+        refusal = verify(mirror) if verify is not None else ""
+        if refusal:
+            raise LocalChannelError(refusal, retryable=False)
+        # The switch: package files first (unlisted, so invisible), then the indexes.
+        for incoming, done in zip(files, placed, strict=True):
+            if not done.already_present:
+                done.path.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(mirror / incoming.subdir / incoming.filename, done.path)
+        for subdir in subdirs:
+            (root / subdir).mkdir(parents=True, exist_ok=True)
+            for name in INDEX_FILES:
+                produced = mirror / subdir / name
+                if produced.is_file():
+                    os.replace(produced, root / subdir / name)
+    return placed
+
+
+def index_files(*, root: Path, files: list[IncomingFile]) -> str:
+    """A scratch channel at `root` holding exactly these files (sha256 verified), indexed:
+    what a solve "from the files about to be published" reads. Returns its file:// URL."""
+    for incoming in files:
+        _check_incoming(incoming)
+        target = root / incoming.subdir / incoming.filename
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(incoming.source, target)
+        except OSError:
+            shutil.copy2(incoming.source, target)
+    subdirs = sorted({f.subdir for f in files} | {"noarch"})
+    for subdir in subdirs:
+        (root / subdir).mkdir(parents=True, exist_ok=True)
+    _index_mirror(root, subdirs)
+    return root.as_uri()
+
+
+def _check_incoming(incoming: IncomingFile) -> None:
+    if Path(incoming.filename).name != incoming.filename or not incoming.filename.endswith(
+        PACKAGE_SUFFIXES
+    ):
+        raise LocalChannelError(f"refusing unsafe package file name {incoming.filename!r}")
+    if not incoming.source.is_file():
+        raise LocalChannelError(
+            f"source file {incoming.source} of {incoming.filename} does not exist", retryable=True
+        )
+    if incoming.sha256 and sha256_of(incoming.source) != incoming.sha256.lower():
+        raise LocalChannelError(
+            f"{incoming.source} does not match the build's sha256 {incoming.sha256}"
+        )
+
+
+def _index_mirror(mirror: Path, subdirs: list[str]) -> None:
+    """One index_fs run over the mirror's subdirs."""
+    for subdir in subdirs:
+        (mirror / subdir).mkdir(parents=True, exist_ok=True)
+    try:
+        run_rattler(partial(index_fs, mirror, write_zst=True, write_shards=False, force=False))
+    except Exception as exc:  # rattler raises its own exception types from Rust
+        raise LocalChannelError(f"indexing failed: {exc}", retryable=True) from exc
+
+
 def reindex(root: Path, *, subdirs: Iterable[str]) -> None:
     """Re-index `subdirs` of the channel under its lock (see the module docstring)."""
     with channel_lock(root):
@@ -178,6 +294,8 @@ def _mirror_subdir(published: Path, mirror: Path) -> None:
     """Hard links to the published package files (copies across file systems) and a copy of
     the current repodata.json, from which index_fs reuses the records it already knows."""
     mirror.mkdir(parents=True)
+    if not published.is_dir():
+        return  # a subdir the channel does not have yet
     for entry in published.iterdir():
         if entry.is_file() and entry.name.endswith(PACKAGE_SUFFIXES):
             try:

@@ -9,6 +9,7 @@ from .maintenance import PackageNoticeIssue
 from .maintenance import PackageStatusEvent
 from .maintenance import ReleaseImpact
 from .notifications import Notification
+from .pinned_results import PinnedCellResult
 from .promotions import Promotion
 from .promotions import PromotionItem
 from .promotions import Waiver
@@ -29,6 +30,7 @@ __all__ = [
     "Notification",
     "PackageNoticeIssue",
     "PackageStatusEvent",
+    "PinnedCellResult",
     "Platform",
     "Promotion",
     "PromotionItem",

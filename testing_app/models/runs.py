@@ -178,6 +178,8 @@ class Job(models.Model):
         ordering = ["-id"]  # newest first, on the primary key index
         permissions = [("retry_any_job", "Can retry any job (release manager)")]
         constraints = [
+            # One attempt per cell per run; a re-test with a pinned upstream build is a cell of
+            # its own (models/pinned_results.py), so a run may hold both.
             models.UniqueConstraint(
                 fields=[
                     "run",
@@ -189,7 +191,23 @@ class Job(models.Model):
                     "python",
                     "attempt",
                 ],
+                condition=Q(pinned_build__isnull=True),
                 name="job_unique_cell_attempt_per_run",
+            ),
+            models.UniqueConstraint(
+                fields=[
+                    "run",
+                    "kind",
+                    "build",
+                    "pinned_build",
+                    "torch_release",
+                    "variant",
+                    "platform",
+                    "python",
+                    "attempt",
+                ],
+                condition=Q(pinned_build__isnull=False),
+                name="job_unique_pinned_cell_attempt_per_run",
             ),
             models.CheckConstraint(condition=Q(kind__in=JobKind.values), name="job_kind_valid"),
             models.CheckConstraint(

@@ -30,6 +30,7 @@ from testing_app.planner.evidence import admits_version
 from testing_app.planner.evidence import group_specs
 from testing_app.planner.evidence import python_fits
 from testing_app.planner.evidence import spec_package
+from testing_app.planner.pinned import pinned_dependent_targets
 from testing_app.planner.rules import CellAxes
 from testing_app.planner.rules import PlannedBuild
 from testing_app.planner.rules import VariantRule
@@ -97,6 +98,8 @@ class Planner:
             for v in catalog.variants.values()
         }
         self._specs: dict[int, tuple[Specs, tuple]] = {}
+        # Builds expand() could not plan re-tests for, reported by the next plan_targets().
+        self._unplannable: list[tuple[int, str]] = []
 
     @staticmethod
     def _variant_rule(variant: VariantAxes, flavour: str) -> VariantRule:
@@ -130,7 +133,11 @@ class Planner:
         else:
             targets = [Target(b) for b in trigger.builds]
             if trigger.reverse_dependencies:
-                targets += self._retest_targets(trigger.builds)
+                retests, unplannable = pinned_dependent_targets(
+                    self.catalog, self.options, trigger.builds, releases, reverse_closure
+                )
+                targets += retests
+                self._unplannable += unplannable
         return targets, releases
 
     def _latest_targets(self) -> list[Target]:
@@ -140,35 +147,13 @@ class Planner:
             for build in self.catalog.latest_builds[name]
         ]
 
-    def _retest_targets(self, builds: Sequence[CatalogRecord]) -> list[Target]:
-        """Each dependent's latest builds with the new build pinned. PyTorch's own builds are
-        left out: every package depends on PyTorch, and re-testing the distribution against it
-        is the release wave's job (register the release) or a full run."""
-        planned_names = {b.name for b in builds}
-        targets = []
-        for upstream in builds:
-            if upstream.name in PYTORCH_NAMES:
-                continue
-            depth = (
-                self.options.abi_revdep_depth
-                if upstream.name in self.catalog.abi_coupled
-                else self.options.revdep_depth
-            )
-            closure = reverse_closure(self.catalog.dependents, upstream.name, depth=depth)
-            for name in sorted(closure):
-                if name in planned_names:
-                    continue  # planned as a new build itself, with the newest upstream anyway
-                for build in self.catalog.latest_builds.get(name, ()):
-                    targets.append(Target(build, pinned=upstream))
-        return targets
-
     # --- targets -> cells ---------------------------------------------------------------------
     def plan_targets(
         self, targets: Sequence[Target], releases: Sequence[ReleaseAxes], *, force: bool = False
     ) -> Plan:
-        plan = Plan()
+        plan = Plan(unplannable=self._unplannable)
+        self._unplannable = []
         seen: set[tuple] = set()
-        # Own cells first, so that a re-test of the same cell in one plan is the one dropped.
         for target in sorted(targets, key=lambda t: t.pinned is not None):
             try:
                 build = self._planned_build(target.build)
@@ -180,11 +165,14 @@ class Planner:
             except UnreadableSpec as exc:
                 plan.unplannable.append((target.pinned.id, f"unreadable spec {exc}"))
                 continue
-            for cell in self._cells(build, pinned, releases):
+            chosen = releases
+            if target.release_ids:
+                chosen = [r for r in releases if r.id in target.release_ids]
+            for cell in self._cells(build, pinned, chosen):
                 plan.candidates += 1
-                if cell.key in seen:
+                if cell.identity in seen:
                     continue
-                seen.add(cell.key)
+                seen.add(cell.identity)
                 if not force and self._decided(cell):
                     plan.already_decided += 1
                 elif cell.applicable:
@@ -202,13 +190,12 @@ class Planner:
         return PlannedBuild(facts, depends, constrains, flavour)
 
     def _decided(self, cell: PlannedCell) -> bool:
-        existing = self.catalog.existing.get(cell.key)
+        existing = self.catalog.existing.get(cell.identity)
         if existing is None:
             return False
         if not cell.applicable:
             return existing.verdict == "not_applicable"
-        decided = existing.verdict in DECIDED_VERDICTS or existing.verdict in IN_FLIGHT_VERDICTS
-        return decided and existing.pinned_build_id == cell.pinned_build_id
+        return existing.verdict in DECIDED_VERDICTS or existing.verdict in IN_FLIGHT_VERDICTS
 
     def _cells(
         self, build: PlannedBuild, pinned: PlannedBuild | None, releases: Sequence[ReleaseAxes]

@@ -42,7 +42,8 @@ class VariantAxes:
 
 @dataclass(frozen=True)
 class ExistingCell:
-    """What CellResult says of a cell now, and the upstream build its latest job pinned."""
+    """What CellResult (or, for a pinned re-test, PinnedCellResult) says of a cell now, keyed
+    by PlannedCell.identity."""
 
     verdict: str
     pinned_build_id: int | None = None
@@ -65,6 +66,7 @@ class Catalog:
     # Active registered packages -> the builds of their latest version.
     latest_builds: Mapping[str, Sequence[CatalogRecord]] = field(default_factory=dict)
     abi_coupled: frozenset[str] = frozenset()
+    # PlannedCell.identity -> what the cell says now.
     existing: Mapping[tuple, ExistingCell] = field(default_factory=dict)
 
 
@@ -125,6 +127,9 @@ Trigger = NewBuilds | ReleaseWave | FullRun | Manual
 class Target:
     build: CatalogRecord
     pinned: CatalogRecord | None = None
+    # Only these releases (empty: every release of the plan): a pinned PyTorch build fits the
+    # cells of its own release only.
+    release_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -152,6 +157,12 @@ class PlannedCell:
             self.platform_id,
             self.python,
         )
+
+    @property
+    def identity(self) -> tuple:
+        """The cell's key plus the pinned upstream build: a re-test with a pinned build is a
+        cell of its own, apart from the dependent's (models/pinned_results.py)."""
+        return (*self.key, self.pinned_build_id)
 
     @property
     def applicable(self) -> bool:

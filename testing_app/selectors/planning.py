@@ -15,6 +15,7 @@ from packages_app.models import Package
 from packages_app.models import TorchRelease
 from packages_app.selectors.channel_stack import distribution_stack
 from testing_app.models import CellResult
+from testing_app.models import PinnedCellResult
 from testing_app.models import Platform
 from testing_app.models import Variant
 from testing_app.planner.evidence import PYTORCH
@@ -166,22 +167,25 @@ def latest_builds(*, names: Iterable[str] | None = None) -> dict[str, list[Catal
     return dict(grouped)
 
 
+CELL_KEY_FIELDS = ("build_id", "torch_release_id", "variant_id", "platform_id", "python")
+
+
 def existing_cells(*, build_ids: Iterable[int]) -> dict[tuple, ExistingCell]:
-    """What CellResult says of the cells of these builds, with the upstream build their latest
-    job pinned (one query)."""
-    rows = CellResult.objects.filter(build_id__in=set(build_ids)).values_list(
-        "build_id",
-        "torch_release_id",
-        "variant_id",
-        "platform_id",
-        "python",
-        "verdict",
-        "latest_job__pinned_build_id",
-    )
-    return {
-        (build, release, variant, platform, python): ExistingCell(verdict, pinned)
-        for build, release, variant, platform, python, verdict, pinned in rows
+    """What the cells of these builds say now, keyed by PlannedCell.identity: their own cells
+    (pinned build None) and their re-tests with an upstream build pinned (two queries)."""
+    ids = set(build_ids)
+    existing = {
+        (*key, None): ExistingCell(verdict)
+        for *key, verdict in CellResult.objects.filter(build_id__in=ids).values_list(
+            *CELL_KEY_FIELDS, "verdict"
+        )
     }
+    pinned_rows = PinnedCellResult.objects.filter(build_id__in=ids).values_list(
+        *CELL_KEY_FIELDS, "pinned_build_id", "verdict"
+    )
+    for *key, pinned, verdict in pinned_rows:
+        existing[(*key, pinned)] = ExistingCell(verdict, pinned)
+    return existing
 
 
 def load_catalog(

@@ -51,7 +51,7 @@ def list_candidate_builds() -> QuerySet[Build]:
 
 @dataclass(frozen=True)
 class SuggestedSet:
-    """Candidates that can only go together: one pins another's exact version."""
+    """Candidates that can only go together: one needs another to be installable."""
 
     builds: tuple[Build, ...]
     gate: SetGateReport
@@ -139,30 +139,65 @@ def _record(build: Build) -> PackageRecord | None:
         return None
 
 
+def _met_by(match: MatchSpec, dependent: Build, builds, records: dict) -> bool:
+    for build in builds:
+        if not _same_platform(dependent, build):
+            continue
+        record = records.setdefault(build.pk, _record(build))
+        if record is not None and match.matches(record):
+            return True
+    return False
+
+
 def suggest_set_for(build: Build) -> list[int]:
-    """The suggested set `build` belongs to ([] if none): the candidates it pins or that pin it,
-    read with two indexed lookups instead of the whole queue."""
-    related = [
-        candidate
-        for candidate in list_candidate_builds().filter(
-            Q(pk=build.pk)
-            | json_list_contains("depends_names", build.name)
-            | Q(name__in=build.depends_names or [])
+    """The suggested set `build` belongs to ([] if none): the candidates it depends on or that
+    depend on it, and theirs in turn (mv-vision and mv-audio meet through pytorch), read with
+    indexed lookups per step instead of the whole queue."""
+    related = {build.pk: build}
+    names: set[str] = set()
+    while True:
+        frontier = {b.name for b in related.values()} - names
+        if not frontier:
+            break
+        names |= frontier
+        wanted = {n for b in related.values() for n in (b.depends_names or ())}
+        condition = Q(name__in=wanted)
+        for name in frontier:
+            condition |= json_list_contains("depends_names", name)
+        for candidate in list_candidate_builds().filter(condition):
+            related.setdefault(candidate.pk, candidate)
+    return next((ids for ids in suggest_sets(list(related.values())) if build.pk in ids), [])
+
+
+def available_elsewhere(names) -> dict[str, list[Build]]:
+    """Live builds of these names in the target and upstream channels (one query): what a
+    staged build's dependency can be installed from without another staged build."""
+    by_name = defaultdict(list)
+    rows = (
+        Build.objects.filter(
+            name__in=set(names), channel__role__in=[Channel.Role.TARGET, Channel.Role.UPSTREAM]
         )
-        if candidate.pk == build.pk
-        or build.name in (candidate.depends_names or ())
-        or candidate.name in (build.depends_names or ())
-    ]
-    return next((ids for ids in suggest_sets(related) if build.pk in ids), [])
+        .exclude(state=Build.State.WITHDRAWN)
+        .only("pk", "name", "version", "build_string", "build_number", "subdir", "depends")
+    )
+    for build in rows:
+        by_name[build.name].append(build)
+    return by_name
 
 
-def suggest_sets(builds: list[Build]) -> list[list[int]]:
-    """Groups of candidates tied by exact pins (torchvision 0.20.1 needs pytorch ==2.5.1, both
-    staged): promoting one without the other leaves users with something they cannot install.
-    Returns lists of build ids (sorted by name), for groups of two or more."""
+def suggest_sets(
+    builds: list[Build], elsewhere: dict[str, list[Build]] | None = None
+) -> list[list[int]]:
+    """Groups of candidates that need each other: a candidate whose dependency (an exact pin or
+    a range: torchvision 0.21 needs pytorch >=2.6,<2.7) is met by a staged candidate and by no
+    live build in the target or upstream channels cannot be installed without it. Promoting one
+    without the other leaves users with something they cannot install. Returns lists of build
+    ids (sorted by name), for groups of two or more."""
     by_name = defaultdict(list)
     for build in builds:
         by_name[build.name].append(build)
+    if elsewhere is None:
+        elsewhere = available_elsewhere(by_name)
     parent = {b.pk: b.pk for b in builds}
 
     def find(pk: int) -> int:
@@ -181,13 +216,10 @@ def suggest_sets(builds: list[Build]) -> list[list[int]]:
             name = match.name.normalized if match.name is not None else ""
             if name == dependent.name or name not in by_name:
                 continue
-            if match.version is None or not str(match.version).startswith("=="):
-                continue  # only exact pins tie builds together
+            if _met_by(match, dependent, elsewhere.get(name, ()), records):
+                continue  # installable without the staged builds of that name
             for dependency in by_name[name]:
-                if not _same_platform(dependent, dependency):
-                    continue
-                record = records.setdefault(dependency.pk, _record(dependency))
-                if record is not None and match.matches(record):
+                if _met_by(match, dependent, [dependency], records):
                     parent[find(dependent.pk)] = find(dependency.pk)
     components = defaultdict(list)
     for build in builds:

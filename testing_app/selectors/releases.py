@@ -36,11 +36,13 @@ FAILING_VERDICTS = frozenset(
 GOOD_VERDICTS = frozenset({Verdict.PASSED, Verdict.WAIVED})
 
 READY, FAILING, NEEDS_BUMP, WAITING = "ready", "failing", "needs_bump", "waiting"
+NOT_APPLICABLE = "not_applicable"
 WAVE_STATES = {
     NEEDS_BUMP: "Needs bump",
     FAILING: "Failing",
     WAITING: "Waiting",
     READY: "Ready",
+    NOT_APPLICABLE: "Not applicable",
 }
 
 
@@ -194,9 +196,31 @@ class ReleaseFollow:
     # The runs of this release's wave (newest first); none until the planner starts it.
     runs: list = field(default_factory=list)
 
+    @property
+    def packages_with_result(self) -> int:
+        """Rows of the table with a result (the sentence above it counts the same rows)."""
+        return sum(1 for row in self.rows if _has_result(row.cell_counts))
+
+    @property
+    def cells_with_result(self) -> int:
+        return sum(
+            n
+            for row in self.rows
+            for verdict, n in row.cell_counts.items()
+            if verdict not in IN_FLIGHT_VERDICTS
+        )
+
+
+def _has_result(counts: dict[str, int]) -> bool:
+    return any(verdict not in IN_FLIGHT_VERDICTS for verdict in counts)
+
 
 def wave_state(category: str, counts: dict[str, int]) -> str:
-    """ready / failing / needs bump / waiting, from the impact and the release's cells."""
+    """ready / failing / needs bump / waiting / not applicable, from the impact and the
+    release's cells. A package without a PyTorch dependency is not part of a wave; one whose
+    every cell is not applicable (its own constraints exclude them) has nothing to wait for."""
+    if category == Category.NO_DEPENDENCY:
+        return NOT_APPLICABLE
     verdicts = set(counts)
     if verdicts & FAILING_VERDICTS:
         return FAILING
@@ -204,8 +228,9 @@ def wave_state(category: str, counts: dict[str, int]) -> str:
         return WAITING
     if verdicts & GOOD_VERDICTS:
         return READY
-    # No cell, or only not_applicable ones: the bound keeps the release out.
-    return NEEDS_BUMP if category == Category.EXCLUDES else WAITING
+    if category == Category.EXCLUDES:
+        return NEEDS_BUMP  # the bound keeps the release out
+    return NOT_APPLICABLE if verdicts == {Verdict.NOT_APPLICABLE} else WAITING
 
 
 def get_release_follow(release: TorchRelease) -> ReleaseFollow:

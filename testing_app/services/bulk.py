@@ -17,6 +17,7 @@ from psycopg import sql
 from packages_app.models import Build
 from testing_app.models import CellResult
 from testing_app.models import Job
+from testing_app.models import PinnedCellResult
 from testing_app.models.verdicts import IN_FLIGHT_VERDICTS
 from testing_app.models.verdicts import Verdict
 
@@ -90,9 +91,17 @@ WHERE c.latest_job_id IS NULL OR c.latest_job_id < EXCLUDED.latest_job_id
 
 
 def mark_cells_queued(jobs: Sequence[Job]) -> None:
-    """Point each job's cell at it with verdict `queued` (one job per cell: the last wins)."""
-    by_cell = {tuple(getattr(job, f) for f in CELL_FIELDS): job for job in jobs}
+    """Point each job's cell at it with verdict `queued` (one job per cell: the last wins).
+    Re-tests with an upstream build pinned go to their own cells (mark_pinned_cells_queued)."""
     now = timezone.now()
+    pinned = [job for job in jobs if job.pinned_build_id]
+    if pinned:
+        mark_pinned_cells_queued(pinned, now=now)
+    by_cell = {
+        tuple(getattr(job, f) for f in CELL_FIELDS): job for job in jobs if not job.pinned_build_id
+    }
+    if not by_cell:
+        return
     if not use_fast_path():
         _mark_cells_queued_orm(by_cell, now=now)
         return
@@ -153,6 +162,45 @@ def _mark_cells_queued_orm(by_cell: dict, *, now: datetime) -> None:
         batch_size=500,
     )
     CellResult.objects.bulk_create(inserts, batch_size=CREATE_BATCH)
+
+
+def mark_pinned_cells_queued(jobs: Sequence[Job], *, now: datetime) -> None:
+    """The same for re-tests with a pinned upstream build, in PinnedCellResult (ORM path: a
+    trigger pins one build, so these are the dependents' cells, not the distribution's)."""
+    by_cell = {(*(getattr(job, f) for f in CELL_FIELDS), job.pinned_build_id): job for job in jobs}
+    packages = dict(
+        Build.objects.filter(pk__in={key[0] for key in by_cell}).values_list("pk", "package_id")
+    )
+    existing = {
+        (*(getattr(cell, f) for f in CELL_FIELDS), cell.pinned_build_id): cell
+        for cell in PinnedCellResult.objects.select_for_update().filter(
+            build_id__in={key[0] for key in by_cell},
+            pinned_build_id__in={key[-1] for key in by_cell},
+        )
+    }
+    updates, inserts = [], []
+    for key, job in by_cell.items():
+        cell = existing.get(key)
+        if cell is None:
+            values = dict(zip((*CELL_FIELDS, "pinned_build_id"), key, strict=True))
+            inserts.append(
+                PinnedCellResult(
+                    **values,
+                    package_id=packages.get(key[0]),
+                    verdict=Verdict.QUEUED,
+                    latest_job_id=job.pk,
+                    updated_at=now,
+                )
+            )
+        elif cell.latest_job_id is None or cell.latest_job_id < job.pk:
+            if cell.verdict not in IN_FLIGHT_VERDICTS:
+                cell.previous_verdict = cell.verdict
+            cell.verdict, cell.latest_job_id, cell.updated_at = Verdict.QUEUED, job.pk, now
+            updates.append(cell)
+    PinnedCellResult.objects.bulk_update(
+        updates, ["verdict", "previous_verdict", "latest_job", "updated_at"], batch_size=500
+    )
+    PinnedCellResult.objects.bulk_create(inserts, batch_size=CREATE_BATCH)
 
 
 def mark_enqueued(pks: list[int]) -> None:

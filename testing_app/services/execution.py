@@ -24,6 +24,7 @@ from distro_site.json_lists import json_list_contains
 from testing_app.models import CellResult
 from testing_app.models import Host
 from testing_app.models import Job
+from testing_app.models import PinnedCellResult
 from testing_app.models import Run
 from testing_app.models import WorkerProcess
 from testing_app.models.verdicts import IN_FLIGHT_VERDICTS
@@ -186,9 +187,7 @@ def start_job(*, job_id: int, worker: WorkerProcess | None) -> Job | Declined | 
     )
     if worker is not None:
         WorkerProcess.objects.filter(pk=worker.pk).update(current_job=job)
-    CellResult.objects.filter(**_cell_filter(job), latest_job=job).update(
-        verdict=Verdict.RUNNING, updated_at=now
-    )
+    _cell_rows(job).filter(latest_job=job).update(verdict=Verdict.RUNNING, updated_at=now)
     return job
 
 
@@ -333,27 +332,46 @@ def _earlier_attempts(job: Job):
 
 
 def _cell_filter(job: Job) -> dict:
-    return {
+    """The job's cell: a re-test with an upstream build pinned has its own cell, apart from the
+    dependent's (models/pinned_results.py)."""
+    cell = {
         "build_id": job.build_id,
         "torch_release_id": job.torch_release_id,
         "variant_id": job.variant_id,
         "platform_id": job.platform_id,
         "python": job.python,
     }
+    if job.pinned_build_id:
+        cell["pinned_build_id"] = job.pinned_build_id
+    return cell
+
+
+def _cell_model(job: Job) -> type[CellResult] | type[PinnedCellResult]:
+    return PinnedCellResult if job.pinned_build_id else CellResult
+
+
+def _cell_rows(job: Job):
+    return _cell_model(job).objects.filter(**_cell_filter(job))
 
 
 def _record_cell(job: Job, *, retry: Job | None, now) -> None:
     """The cell shows the verdict, or `queued` again while a retry is in flight. A cell that a
     newer job already owns is left alone (an old run finishing late)."""
     # The common case in one statement: the cell still points at this job.
-    if CellResult.objects.filter(**_cell_filter(job), latest_job=job).update(
-        verdict=Verdict.QUEUED if retry else job.verdict, latest_job=retry or job, updated_at=now
+    if (
+        _cell_rows(job)
+        .filter(latest_job=job)
+        .update(
+            verdict=Verdict.QUEUED if retry else job.verdict,
+            latest_job=retry or job,
+            updated_at=now,
+        )
     ):
         return
-    cell = CellResult.objects.select_for_update().filter(**_cell_filter(job)).first()
+    cell = _cell_rows(job).select_for_update().first()
     if cell is None:
         package_id = job.build.package_id
-        cell = CellResult(**_cell_filter(job), package_id=package_id, verdict=job.verdict)
+        cell = _cell_model(job)(**_cell_filter(job), package_id=package_id, verdict=job.verdict)
     elif cell.latest_job_id is not None and cell.latest_job_id > job.pk:
         if retry is None or cell.latest_job_id > retry.pk:
             return
@@ -400,9 +418,7 @@ def cancel_job(*, job: Job, reason: str = "") -> Job | None:
     if not updated:
         return None
     job.refresh_from_db()
-    cell = (
-        CellResult.objects.select_for_update().filter(**_cell_filter(job), latest_job=job).first()
-    )
+    cell = _cell_rows(job).select_for_update().filter(latest_job=job).first()
     if cell is not None:
         if cell.previous_verdict:
             cell.verdict, cell.previous_verdict = cell.previous_verdict, ""

@@ -175,17 +175,23 @@ def run_installability_check(*, check_id: int, solver: Solver = solve_environmen
     return check
 
 
-def solve_check(check: InstallabilityCheck, builds: list[Build], *, solver: Solver) -> None:
+def solve_check(
+    check: InstallabilityCheck, builds: list[Build], *, solver: Solver, candidates_url: str = ""
+) -> None:
     """Solve one check (its row saved, running) and store the outcome: done with ok/not ok,
     or error with the reason. When the candidates make an install set unsolvable, the set is
-    solved without them too: a set that fails anyway is not their regression."""
+    solved without them too: a set that fails anyway is not their regression.
+    `candidates_url`: a channel indexed from the candidates' own files (the promotion's check
+    before copying); without it, one is written from their catalog records."""
     started = timezone.now()
     try:
         _prepare_target(check.target_channel)
         with tempfile.TemporaryDirectory(prefix="candidates-") as scratch:
             channels = list(check.channels)
-            candidates = ""
-            if builds:
+            candidates = candidates_url
+            if candidates:
+                channels.insert(0, candidates)
+            elif builds:
                 records = [candidate_record(b) for b in builds]
                 candidates = write_candidate_channel(Path(scratch), records)
                 channels.insert(0, candidates)
@@ -251,4 +257,24 @@ def request_missing_checks(*, limit: int = 200) -> int:
     missing = [b for b in candidates if f"build:{b.pk}" not in checked][:limit]
     for build in missing:
         request_installability_checks(builds=[build])
+    return len(missing) + _request_missing_set_checks(candidates, limit=limit - len(missing))
+
+
+def _request_missing_set_checks(candidates: list[Build], *, limit: int) -> int:
+    """The suggested sets are checked as sets too (their members alone cannot install)."""
+    from testing_app.selectors.promotions import suggest_sets
+
+    if limit <= 0:
+        return 0
+    by_pk = {b.pk: b for b in candidates}
+    sets = [[by_pk[pk] for pk in ids] for ids in suggest_sets(candidates)]
+    keys = {subject_key(members) for members in sets}
+    checked = set(
+        InstallabilityCheck.objects.filter(subject_key__in=keys).values_list(
+            "subject_key", flat=True
+        )
+    )
+    missing = [members for members in sets if subject_key(members) not in checked][:limit]
+    for members in missing:
+        request_installability_checks(builds=members)
     return len(missing)

@@ -61,16 +61,21 @@ def notify_job_finished(*, job: Job) -> list[Notification]:
     package = job.build.package
     if package is None:
         return []  # a build of no registered package has nobody to tell
-    cell = CellResult.objects.filter(
-        build_id=job.build_id,
-        torch_release_id=job.torch_release_id,
-        variant_id=job.variant_id,
-        platform_id=job.platform_id,
-        python=job.python,
-    ).first()
-    regressed = cell is not None and cell.previous_verdict == Verdict.PASSED
-    if job.pinned_build_id and regressed:
-        return _notify_breakage(job, package)
+    if job.pinned_build_id:
+        # A re-test with an upstream build pinned is about the upstream build: it tells people
+        # only when it broke a cell that passes on its own (the dependent's own cell, which the
+        # re-test never changes). A failure the dependent already had was told of by its own
+        # cell, and is not a new cause.
+        own = CellResult.objects.filter(
+            build_id=job.build_id,
+            torch_release_id=job.torch_release_id,
+            variant_id=job.variant_id,
+            platform_id=job.platform_id,
+            python=job.python,
+        ).first()
+        if own is not None and own.verdict == Verdict.PASSED:
+            return _notify_breakage(job, package)
+        return []
     return _notify_own_failure(job, package)
 
 
@@ -137,9 +142,13 @@ def _build_was_failing_before(job: Job) -> bool:
     )
     if other_failing:
         return True
+    # Test jobs only: a passing install check says the cell installs, not that its tests pass,
+    # so it never ends a test failure's episode (each re-run starts with one).
     last_decisive = (
         Job.objects.filter(
+            kind=Job.Kind.TEST,
             build_id=job.build_id,
+            pinned_build__isnull=True,
             verdict__in=[Verdict.PASSED, *NOTIFIED_VERDICTS],
             finished_at__isnull=False,
             **same_cell,
@@ -184,7 +193,8 @@ def _notify_breakage(job: Job, package: Package) -> list[Notification]:
                     f"Packages that passed before fail when re-tested with {culprit} pinned. "
                     "Their maintainers are told too.\n\nBroken dependents:"
                 ),
-                details=(f"{build.name} {build.version}: {_cell(job)} ({job_url})",),
+                # No job link in the line: a later run of the same cause must find it known.
+                details=(f"{build.name} {build.version}: {_cell(job)}",),
                 link=job.get_absolute_url(),
                 package=upstream.package,
                 build=upstream,

@@ -1,8 +1,9 @@
 """Notifications: one per maintainer per root cause, sent at once or in a daily digest.
 
-`notify` records a Notification per (maintainer, kind, root_cause_key) with get_or_create, so a
-cause that stays unchanged is never told twice however many cells report it; a row still
-waiting to go out gains the new details instead. Opted-out kinds are recorded as `suppressed`.
+`notify` records a Notification per (maintainer, root_cause_key) with get_or_create, so a
+cause that stays unchanged is never told twice however many cells, runs or kinds report it; a
+row still waiting to go out gains the new details instead, and an immediate maintainer already
+told gets one follow-up with what was found since. Opted-out kinds are recorded as `suppressed`.
 Maintainers on `immediate` get an email from an RQ job right after commit; the others get one
 digest a day (`send_daily_digests`). Emails go through Django's mail API (EMAIL_URL) with an
 unsubscribe link; a package with a notice issue also gets a GitHub comment per cause.
@@ -32,6 +33,9 @@ from testing_app.adapters.github import GitHubError
 from testing_app.adapters.github import post_issue_comment
 from testing_app.models import Notification
 from testing_app.models import PackageNoticeIssue
+from testing_app.services.notice_threads import add_details
+from testing_app.services.notice_threads import notice_body
+from testing_app.services.notice_threads import told_of_cause
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +50,6 @@ MAX_DETAILS = 30
 # An immediate notice still queued this long after creation lost its job (e.g. Redis was
 # flushed): the sweeper sends it.
 OVERDUE_AFTER = timedelta(minutes=10)
-MORE_MARKER = "… and more"
 
 
 @dataclass(frozen=True)
@@ -69,25 +72,6 @@ def absolute_url(path: str) -> str:
     return path if "://" in path or not path else settings.SITE_URL + path
 
 
-def _body(notice: Notice) -> str:
-    lines = [notice.body.rstrip()]
-    if notice.details:
-        lines.append("")
-        lines.extend(f"- {detail}" for detail in notice.details[:MAX_DETAILS])
-    return "\n".join(lines)
-
-
-def _merge_details(body: str, details: Iterable[str]) -> str:
-    present = set(body.splitlines())
-    new = [f"- {d}" for d in details if f"- {d}" not in present]
-    if not new:
-        return body
-    bullets = sum(1 for line in body.splitlines() if line.startswith("- "))
-    room = max(0, MAX_DETAILS - bullets)
-    extra = new[:room] + ([MORE_MARKER] if len(new) > room and MORE_MARKER not in present else [])
-    return body.rstrip() + ("\n" if bullets else "\n\n") + "\n".join(extra)
-
-
 @transaction.atomic
 def notify(*, maintainers: Iterable[Maintainer], notice: Notice) -> list[Notification]:
     """Record `notice` for each maintainer, once per root cause; returns the rows it created.
@@ -106,13 +90,19 @@ def notify(*, maintainers: Iterable[Maintainer], notice: Notice) -> list[Notific
     )
     created = []
     for maintainer in {m.pk: m for m in maintainers}.values():
+        told = told_of_cause(maintainer, notice)
+        if told is not None:
+            follow_up = add_details(told, maintainer, notice, send=enqueue_send)
+            if follow_up is not None:
+                created.append(follow_up)
+            continue
         row, is_new = Notification.objects.get_or_create(
             maintainer=maintainer,
             kind=notice.kind,
             root_cause_key=notice.root_cause_key[:200],
             defaults={
                 "subject": notice.subject[:300],
-                "body": _body(notice),
+                "body": notice_body(notice),
                 "link": absolute_url(notice.link)[:500],
                 "package": notice.package,
                 "build": notice.build,
@@ -128,10 +118,10 @@ def notify(*, maintainers: Iterable[Maintainer], notice: Notice) -> list[Notific
                 and maintainer.notify_mode == maintainer.NotifyMode.IMMEDIATE
             ):
                 transaction.on_commit(partial(enqueue_send, row.pk))
-        elif row.state == State.QUEUED and notice.details:
-            merged = _merge_details(row.body, notice.details)
-            if merged != row.body:
-                Notification.objects.filter(pk=row.pk).update(body=merged)
+        else:
+            follow_up = add_details(row, maintainer, notice, send=enqueue_send)
+            if follow_up is not None:
+                created.append(follow_up)
     if created and not cause_seen and _wants_github_comment(notice, created):
         transaction.on_commit(partial(enqueue_github_comment, created[0].pk))
     return created

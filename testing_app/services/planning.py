@@ -28,6 +28,7 @@ from testing_app.models import Run
 from testing_app.models.verdicts import IN_FLIGHT_VERDICTS
 from testing_app.models.verdicts import Verdict
 from testing_app.planner.engine import Planner
+from testing_app.planner.evidence import PYTORCH_NAMES
 from testing_app.planner.types import FullRun
 from testing_app.planner.types import Manual
 from testing_app.planner.types import NewBuilds
@@ -107,10 +108,13 @@ def plan_new_builds(
     trigger: str = Run.Trigger.NEW_BUILD,
 ) -> PlanningReport:
     """New builds of registered packages: their cells, and each direct dependent's latest
-    builds re-tested with the new build pinned (transitively for ABI-coupled packages).
+    builds re-tested with the new build pinned (transitively for ABI-coupled packages; for a
+    PyTorch build, in the cells of its own release), all in one run.
     `revdep_depth` overrides PLAN_REVDEP_DEPTH and PLAN_ABI_REVDEP_DEPTH for this call."""
     catalog = load_catalog(
-        with_dependents=reverse_dependencies, latest_of=None if reverse_dependencies else []
+        with_dependents=reverse_dependencies,
+        latest_of=None if reverse_dependencies else [],
+        include_releases=releases_of_pytorch_builds(builds) if reverse_dependencies else (),
     )
     plan_trigger = NewBuilds(
         builds=tuple(records_of(builds)), force=force, reverse_dependencies=reverse_dependencies
@@ -125,6 +129,13 @@ def plan_new_builds(
     if revdep_depth is not None:
         options = replace(plan_options(), revdep_depth=revdep_depth, abi_revdep_depth=revdep_depth)
     return _execute(catalog, plan_trigger, run, options=options)
+
+
+def releases_of_pytorch_builds(builds: Sequence[Build]) -> list[TorchRelease]:
+    """The registered releases of new PyTorch builds (supported or not yet, like an rc): their
+    dependents are re-tested with them in those releases' cells (planner_pinned.py)."""
+    versions = {b.version for b in builds if b.name in PYTORCH_NAMES}
+    return list(TorchRelease.objects.filter(version__in=versions)) if versions else []
 
 
 @transaction.atomic

@@ -1,8 +1,18 @@
-"""How one build is copied into the target: anaconda.org (anaconda-client) or a local directory.
+"""How a promotion's builds are published into the target: anaconda.org (anaconda-client) or a
+local directory.
 
 A backend says what it will copy from where to where (the confirmation page shows it) and
-copies one build, idempotently: a file already in the target with the build's sha256 counts as
-copied. Failures become CopyFailed, retryable or not; the promotion service decides on retries.
+publishes a set of builds all or nothing, idempotently: a file already in the target with the
+build's sha256 counts as copied. Failures become CopyFailed, retryable or not (naming the
+build when one file is the cause); the promotion service decides on retries.
+
+Local: every file is copied into a private mirror of the channel (sha256 verified), indexed
+once, and the channel's repodata is switched with os.replace (adapters/local_channel.py).
+anaconda.org copies one file per call and has no way to switch many files at once, so each file
+is first copied under a staging label that users do not read, and only when every copy has
+succeeded is each file moved (copy within the owner, then the staging label removed) to the
+public label. Between the first and the last move a reader of the public label can see part of
+the set (a few API calls long); a failure then is resumable, and moving again is idempotent.
 """
 
 from dataclasses import dataclass
@@ -21,21 +31,33 @@ from testing_app.adapters.anaconda import FileSpec
 from testing_app.adapters.anaconda import resolve_token
 from testing_app.adapters.downloads import DownloadError
 from testing_app.adapters.downloads import fetch_artifact
+from testing_app.adapters.local_channel import IncomingFile
 from testing_app.adapters.local_channel import LocalChannelError
 from testing_app.adapters.local_channel import channel_root
-from testing_app.adapters.local_channel import place_package
+from testing_app.adapters.local_channel import index_files
+from testing_app.adapters.local_channel import publish_files
 from testing_app.models import Promotion
 
 LOCAL = Promotion.Backend.LOCAL
 ANACONDA = Promotion.Backend.ANACONDA
+# The anaconda.org label a set's files wait under until every one of them has been copied.
+STAGING_LABEL = "promotion-staging"
 
 
 class CopyFailed(Exception):
-    def __init__(self, message: str, *, retryable: bool, retry_after_s: float | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after_s: float | None = None,
+        build_id: int | None = None,
+    ):
         super().__init__(message)
         self.retryable = retryable
         # The server's Retry-After, when it sent one: the next attempt waits at least this.
         self.retry_after_s = retry_after_s
+        self.build_id = build_id  # the build whose file failed; None: the set as a whole
 
 
 @dataclass(frozen=True)
@@ -44,12 +66,21 @@ class CopyDone:
     detail: str
 
 
+@dataclass(frozen=True)
+class AlreadyPublic:
+    """An anaconda.org file found already under the public label (with the build's sha256)."""
+
+    done: CopyDone
+
+
 class Backend(Protocol):
     name: str
 
     def describe(self, build: Build) -> tuple[str, str]: ...
 
-    def copy(self, build: Build) -> CopyDone: ...
+    def publish(self, builds: list[Build]) -> list[CopyDone]: ...
+
+    def candidate_channel(self, builds: list[Build], scratch: Path) -> str: ...
 
 
 def backend_name(target: Channel) -> str:
@@ -86,20 +117,42 @@ class LocalBackend:
     def describe(self, build: Build) -> tuple[str, str]:
         return build.download_url, f"{self.target.base_url}/{build.subdir}/{build.filename}"
 
-    def copy(self, build: Build) -> CopyDone:
+    def publish(self, builds: list[Build]) -> list[CopyDone]:
+        """Every file, then one index, then one switch of the repodata (publish_files)."""
         try:
-            placed = place_package(
-                source=self._local_file(build),
-                root=self.root,
-                subdir=build.subdir,
-                filename=build.filename,
-                sha256=build.sha256,
-            )
+            placed = publish_files(root=self.root, files=self._incoming(builds))
         except LocalChannelError as exc:
             raise CopyFailed(str(exc), retryable=exc.retryable) from exc
-        if placed.already_present:
-            return CopyDone(True, f"already in {placed.path.parent} (same sha256), re-indexed")
-        return CopyDone(False, f"copied to {placed.path.parent} and re-indexed")
+        return [
+            CopyDone(True, f"already in {p.path.parent} (same sha256)")
+            if p.already_present
+            else CopyDone(False, f"published in {p.path.parent} with the rest of the set")
+            for p in placed
+        ]
+
+    def candidate_channel(self, builds: list[Build], scratch: Path) -> str:
+        """The files about to be published, indexed on their own: what the check before
+        copying solves from."""
+        try:
+            return index_files(root=scratch, files=self._incoming(builds))
+        except LocalChannelError as exc:
+            raise CopyFailed(str(exc), retryable=exc.retryable) from exc
+
+    def _incoming(self, builds: list[Build]) -> list[IncomingFile]:
+        files = []
+        for build in builds:
+            try:
+                source = self._local_file(build)
+            except CopyFailed as exc:
+                raise CopyFailed(str(exc), retryable=exc.retryable, build_id=build.pk) from exc
+            if not source.is_file():
+                raise CopyFailed(
+                    f"{build.filename}: source file {source} does not exist",
+                    retryable=True,
+                    build_id=build.pk,
+                )
+            files.append(IncomingFile(source, build.subdir, build.filename, build.sha256))
+        return files
 
     def _local_file(self, build: Build) -> Path:
         url = build.download_url
@@ -172,17 +225,63 @@ class AnacondaBackend:
             f"anaconda.org {self.target_owner}/label/{self.to_label}",
         )
 
-    def copy(self, build: Build) -> CopyDone:
+    def publish(self, builds: list[Build]) -> list[CopyDone]:
+        """Copy every file under the staging label; only when all landed, move each one to
+        the public label (see the module docstring for what a reader sees in between)."""
+        staged = [self._stage(build) for build in builds]
+        moved = []
+        for build, first in zip(builds, staged, strict=True):
+            if isinstance(first, AlreadyPublic):  # nothing to move
+                moved.append(first.done)
+                continue
+            outcome = self._copy(build, self.target_owner, STAGING_LABEL, self.to_label)
+            try:
+                self.client.remove_label(spec=self._target_spec(build), label=STAGING_LABEL)
+            except AnacondaError as exc:
+                raise CopyFailed(
+                    f"{build.filename} is public but still under {STAGING_LABEL}: {exc}",
+                    retryable=exc.retryable,
+                    build_id=build.pk,
+                ) from exc
+            present = first.already_present and outcome.already_present
+            moved.append(CopyDone(present, outcome.detail))
+        return moved
+
+    def _stage(self, build: Build) -> "CopyDone | AlreadyPublic":
+        """The file under the staging label, or AlreadyPublic (a set whose move was
+        interrupted, resumed): a file of that name already in the target owner answers 409,
+        and is then checked under the public label (same sha256: done)."""
+        try:
+            return self._copy(build, self.source_owner, self.from_label, STAGING_LABEL)
+        except CopyFailed as exc:
+            if not isinstance(exc.__cause__, AnacondaError) or exc.__cause__.status != 409:
+                raise
+        return AlreadyPublic(self._copy(build, self.source_owner, self.from_label, self.to_label))
+
+    def candidate_channel(self, builds: list[Build], scratch: Path) -> str:
+        """anaconda.org files are not read before copying: the check uses their records."""
+        return ""
+
+    def _target_spec(self, build: Build) -> FileSpec:
+        return FileSpec(
+            self.target_owner, build.name, build.version, f"{build.subdir}/{build.filename}"
+        )
+
+    def _copy(self, build: Build, owner: str, from_label: str, to_label: str) -> CopyDone:
+        source = self.file_spec(build) if owner == self.source_owner else self._target_spec(build)
         try:
             outcome = self.client.copy_file(
-                source=self.file_spec(build),
+                source=source,
                 to_owner=self.target_owner,
-                from_label=self.from_label,
-                to_label=self.to_label,
+                from_label=from_label,
+                to_label=to_label,
                 sha256=build.sha256,
             )
         except AnacondaError as exc:
             raise CopyFailed(
-                f"{exc.kind}: {exc}", retryable=exc.retryable, retry_after_s=exc.retry_after_s
+                f"{build.filename}: {exc.kind}: {exc}",
+                retryable=exc.retryable,
+                retry_after_s=exc.retry_after_s,
+                build_id=build.pk,
             ) from exc
         return CopyDone(outcome.already_present, outcome.detail)

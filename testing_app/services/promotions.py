@@ -18,10 +18,12 @@ its sha256).
 """
 
 import logging
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import django_rq
 from django.conf import settings
@@ -195,19 +197,17 @@ def run_promotion(
     todo = [item for item in items if item.state != ItemState.DONE]
     try:
         if todo:
-            refusal = _gate_refusal(promotion, todo) or _precopy_refusal(
-                promotion, [i.build for i in items], solver
-            )
-            if refusal:
-                return _conclude(promotion, error=refusal, solver=solver)
             backend = backend or make_backend(
                 name=promotion.backend,
                 source=promotion.source_channel,
                 target=promotion.target_channel,
             )
-            for item in todo:
-                if not _copy_item(promotion, item, backend, sleep):
-                    break
+            refusal = _gate_refusal(promotion, todo) or _precopy_refusal(
+                promotion, [i.build for i in items], solver, backend
+            )
+            if refusal:
+                return _conclude(promotion, error=refusal, solver=solver)
+            _publish_items(promotion, todo, backend, sleep)
     except Exception as exc:  # noqa: BLE001 - recorded on the promotion; resumable
         logger.exception("promotion %s crashed", promotion_id)
         return _conclude(promotion, error=f"crashed: {exc!r}", solver=solver)
@@ -243,8 +243,19 @@ def _gate_refusal(promotion: Promotion, todo: list[PromotionItem]) -> str:
     return "" if gate.promotable else f"no longer promotable: {gate.summary}"
 
 
-def _precopy_refusal(promotion: Promotion, builds: list[Build], solver) -> str:
-    """Solve the whole set against the target as it is now, before copying anything."""
+def _precopy_refusal(promotion: Promotion, builds: list[Build], solver, backend: Backend) -> str:
+    """Solve the whole set against the target as it is now, before copying anything, from the
+    files about to be published where the backend can read them (the local backend: a channel
+    indexed from the very files, sha256 verified), else from their catalog records."""
+    with tempfile.TemporaryDirectory(prefix="precopy-") as scratch:
+        try:
+            candidates = backend.candidate_channel(builds, Path(scratch))
+        except CopyFailed as exc:
+            return f"the files to publish cannot be read: {exc}"
+        return _precopy_solves(promotion, builds, solver, candidates)
+
+
+def _precopy_solves(promotion: Promotion, builds: list[Build], solver, candidates: str) -> str:
     checks = planned_checks(
         builds=builds,
         kind=InstallabilityCheck.Kind.PRECOPY,
@@ -257,7 +268,7 @@ def _precopy_refusal(promotion: Promotion, builds: list[Build], solver) -> str:
     waived = installability.status == WAIVED
     for check in checks:
         check.save()
-        solve_check(check, builds, solver=solver)
+        solve_check(check, builds, solver=solver, candidates_url=candidates)
         _renew_lease(promotion)
         if check.state == InstallabilityCheck.State.ERROR:
             return (
@@ -269,30 +280,35 @@ def _precopy_refusal(promotion: Promotion, builds: list[Build], solver) -> str:
     return ""
 
 
-def _copy_item(promotion: Promotion, item: PromotionItem, backend: Backend, sleep) -> bool:
-    """Copy one item, retrying transient failures with backoff; True when it landed."""
+def _publish_items(
+    promotion: Promotion, todo: list[PromotionItem], backend: Backend, sleep
+) -> bool:
+    """Publish every remaining item at once (all or nothing: promotion_backends.publish),
+    retrying transient failures with backoff; True when all landed. On failure no item is
+    done: the one whose file failed says why, the others wait for the resume."""
     backoff = list(settings.PROMOTION_RETRY_BACKOFF_S)
+    ids = [item.pk for item in todo]
     for attempt in range(len(backoff) + 1):
         _renew_lease(promotion)
-        PromotionItem.objects.filter(pk=item.pk).update(
+        PromotionItem.objects.filter(pk__in=ids).update(
             state=ItemState.COPYING, attempts=F("attempts") + 1
         )
         try:
-            done = backend.copy(item.build)
+            done = backend.publish([item.build for item in todo])
         except CopyFailed as exc:
             if exc.retryable and attempt < len(backoff):
-                pause = _pause_before_retry(backoff[attempt], exc.retry_after_s)
+                pause = _pause_before_retry(backoff[attempt], getattr(exc, "retry_after_s", None))
                 message = f"attempt {attempt + 1} failed, retrying in {pause:g} s: {exc}"
-                PromotionItem.objects.filter(pk=item.pk).update(error_message=message[:4000])
+                PromotionItem.objects.filter(pk__in=ids).update(error_message=message[:4000])
                 sleep(pause)
                 continue
-            _item_failed(item, str(exc))
+            _items_failed(todo, exc)
             return False
-        except Exception as exc:  # noqa: BLE001 - a bug must not leave the item "copying"
-            logger.exception("copy of %s crashed", item.build)
-            _item_failed(item, f"crashed: {exc!r}")
+        except Exception as exc:  # noqa: BLE001 - a bug must not leave the items "copying"
+            logger.exception("publication of promotion %s crashed", promotion.pk)
+            _items_failed(todo, CopyFailed(f"crashed: {exc!r}", retryable=True))
             return False
-        _item_done(item, done.detail)
+        _items_done(todo, done)
         return True
     return False
 
@@ -305,20 +321,31 @@ def _pause_before_retry(backoff_s: float, retry_after_s: float | None) -> float:
     return max(backoff_s, min(retry_after_s, settings.PROMOTION_RETRY_AFTER_MAX_S))
 
 
-def _item_failed(item: PromotionItem, message: str) -> None:
-    PromotionItem.objects.filter(pk=item.pk).update(
+def _items_failed(todo: list[PromotionItem], exc: CopyFailed) -> None:
+    """Nothing was published: the item whose file failed (or every item, when the failure is
+    the set's) says why; the others are pending again."""
+    culprit = getattr(exc, "build_id", None)
+    failed = [item.pk for item in todo if culprit is None or item.build_id == culprit]
+    message = f"{exc} (nothing of the set was published; resume to try again)"
+    PromotionItem.objects.filter(pk__in=failed).update(
         state=ItemState.FAILED, error_message=message[:4000]
+    )
+    PromotionItem.objects.filter(pk__in=[i.pk for i in todo if i.pk not in failed]).update(
+        state=ItemState.PENDING
     )
 
 
 @transaction.atomic
-def _item_done(item: PromotionItem, detail: str) -> None:
-    """The file is in the target: the item is done and the staged build is promoted."""
+def _items_done(todo: list[PromotionItem], done: list) -> None:
+    """Every file is in the target: the items are done and the staged builds promoted."""
     now = timezone.now()
-    PromotionItem.objects.filter(pk=item.pk).update(
-        state=ItemState.DONE, copied_at=now, detail=detail[:300], error_message=""
+    for item, outcome in zip(todo, done, strict=True):
+        PromotionItem.objects.filter(pk=item.pk).update(
+            state=ItemState.DONE, copied_at=now, detail=outcome.detail[:300], error_message=""
+        )
+    Build.objects.filter(pk__in=[item.build_id for item in todo]).update(
+        state=Build.State.PROMOTED, updated_at=now
     )
-    Build.objects.filter(pk=item.build_id).update(state=Build.State.PROMOTED, updated_at=now)
 
 
 def _conclude(promotion: Promotion, *, solver, error: str = "", sleep=time.sleep) -> Promotion:

@@ -22,6 +22,7 @@ from testing_app.forms.promotions import PromotionConfirmForm
 from testing_app.models import Promotion
 from testing_app.selectors.gate import get_build_gate
 from testing_app.selectors.gate_inputs import candidate_builds
+from testing_app.selectors.pinned_retests import retests_with_upstream
 from testing_app.selectors.promotions import get_promotion
 from testing_app.selectors.promotions import get_promotion_queue
 from testing_app.selectors.promotions import get_target_overview
@@ -84,6 +85,7 @@ def build_excuses(request, pk):
             "build": build,
             "waivers": list_build_waivers(build),
             "checks": get_build_checks(build),
+            "pinned_retests": retests_with_upstream(build_ids=[build.pk]),
             "suggested_set": candidate_builds(related) if related else [],
             "suggested_ids": related,
             "may_promote": _may_promote(request.user),

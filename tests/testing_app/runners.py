@@ -14,3 +14,9 @@ def record_and_pass(*, job, worker, on_progress) -> JobOutcome:
     with open(os.environ["RUNNER_RECORD_FILE"], "a") as record:
         record.write(f"{job.pk}\n")
     return JobOutcome(verdict=Verdict.PASSED, runner="record-and-pass")
+
+
+def stand_in_pass(*, job, worker, on_progress) -> JobOutcome:
+    """A test job that passes without conda-build: for tests of what happens around the test
+    (planning, gates), where the package's own test suite is not the subject."""
+    return JobOutcome(verdict=Verdict.PASSED, runner="stand-in", failure_excerpt="")

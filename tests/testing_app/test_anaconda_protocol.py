@@ -38,6 +38,9 @@ SOURCE_COPY_URL = (
     f"{API}/copy/package/stage-owner/kornia/0.7.3/noarch/kornia-0.7.3-pyhd8ed1ab_0.conda"
 )
 PROMOTION_COPY_URL = f"{API}/copy/package/pytorch-staging/kornia/0.7.3/linux-64/{FILENAME}"
+# A set is staged under a label users do not read, then moved to the public label (issue 19).
+MOVE_URL = f"{API}/copy/package/pytorch/kornia/0.7.3/linux-64/{FILENAME}"
+UNSTAGE_URL = f"{API}/channels/pytorch/promotion-staging"
 
 
 @pytest.fixture
@@ -157,6 +160,11 @@ def staged(promo_settings):
     return stage_passing_kornia(conda_url=CONDA, sha256=SHA)
 
 
+def _moves(http):
+    http.add(responses.POST, MOVE_URL, json=[{"basename": f"linux-64/{FILENAME}"}], status=200)
+    http.add(responses.DELETE, UNSTAGE_URL, json={}, status=201)
+
+
 def _repodata(http, filenames: list[str]):
     records = {
         name: {
@@ -193,6 +201,7 @@ def test_promotion_waits_out_a_429_retry_after_then_copies(staged, release_manag
         headers={"Retry-After": "45"},
     )
     http.add(responses.POST, PROMOTION_COPY_URL, json=[{"basename": f"linux-64/{FILENAME}"}])
+    _moves(http)
     _repodata(http, [FILENAME])
     pauses = []
     result = run_promotion(
@@ -206,6 +215,7 @@ def test_promotion_waits_out_a_429_retry_after_then_copies(staged, release_manag
 @pytest.mark.django_db
 def test_promotion_waits_for_anaconda_to_index_before_resyncing(staged, release_manager, http):
     http.add(responses.POST, PROMOTION_COPY_URL, json=[{"basename": f"linux-64/{FILENAME}"}])
+    _moves(http)
     _repodata(http, [])  # not indexed yet
     _repodata(http, [FILENAME])
     http.add(
@@ -236,6 +246,7 @@ def test_index_wait_times_out_clearly_and_withdraws_nothing(staged, release_mana
         channel=target, name="pytorch", filename="pytorch-2.5.1-cpu_0.conda", subdir="linux-64"
     )
     http.add(responses.POST, PROMOTION_COPY_URL, json=[{"basename": f"linux-64/{FILENAME}"}])
+    _moves(http)
     _repodata(http, [])  # anaconda.org never lists it within the wait (and not pytorch either)
     pauses = []
     result = run_promotion(

@@ -441,3 +441,32 @@ def test_cron_config_schedules_digest_sweep_and_maintenance_policy(db):
     assert (digest.queue_name, digest.cron) == ("default", "0 7 * * *")
     assert registered[rq_send_overdue_notifications].interval == 900
     assert registered[rq_apply_maintenance_policy].interval == 3600
+
+
+def test_rerun_whose_install_check_passes_stays_in_the_same_failing_episode(kornia, cells):
+    from testing_app.models import Job
+    from testing_app.models import Run
+    from testing_app.services.dispatch import enqueue_jobs
+    from testing_app.services.execution import JobOutcome
+    from testing_app.services.execution import execute_job
+
+    def outcome(verdict):
+        def runner(*, job, worker, on_progress):
+            return JobOutcome(verdict=verdict, retryable=False)
+
+        return runner
+
+    finish(kornia["build"], cells[0], Verdict.FAILED)
+    assert Notification.objects.count() == 2  # Ada and Grace
+    for _ in range(2):  # two re-runs: the install check passes, the test fails again
+        run = factories.RunFactory(state=Run.State.PLANNING)
+        (check,) = enqueue_jobs(
+            run=run, jobs=[Job(kind="install_check", build=kornia["build"], **cells[0])]
+        )
+        execute_job(job_id=check.pk, runner=outcome(Verdict.PASSED))
+        test = Job.objects.get(run=run, kind="test")
+        execute_job(job_id=test.pk, runner=outcome(Verdict.FAILED))
+    assert Notification.objects.count() == 2
+    assert set(Notification.objects.values_list("root_cause_key", flat=True)) == {
+        Notification.objects.first().root_cause_key
+    }

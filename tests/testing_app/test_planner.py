@@ -252,25 +252,80 @@ def test_plan_abi_coupled_package_retests_transitive_dependents(variants):
     assert retested(frozenset({"torchvision"}), 1) == {21}  # depth configurable
 
 
-def test_plan_pytorch_build_itself_is_not_retested_against_every_dependent(variants):
-    stand_in = CatalogRecord(
-        id=30, name="pytorch", version="2.5.1", build_string="cpu_0", subdir="linux-64",
+def _pytorch_stand_in(id: int, version: str = "2.5.1") -> CatalogRecord:
+    return CatalogRecord(
+        id=id, name="pytorch", version=version, build_string="cpu_0", subdir="linux-64",
         channel_id=STAGING,
     )  # fmt: skip
+
+
+def test_plan_pytorch_build_retests_its_dependents_pinned_in_its_own_release(variants):
+    stand_in = _pytorch_stand_in(30)
     user = _noarch("kornia", ["python >=3.9", "pytorch"], id=31)
+    excluded = _noarch("old-user", ["python >=3.9", "pytorch <2.5"], id=32)
     catalog = _catalog(
         [],
         variants,
         ["2.5.1", "2.4.1"],
-        dependents={"pytorch": frozenset({"kornia"})},
-        latest_builds={"kornia": [user]},
+        dependents={"pytorch": frozenset({"kornia", "old-user"})},
+        latest_builds={"kornia": [user], "old-user": [excluded]},
     )
     catalog.evidence = [*catalog.evidence, stand_in]
 
     plan = Planner(catalog, OPTIONS).plan(NewBuilds(builds=(stand_in,)))
 
-    assert _cells(plan, catalog, variants) == [("2.5.1", "cpu", "linux-64", "")]
-    assert all(c.pinned_build_id is None for c in plan.to_run)
+    own = [c for c in plan.to_run if c.pinned_build_id is None]
+    retests = [c for c in plan.to_run if c.pinned_build_id == 30]
+    assert {c.build_id for c in own} == {30}
+    assert {c.build_id for c in retests} == {31}  # old-user's bound excludes pytorch 2.5.1
+    versions = {r.id: r.version for r in catalog.releases}
+    assert {versions[c.torch_release_id] for c in retests} == {"2.5.1"}  # never the 2.4.1 cells
+    assert plan.unplannable == []
+
+
+def test_plan_pytorch_build_without_its_release_says_why_its_dependents_wait(variants):
+    stand_in = _pytorch_stand_in(33, version="2.6.0")
+    user = _noarch("kornia", ["python >=3.9", "pytorch"], id=34)
+    catalog = _catalog(
+        [],
+        variants,
+        ["2.5.1"],
+        dependents={"pytorch": frozenset({"kornia"})},
+        latest_builds={"kornia": [user]},
+    )
+
+    plan = Planner(catalog, OPTIONS).plan(NewBuilds(builds=(stand_in,)))
+
+    assert not any(c.pinned_build_id for c in plan.to_run)
+    assert plan.unplannable == [
+        (
+            33,
+            "no PyTorch release 2.6.0 is registered: its dependents cannot be re-tested with "
+            "it until it is",
+        )
+    ]
+
+
+def test_plan_coordinated_set_members_are_retested_with_each_other(variants):
+    stand_in = _pytorch_stand_in(35)
+    vision = _noarch("mv-vision", ["python >=3.9", "pytorch >=2.5,<2.6"], id=36)
+    audio = _noarch("mv-audio", ["python >=3.9", "pytorch ==2.5.1", "mv-vision"], id=37)
+    catalog = _catalog(
+        [],
+        variants,
+        ["2.5.1"],
+        dependents={"pytorch": frozenset({"mv-vision", "mv-audio"}), "mv-vision": {"mv-audio"}},
+        latest_builds={"mv-vision": [vision], "mv-audio": [audio]},
+    )
+    catalog.evidence = [*catalog.evidence, stand_in]
+
+    plan = Planner(catalog, OPTIONS).plan(NewBuilds(builds=(stand_in, vision, audio)))
+
+    pairs = {(c.build_id, c.pinned_build_id) for c in plan.to_run}
+    # Each member's own cells, and every dependent re-tested with each new upstream build:
+    # the members of the set are not left as re-tests the gate waits for.
+    assert {(35, None), (36, None), (37, None)} <= pairs
+    assert {(36, 35), (37, 35), (37, 36)} <= pairs
 
 
 def test_plan_stack_holding_pytorch_without_the_variant_excludes_it(variants):
@@ -297,12 +352,12 @@ def test_plan_decided_cells_are_skipped_unless_forced_or_pinned_differently(vari
     kornia = _noarch("kornia", ["python >=3.9", "pytorch"], id=50)
     catalog = _catalog([], variants, ["2.5.1"])
     first = Planner(catalog, OPTIONS).plan(Manual(builds=(kornia,)))
-    catalog.existing = {c.key: ExistingCell("passed") for c in first.to_run}
-    catalog.existing |= {c.key: ExistingCell("not_applicable") for c in first.not_applicable}
+    catalog.existing = {c.identity: ExistingCell("passed") for c in first.to_run}
+    catalog.existing |= {c.identity: ExistingCell("not_applicable") for c in first.not_applicable}
 
     again = Planner(catalog, OPTIONS).plan(Manual(builds=(kornia,)))
     forced = Planner(catalog, OPTIONS).plan(Manual(builds=(kornia,), force=True))
-    catalog.existing = {c.key: ExistingCell("error") for c in first.to_run}
+    catalog.existing = {c.identity: ExistingCell("error") for c in first.to_run}
     after_error = Planner(catalog, OPTIONS).plan(Manual(builds=(kornia,)))
 
     assert (again.to_run, again.not_applicable) == ([], [])

@@ -22,6 +22,10 @@ CONDA = "https://conda.anaconda.example"
 TOKEN = "SECRET-anaconda-token-77"  # noqa: S105 - a test value, checked to never leak
 SHA = "12" * 32
 COPY_URL = f"{API}/copy/package/pytorch-staging/kornia/0.7.3/linux-64/{FILENAME}"
+# The move of the staged file to the public label: a copy within the target owner, then the
+# staging label taken off.
+MOVE_URL = f"{API}/copy/package/pytorch/kornia/0.7.3/linux-64/{FILENAME}"
+UNSTAGE_URL = f"{API}/channels/pytorch/promotion-staging"
 
 
 def solves(**kwargs):
@@ -64,6 +68,11 @@ def _target_repodata(http):
     )
 
 
+def _moves(http):
+    http.add(responses.POST, MOVE_URL, json=[{"basename": f"linux-64/{FILENAME}"}], status=200)
+    http.add(responses.DELETE, UNSTAGE_URL, json={}, status=201)
+
+
 def _promote(build, user):
     promotion, _ = create_promotion(build_ids=[build.pk], requested_by=user, idempotency_key="k")
     return promotion
@@ -72,6 +81,7 @@ def _promote(build, user):
 def test_anaconda_promotion_retries_a_5xx_then_copies_and_resyncs(staged, release_manager, http):
     http.add(responses.POST, COPY_URL, json={"error": "unavailable"}, status=503)
     http.add(responses.POST, COPY_URL, json=[{"basename": f"linux-64/{FILENAME}"}], status=200)
+    _moves(http)
     _target_repodata(http)
     promotion = _promote(staged, release_manager)
     item = promotion.items.get()
@@ -85,13 +95,20 @@ def test_anaconda_promotion_retries_a_5xx_then_copies_and_resyncs(staged, releas
     assert result.state == "done", result.error_message
     item.refresh_from_db()
     assert (item.state, item.attempts) == ("done", 2)
-    copies = [c for c in http.calls if c.request.method == "POST"]
-    assert len(copies) == 2
-    assert json.loads(copies[-1].request.body) == {
+    copies = [c for c in http.calls if c.request.method in ("POST", "DELETE")]
+    assert [c.request.url for c in copies] == [COPY_URL, COPY_URL, MOVE_URL, UNSTAGE_URL]
+    # Staged under a label users do not read, then moved to the public label.
+    assert json.loads(copies[1].request.body) == {
         "to_owner": "pytorch",
         "from_channel": "main",
+        "to_channel": "promotion-staging",
+    }
+    assert json.loads(copies[2].request.body) == {
+        "to_owner": "pytorch",  # within the target owner, always named (anaconda-client)
+        "from_channel": "promotion-staging",
         "to_channel": "main",
     }
+    assert json.loads(copies[3].request.body)["basename"] == f"linux-64/{FILENAME}"
     assert result.followups[0]["ok"] is True
     in_target = Build.objects.get(channel__name="pytorch", filename=FILENAME)
     assert in_target.state == Build.State.PROMOTED
@@ -105,7 +122,8 @@ def test_anaconda_promotion_401_fails_at_once_with_a_clear_reason(staged, releas
         promotion_id=_promote(staged, release_manager).pk, solver=solves, sleep=lambda s: None
     )
     assert result.state == "failed"
-    assert result.error_message.startswith("unauthorized: unauthorized (401)")
+    assert result.error_message.startswith(f"{FILENAME}: unauthorized: unauthorized (401)")
+    assert "nothing of the set was published" in result.error_message
     assert len(http.calls) == 1
     assert TOKEN not in result.error_message
 
@@ -117,6 +135,7 @@ def test_anaconda_promotion_409_with_the_same_file_counts_as_copied(staged, rele
         f"{API}/dist/pytorch/kornia/0.7.3/linux-64/{FILENAME}",
         json={"sha256": SHA, "labels": ["main"]},
     )
+    _moves(http)
     _target_repodata(http)
     result = run_promotion(
         promotion_id=_promote(staged, release_manager).pk, solver=solves, sleep=lambda s: None

@@ -54,13 +54,22 @@ class ScriptedBackend:
     def describe(self, build):
         return "here", "there"
 
-    def copy(self, build):
-        self.calls.append(build.name)
-        outcomes = self.script.get(build.name, [])
-        outcome = outcomes.pop(0) if outcomes else CopyDone(False, "copied")
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome
+    def publish(self, builds):
+        """All or nothing, like the real backends: the first scripted failure stops the set."""
+        done = []
+        for build in builds:
+            self.calls.append(build.name)
+            outcomes = self.script.get(build.name, [])
+            outcome = outcomes.pop(0) if outcomes else CopyDone(False, "copied")
+            if isinstance(outcome, CopyFailed) and outcome.build_id is None:
+                outcome.build_id = build.pk
+            if isinstance(outcome, BaseException):
+                raise outcome
+            done.append(outcome)
+        return done
+
+    def candidate_channel(self, builds, scratch):
+        return ""
 
 
 def promotable(world, run_checks, name="kornia", **kw):
@@ -268,7 +277,10 @@ def test_retries_run_out_and_the_item_says_why(world, run_checks, release_manage
     backend = ScriptedBackend({"kornia": [CopyFailed("server: 502", retryable=True)] * 2})
     result = run_promotion(promotion_id=promotion.pk, backend=backend, sleep=lambda s: None)
     assert result.state == "failed"
-    assert result.error_message == "server: 502"
+    assert (
+        result.error_message
+        == "server: 502 (nothing of the set was published; resume to try again)"
+    )
     assert items(result) == [("kornia", "failed", 2)]
 
 
@@ -278,20 +290,23 @@ def _three(world, run_checks):
     return builds
 
 
-def test_item_failing_midway_leaves_a_partial_promotion_that_resumes(
-    world, run_checks, release_manager
-):
+def test_item_failing_midway_publishes_nothing_and_resumes(world, run_checks, release_manager):
     builds = _three(world, run_checks)
     promotion = create(builds, release_manager)
     backend = ScriptedBackend({"beta": [CopyFailed("unauthorized: token", retryable=False)]})
     result = run_promotion(promotion_id=promotion.pk, backend=backend)
-    assert result.state == "partial"
-    assert items(result) == [("alpha", "done", 1), ("beta", "failed", 1), ("gamma", "pending", 0)]
-    assert Build.objects.get(pk=builds[0].pk).state == Build.State.PROMOTED
+    assert result.state == "failed"  # never "partial": a set lands whole or not at all
+    assert result.error_message.startswith("unauthorized: token (nothing of the set")
+    assert items(result) == [
+        ("alpha", "pending", 1),
+        ("beta", "failed", 1),
+        ("gamma", "pending", 1),
+    ]
+    assert not Build.objects.filter(pk__in=[b.pk for b in builds], state="promoted").exists()
     resume_promotion(promotion=result, requested_by=release_manager)
     result = run_promotion(promotion_id=promotion.pk, backend=backend)
     assert result.state == "done"
-    assert backend.calls == ["alpha", "beta", "beta", "gamma"]  # alpha copied once
+    assert backend.calls == ["alpha", "beta", "alpha", "beta", "gamma"]
 
 
 def test_crash_midway_resumes_after_the_lease_and_copies_nothing_twice(
@@ -305,9 +320,9 @@ def test_crash_midway_resumes_after_the_lease_and_copies_nothing_twice(
     promotion.refresh_from_db()
     assert promotion.state == "running"
     assert items(promotion) == [
-        ("alpha", "done", 1),
+        ("alpha", "copying", 1),
         ("beta", "copying", 1),
-        ("gamma", "pending", 0),
+        ("gamma", "copying", 1),
     ]
     # While the lease runs, the job may still be alive: no second copy may start.
     with pytest.raises(ValidationError, match="still running"):
@@ -319,7 +334,7 @@ def test_crash_midway_resumes_after_the_lease_and_copies_nothing_twice(
     resume_promotion(promotion=promotion, requested_by=release_manager)
     result = run_promotion(promotion_id=promotion.pk, backend=backend)
     assert result.state == "done"
-    assert backend.calls == ["alpha", "beta", "beta", "gamma"]
+    assert backend.calls == ["alpha", "beta", "alpha", "beta", "gamma"]
 
 
 def test_crash_after_the_file_landed_is_recognised_by_its_sha256(
@@ -331,8 +346,8 @@ def test_crash_after_the_file_landed_is_recognised_by_its_sha256(
     class DiesAfterCopying(LocalBackend):
         died = False
 
-        def copy(self, build):
-            done = super().copy(build)
+        def publish(self, builds):
+            done = super().publish(builds)
             if not DiesAfterCopying.died:
                 DiesAfterCopying.died = True
                 raise Crash

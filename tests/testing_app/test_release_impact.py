@@ -155,7 +155,7 @@ def test_wave_follows_each_package_ready_failing_needs_bump_waiting(catalog, cli
         "fastai": "failing",
         "torchmetrics": "needs_bump",
         "lightning": "needs_bump",
-        "faiss-cpu": "waiting",
+        "faiss-cpu": "not_applicable",  # no PyTorch dependency: not part of the wave
         "mmf": "waiting",
     }
     assert [r.impact.package.name for r in follow.rows][:3] == [
@@ -163,13 +163,28 @@ def test_wave_follows_each_package_ready_failing_needs_bump_waiting(catalog, cli
         "torchmetrics",
         "fastai",
     ]
-    assert follow.by_state == {"needs_bump": 2, "failing": 1, "waiting": 2, "ready": 1}
+    assert follow.by_state == {
+        "needs_bump": 2,
+        "failing": 1,
+        "waiting": 1,
+        "ready": 1,
+        "not_applicable": 1,
+    }
+    # The sentence under the table counts the table's rows: PyTorch's own cells, or builds
+    # that are not the latest, are not in it.
+    with_result = [r for r in follow.rows if set(r.cell_counts) - {"queued", "running"}]
+    assert follow.packages_with_result == len(with_result) == 4  # lightning: n/a by the planner
+    assert follow.cells_with_result == sum(sum(r.cell_counts.values()) for r in with_result)
     content = client.get("/releases/2.6.0/").content.decode()
     assert "exclude it: bump needed" in content
     assert 'wave-row-needs_bump">' in content
     assert "Ada" in content
     assert "mailto:" not in content  # addresses only for release managers
     assert "cells by current verdict over time" in content  # the wave chart is kept
+    assert (
+        f"4 packages of the table above and {follow.cells_with_result} of their cells have a "
+        "result" in content
+    )
 
 
 def test_wave_reads_a_bounded_number_of_queries(catalog, django_assert_num_queries):
