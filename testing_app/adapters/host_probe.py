@@ -54,6 +54,15 @@ class ProbeError(Exception):
 
 
 @dataclass(frozen=True)
+class MigDeviceFacts:
+    """One MIG instance of a GPU in MIG mode: CUDA sees it only through its own UUID."""
+
+    uuid: str
+    name: str
+    memory_mib: int | None
+
+
+@dataclass(frozen=True)
 class GpuFacts:
     index: int
     name: str
@@ -61,6 +70,16 @@ class GpuFacts:
     memory_mib: int | None
     compute_capability: str
     driver_version: str
+    mig_mode: bool = False
+    mig_devices: tuple[MigDeviceFacts, ...] = ()
+
+    @property
+    def pin_id(self) -> str:
+        """What CUDA_VISIBLE_DEVICES names to give a worker this GPU: with MIG enabled, the
+        first MIG instance (the parent's UUID shows no device); else the GPU's UUID."""
+        if self.mig_mode and self.mig_devices:
+            return self.mig_devices[0].uuid
+        return self.uuid or str(self.index)
 
 
 @dataclass(frozen=True)
@@ -214,7 +233,87 @@ def _os_identity(system: str) -> tuple[str, str]:
     return system, platform.version()
 
 
+def _text(value) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def cuda_version_text(value: int) -> str:
+    """NVML's CUDA driver version integer (13000, 12040) as nvidia-smi prints it ("13.0")."""
+    return f"{value // 1000}.{value % 1000 // 10}"
+
+
+def _nvml_mig_devices(nvml, handle) -> tuple[bool, tuple[MigDeviceFacts, ...]]:
+    try:
+        current, _pending = nvml.nvmlDeviceGetMigMode(handle)
+    except nvml.NVMLError:  # not a MIG-capable GPU (NVML_ERROR_NOT_SUPPORTED)
+        return False, ()
+    if current != nvml.NVML_DEVICE_MIG_ENABLE:
+        return False, ()
+    devices = []
+    for slot in range(nvml.nvmlDeviceGetMaxMigDeviceCount(handle)):
+        try:
+            mig = nvml.nvmlDeviceGetMigDeviceHandleByIndex(handle, slot)
+        except nvml.NVMLError:  # an empty slot (NVML_ERROR_NOT_FOUND)
+            continue
+        devices.append(
+            MigDeviceFacts(
+                uuid=_text(nvml.nvmlDeviceGetUUID(mig)),
+                name=_text(nvml.nvmlDeviceGetName(mig)),
+                memory_mib=nvml.nvmlDeviceGetMemoryInfo(mig).total // (1024 * 1024),
+            )
+        )
+    return True, tuple(devices)
+
+
+def probe_nvml(notes: list[str]) -> tuple[list[GpuFacts], str, str] | None:
+    """GPUs, driver version and driver CUDA version from NVML (nvidia-ml-py's `pynvml`), which
+    knows the compute capability and MIG instances whatever the driver's nvidia-smi can query.
+    None when NVML cannot be used here (not installed, no driver library): nvidia-smi then."""
+    try:
+        import pynvml as nvml  # noqa: PLC0415 - optional: only GPU hosts need nvidia-ml-py
+    except ImportError:
+        notes.append("NVML: nvidia-ml-py is not installed; using nvidia-smi")
+        return None
+    try:
+        nvml.nvmlInit()
+    except nvml.NVMLError as exc:
+        notes.append(f"NVML: {exc}; using nvidia-smi")
+        return None
+    try:
+        driver = _text(nvml.nvmlSystemGetDriverVersion())
+        max_cuda = cuda_version_text(nvml.nvmlSystemGetCudaDriverVersion_v2())
+        gpus = []
+        for index in range(nvml.nvmlDeviceGetCount()):
+            handle = nvml.nvmlDeviceGetHandleByIndex(index)
+            major, minor = nvml.nvmlDeviceGetCudaComputeCapability(handle)
+            mig_mode, mig_devices = _nvml_mig_devices(nvml, handle)
+            gpus.append(
+                GpuFacts(
+                    index=index,
+                    name=_text(nvml.nvmlDeviceGetName(handle)),
+                    uuid=_text(nvml.nvmlDeviceGetUUID(handle)),
+                    memory_mib=nvml.nvmlDeviceGetMemoryInfo(handle).total // (1024 * 1024),
+                    compute_capability=f"{major}.{minor}",
+                    driver_version=driver,
+                    mig_mode=mig_mode,
+                    mig_devices=mig_devices,
+                )
+            )
+    except nvml.NVMLError as exc:
+        notes.append(f"NVML: {exc}; using nvidia-smi")
+        return None
+    finally:
+        try:
+            nvml.nvmlShutdown()
+        except nvml.NVMLError as exc:
+            notes.append(f"NVML: shutdown: {exc}")
+    return gpus, driver, max_cuda
+
+
 def _probe_nvidia(run: Runner, notes: list[str]) -> tuple[list[GpuFacts], str, str]:
+    from_nvml = probe_nvml(notes)
+    if from_nvml is not None:
+        return from_nvml
     try:
         gpus = _query_gpus(run, notes)
         max_cuda = parse_max_cuda(run(["nvidia-smi"]))
