@@ -35,6 +35,9 @@ LEGACY_NVIDIA_SMI_QUERY = [
     "--format=csv,noheader,nounits",
 ]
 COMMAND_TIMEOUT_S = 20
+# Set to "0" to read the GPUs with nvidia-smi even where NVML works (an operator comparing the
+# two; the worker tests, whose stand-in nvidia-smi must win over a real GPU of the test host).
+NVML_ENV = "DISTRO_PROBE_NVML"
 SUBDIRS = {
     ("linux", "x86_64"): "linux-64",
     ("linux", "amd64"): "linux-64",
@@ -269,6 +272,9 @@ def probe_nvml(notes: list[str]) -> tuple[list[GpuFacts], str, str] | None:
     """GPUs, driver version and driver CUDA version from NVML (nvidia-ml-py's `pynvml`), which
     knows the compute capability and MIG instances whatever the driver's nvidia-smi can query.
     None when NVML cannot be used here (not installed, no driver library): nvidia-smi then."""
+    if os.environ.get(NVML_ENV, "1") == "0":
+        notes.append(f"NVML: not used ({NVML_ENV}=0); using nvidia-smi")
+        return None
     try:
         import pynvml as nvml  # noqa: PLC0415 - optional: only GPU hosts need nvidia-ml-py
     except ImportError:

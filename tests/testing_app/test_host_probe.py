@@ -368,3 +368,13 @@ def test_the_stand_in_nvml_uses_the_real_bindings_names(monkeypatch):
     assert real.NVML_DEVICE_MIG_ENABLE == fake.NVML_DEVICE_MIG_ENABLE
     assert real.NVML_ERROR_NOT_FOUND == fake.NVML_ERROR_NOT_FOUND
     assert issubclass(real.NVMLError, Exception)
+
+
+def test_nvml_can_be_turned_off_for_nvidia_smi(monkeypatch):
+    nvml = fake_pynvml([{"name": "NVIDIA H200", "uuid": "GPU-aaaa", "cc": (9, 0), "mib": 1}])
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    monkeypatch.setenv(host_probe.NVML_ENV, "0")
+    facts = host_probe.probe_host(run=_no_nvidia_smi)
+    assert facts.gpus == []
+    assert nvml.state["initialised"] is False
+    assert "NVML: not used (DISTRO_PROBE_NVML=0); using nvidia-smi" in facts.notes
