@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import replace
 from pathlib import Path
 
 # One CSV query for the per-GPU facts; the driver's supported CUDA version is only printed in
@@ -327,7 +328,43 @@ def _probe_nvidia(run: Runner, notes: list[str]) -> tuple[list[GpuFacts], str, s
         notes.append(f"NVIDIA: {exc}")
         return [], "", ""
     driver = gpus[0].driver_version if gpus else ""
-    return gpus, driver, max_cuda
+    return _with_mig_from_list(gpus, run, notes), driver, max_cuda
+
+
+_LIST_GPU = re.compile(r"^GPU (\d+): .*\(UUID: (GPU-[^)\s]+)\)")
+_LIST_MIG = re.compile(r"^\s+(MIG \S+)\s+Device\s+\d+: \(UUID: (MIG-[^)\s]+)\)")
+
+
+def parse_nvidia_smi_list(text: str) -> dict[int, tuple[MigDeviceFacts, ...]]:
+    """The MIG instances under each GPU index in `nvidia-smi -L`, whose lines look like
+    "GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-...)" then "  MIG 1g.5gb Device 0: (UUID: MIG-...)".
+    GPUs without MIG instances are left out."""
+    found: dict[int, list[MigDeviceFacts]] = {}
+    current = None
+    for line in text.splitlines():
+        if gpu := _LIST_GPU.match(line):
+            current = int(gpu.group(1))
+        elif (mig := _LIST_MIG.match(line)) and current is not None:
+            found.setdefault(current, []).append(
+                MigDeviceFacts(uuid=mig.group(2), name=mig.group(1), memory_mib=None)
+            )
+    return {index: tuple(devices) for index, devices in found.items()}
+
+
+def _with_mig_from_list(gpus: list[GpuFacts], run: Runner, notes: list[str]) -> list[GpuFacts]:
+    """Without NVML, the MIG instances come from `nvidia-smi -L`: a MIG-mode GPU must be pinned
+    by an instance's UUID, or CUDA shows no device."""
+    if not gpus:
+        return gpus
+    try:
+        migs = parse_nvidia_smi_list(run(["nvidia-smi", "-L"]))
+    except ProbeError as exc:
+        notes.append(f"NVIDIA: MIG instances unknown: {exc}")
+        return gpus
+    return [
+        replace(gpu, mig_mode=True, mig_devices=migs[gpu.index]) if gpu.index in migs else gpu
+        for gpu in gpus
+    ]
 
 
 def _query_gpus(run: Runner, notes: list[str]) -> list[GpuFacts]:

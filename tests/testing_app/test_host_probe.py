@@ -159,6 +159,7 @@ def test_probe_host_with_a_pre_510_driver_reads_the_gpus_without_compute_cap():
     assert [argv[1] for argv in calls if argv[0] == "nvidia-smi" and len(argv) > 1] == [
         host_probe.NVIDIA_SMI_QUERY[0],
         host_probe.LEGACY_NVIDIA_SMI_QUERY[0],
+        "-L",  # then the MIG instances, if any
     ]
 
 
@@ -378,3 +379,30 @@ def test_nvml_can_be_turned_off_for_nvidia_smi(monkeypatch):
     assert facts.gpus == []
     assert nvml.state["initialised"] is False
     assert "NVML: not used (DISTRO_PROBE_NVML=0); using nvidia-smi" in facts.notes
+
+
+def test_nvidia_smi_list_of_the_real_h200_has_no_mig_instances():
+    text = (FIXTURES.parent.parent / "gpu_pinning" / "nvidia-smi-L.txt").read_text()
+    assert host_probe.parse_nvidia_smi_list(text) == {}
+
+
+def test_without_nvml_mig_instances_come_from_nvidia_smi_list():
+    # `nvidia-smi -L` on a MIG-mode GPU: the GPU line as in the real capture, then one line per
+    # MIG instance (UUIDs made up, of the real shape).
+    listing = (
+        "GPU 0: NVIDIA H200 (UUID: GPU-00000000-0000-0000-0000-000000000000)\n"
+        "  MIG 3g.71gb     Device  0: (UUID: MIG-11111111-2222-3333-4444-555555555555)\n"
+        "  MIG 3g.71gb     Device  1: (UUID: MIG-66666666-7777-8888-9999-000000000000)\n"
+    )
+
+    def run(argv):
+        if argv[0] != "nvidia-smi":
+            raise ProbeError(f"{argv[0]}: not found")
+        if argv[1:] == ["-L"]:
+            return listing
+        return _fixture("query-gpu.csv") if len(argv) > 1 else _fixture("nvidia-smi.txt")
+
+    (gpu,) = host_probe.probe_host(run=run).gpus
+    assert gpu.mig_mode is True
+    assert [m.name for m in gpu.mig_devices] == ["MIG 3g.71gb", "MIG 3g.71gb"]
+    assert gpu.pin_id == "MIG-11111111-2222-3333-4444-555555555555"
