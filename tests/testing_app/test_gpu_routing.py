@@ -44,7 +44,12 @@ def test_every_table_row_parses_and_names_its_source():
     rows = gpu_arch.load_table()
     assert rows
     for row in rows:
-        assert row.archs.source.startswith("pytorch/pytorch:.ci/manywheel/build_cuda.sh@")
+        assert row.archs.source.startswith(
+            (
+                "pytorch/pytorch:.ci/manywheel/build_cuda.sh@",
+                "pytorch/builder:manywheel/build_cuda.sh@",
+            )
+        )
         assert row.archs.cubins
 
 
@@ -67,6 +72,11 @@ def test_a_real_h200_ran_pytorch_2_11_cu130():
         ("2.8.0", "12.6", "12.0", False),
         ("2.6.0", "12.6", "12.0", False),  # no row: the toolkit cannot target it either
         ("2.5.1", "11.8", "10.0", False),
+        # 2.0: the last builds with Kepler (sm_37); Hopper only in the CUDA 11.8 one.
+        ("2.0.1", "11.8", "3.7", True),
+        ("2.0.1", "11.7", "9.0", False),
+        ("2.0.1", "11.8", "9.0", True),
+        ("2.0.1", "11.8", "8.9", True),
         # From 2.8 the CUDA 12.8+ builds drop sm_50 and sm_60 but keep sm_70.
         ("2.8.0", "12.8", "5.0", False),
         ("2.8.0", "12.8", "6.1", False),
