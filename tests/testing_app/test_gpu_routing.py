@@ -10,6 +10,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from packages_app.models import TorchRelease
+from testing_app.adapters.host_probe import GpuFacts
+from testing_app.adapters.host_probe import HostFacts
 from testing_app.models import Job
 from testing_app.models import Variant
 from testing_app.models import WorkerProcess
@@ -21,6 +23,8 @@ from testing_app.selectors.hosts import gpu_routing
 from testing_app.services.dispatch import enqueue_jobs
 from testing_app.services.execution import Declined
 from testing_app.services.execution import execute_job
+from testing_app.services.hosts import host_queues
+from testing_app.services.hosts import worker_capabilities
 from testing_app.services.outcomes import JobOutcome
 from testing_app.services.queues import Capabilities
 from testing_app.services.queues import capability_queue_name
@@ -278,3 +282,42 @@ def test_hosts_page_shows_architecture_and_refused_queues(client, cuda_world):
     page = client.get(reverse("testing:host-list")).content.decode()
     assert "sm_120 · Blackwell" in page
     assert "test.linux-64.cuda12.6</code>: sm_120:" in page
+
+
+def _facts(*capabilities: str) -> HostFacts:
+    gpus = [
+        GpuFacts(
+            index=i,
+            name=f"GPU {i}",
+            uuid=f"GPU-{i}",
+            memory_mib=1,
+            compute_capability=cap,
+            driver_version="580.159.04",
+        )
+        for i, cap in enumerate(capabilities)
+    ]
+    return HostFacts(
+        subdir="linux-64",
+        os_name="ubuntu",
+        os_version="24.04",
+        kernel="6",
+        glibc_version="2.39",
+        cpu_model="cpu",
+        cpu_count=1,
+        memory_bytes=None,
+        gpus=gpus,
+        max_cuda="13.0",
+    )
+
+
+@pytest.mark.django_db
+def test_host_queues_are_the_union_of_its_gpu_workers(cuda_world):
+    facts = _facts("9.0", "12.0")
+    variants = list(Variant.objects.all())
+    blackwell = queues_for_worker(
+        capabilities=worker_capabilities(facts, facts.gpus[1]), variants=variants
+    )
+    assert "test.linux-64.cuda12.6" not in blackwell
+    union = host_queues(facts, variants, ["install"])
+    assert "test.linux-64.cuda12.6" in union  # GPU 0 serves it
+    assert union[-1] == "install"
