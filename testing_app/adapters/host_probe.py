@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import replace
 from pathlib import Path
 
 # One CSV query for the per-GPU facts; the driver's supported CUDA version is only printed in
@@ -35,6 +36,9 @@ LEGACY_NVIDIA_SMI_QUERY = [
     "--format=csv,noheader,nounits",
 ]
 COMMAND_TIMEOUT_S = 20
+# Set to "0" to read the GPUs with nvidia-smi even where NVML works (an operator comparing the
+# two; the worker tests, whose stand-in nvidia-smi must win over a real GPU of the test host).
+NVML_ENV = "DISTRO_PROBE_NVML"
 SUBDIRS = {
     ("linux", "x86_64"): "linux-64",
     ("linux", "amd64"): "linux-64",
@@ -54,6 +58,15 @@ class ProbeError(Exception):
 
 
 @dataclass(frozen=True)
+class MigDeviceFacts:
+    """One MIG instance of a GPU in MIG mode: CUDA sees it only through its own UUID."""
+
+    uuid: str
+    name: str
+    memory_mib: int | None
+
+
+@dataclass(frozen=True)
 class GpuFacts:
     index: int
     name: str
@@ -61,6 +74,16 @@ class GpuFacts:
     memory_mib: int | None
     compute_capability: str
     driver_version: str
+    mig_mode: bool = False
+    mig_devices: tuple[MigDeviceFacts, ...] = ()
+
+    @property
+    def pin_id(self) -> str:
+        """What CUDA_VISIBLE_DEVICES names to give a worker this GPU: with MIG enabled, the
+        first MIG instance (the parent's UUID shows no device); else the GPU's UUID."""
+        if self.mig_mode and self.mig_devices:
+            return self.mig_devices[0].uuid
+        return self.uuid or str(self.index)
 
 
 @dataclass(frozen=True)
@@ -218,7 +241,90 @@ def _os_identity(system: str) -> tuple[str, str]:
     return system, platform.version()
 
 
+def _text(value) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def cuda_version_text(value: int) -> str:
+    """NVML's CUDA driver version integer (13000, 12040) as nvidia-smi prints it ("13.0")."""
+    return f"{value // 1000}.{value % 1000 // 10}"
+
+
+def _nvml_mig_devices(nvml, handle) -> tuple[bool, tuple[MigDeviceFacts, ...]]:
+    try:
+        current, _pending = nvml.nvmlDeviceGetMigMode(handle)
+    except nvml.NVMLError:  # not a MIG-capable GPU (NVML_ERROR_NOT_SUPPORTED)
+        return False, ()
+    if current != nvml.NVML_DEVICE_MIG_ENABLE:
+        return False, ()
+    devices = []
+    for slot in range(nvml.nvmlDeviceGetMaxMigDeviceCount(handle)):
+        try:
+            mig = nvml.nvmlDeviceGetMigDeviceHandleByIndex(handle, slot)
+        except nvml.NVMLError:  # an empty slot (NVML_ERROR_NOT_FOUND)
+            continue
+        devices.append(
+            MigDeviceFacts(
+                uuid=_text(nvml.nvmlDeviceGetUUID(mig)),
+                name=_text(nvml.nvmlDeviceGetName(mig)),
+                memory_mib=nvml.nvmlDeviceGetMemoryInfo(mig).total // (1024 * 1024),
+            )
+        )
+    return True, tuple(devices)
+
+
+def probe_nvml(notes: list[str]) -> tuple[list[GpuFacts], str, str] | None:
+    """GPUs, driver version and driver CUDA version from NVML (nvidia-ml-py's `pynvml`), which
+    knows the compute capability and MIG instances whatever the driver's nvidia-smi can query.
+    None when NVML cannot be used here (not installed, no driver library): nvidia-smi then."""
+    if os.environ.get(NVML_ENV, "1") == "0":
+        notes.append(f"NVML: not used ({NVML_ENV}=0); using nvidia-smi")
+        return None
+    try:
+        import pynvml as nvml  # noqa: PLC0415 - optional: only GPU hosts need nvidia-ml-py
+    except ImportError:
+        notes.append("NVML: nvidia-ml-py is not installed; using nvidia-smi")
+        return None
+    try:
+        nvml.nvmlInit()
+    except nvml.NVMLError as exc:
+        notes.append(f"NVML: {exc}; using nvidia-smi")
+        return None
+    try:
+        driver = _text(nvml.nvmlSystemGetDriverVersion())
+        max_cuda = cuda_version_text(nvml.nvmlSystemGetCudaDriverVersion_v2())
+        gpus = []
+        for index in range(nvml.nvmlDeviceGetCount()):
+            handle = nvml.nvmlDeviceGetHandleByIndex(index)
+            major, minor = nvml.nvmlDeviceGetCudaComputeCapability(handle)
+            mig_mode, mig_devices = _nvml_mig_devices(nvml, handle)
+            gpus.append(
+                GpuFacts(
+                    index=index,
+                    name=_text(nvml.nvmlDeviceGetName(handle)),
+                    uuid=_text(nvml.nvmlDeviceGetUUID(handle)),
+                    memory_mib=nvml.nvmlDeviceGetMemoryInfo(handle).total // (1024 * 1024),
+                    compute_capability=f"{major}.{minor}",
+                    driver_version=driver,
+                    mig_mode=mig_mode,
+                    mig_devices=mig_devices,
+                )
+            )
+    except nvml.NVMLError as exc:
+        notes.append(f"NVML: {exc}; using nvidia-smi")
+        return None
+    finally:
+        try:
+            nvml.nvmlShutdown()
+        except nvml.NVMLError as exc:
+            notes.append(f"NVML: shutdown: {exc}")
+    return gpus, driver, max_cuda
+
+
 def _probe_nvidia(run: Runner, notes: list[str]) -> tuple[list[GpuFacts], str, str]:
+    from_nvml = probe_nvml(notes)
+    if from_nvml is not None:
+        return from_nvml
     try:
         gpus = _query_gpus(run, notes)
         max_cuda = parse_max_cuda(run(["nvidia-smi"]))
@@ -226,7 +332,43 @@ def _probe_nvidia(run: Runner, notes: list[str]) -> tuple[list[GpuFacts], str, s
         notes.append(f"NVIDIA: {exc}")
         return [], "", ""
     driver = gpus[0].driver_version if gpus else ""
-    return gpus, driver, max_cuda
+    return _with_mig_from_list(gpus, run, notes), driver, max_cuda
+
+
+_LIST_GPU = re.compile(r"^GPU (\d+): .*\(UUID: (GPU-[^)\s]+)\)")
+_LIST_MIG = re.compile(r"^\s+(MIG \S+)\s+Device\s+\d+: \(UUID: (MIG-[^)\s]+)\)")
+
+
+def parse_nvidia_smi_list(text: str) -> dict[int, tuple[MigDeviceFacts, ...]]:
+    """The MIG instances under each GPU index in `nvidia-smi -L`, whose lines look like
+    "GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-...)" then "  MIG 1g.5gb Device 0: (UUID: MIG-...)".
+    GPUs without MIG instances are left out."""
+    found: dict[int, list[MigDeviceFacts]] = {}
+    current = None
+    for line in text.splitlines():
+        if gpu := _LIST_GPU.match(line):
+            current = int(gpu.group(1))
+        elif (mig := _LIST_MIG.match(line)) and current is not None:
+            found.setdefault(current, []).append(
+                MigDeviceFacts(uuid=mig.group(2), name=mig.group(1), memory_mib=None)
+            )
+    return {index: tuple(devices) for index, devices in found.items()}
+
+
+def _with_mig_from_list(gpus: list[GpuFacts], run: Runner, notes: list[str]) -> list[GpuFacts]:
+    """Without NVML, the MIG instances come from `nvidia-smi -L`: a MIG-mode GPU must be pinned
+    by an instance's UUID, or CUDA shows no device."""
+    if not gpus:
+        return gpus
+    try:
+        migs = parse_nvidia_smi_list(run(["nvidia-smi", "-L"]))
+    except ProbeError as exc:
+        notes.append(f"NVIDIA: MIG instances unknown: {exc}")
+        return gpus
+    return [
+        replace(gpu, mig_mode=True, mig_devices=migs[gpu.index]) if gpu.index in migs else gpu
+        for gpu in gpus
+    ]
 
 
 def _query_gpus(run: Runner, notes: list[str]) -> list[GpuFacts]:

@@ -16,11 +16,17 @@ from django.db.models import Count
 from django.db.models import Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
+from rattler import Version
+from rattler.exceptions import InvalidVersionError
 from redis.exceptions import RedisError
 from rq import Queue
 
 from testing_app.models import Host
 from testing_app.models import Job
+from testing_app.models import Variant
+from testing_app.planner.gpu_arch import family_name
+from testing_app.planner.gpu_arch import sm_name
+from testing_app.planner.gpu_arch import variant_support
 from testing_app.selectors.matrix import PROBLEM_VERDICTS
 
 logger = logging.getLogger(__name__)
@@ -28,14 +34,97 @@ logger = logging.getLogger(__name__)
 STATS_DAYS = 14
 
 
+@dataclass(frozen=True)
+class RefusedQueue:
+    queue: str
+    reason: str
+
+
+@dataclass
+class GpuRouting:
+    """One GPU of a host: its architecture and the CUDA queues its worker does not serve."""
+
+    index: int
+    name: str
+    memory_mib: int | None
+    compute_capability: str
+    refused: list[RefusedQueue] = field(default_factory=list)
+    mig_devices: list[dict] = field(default_factory=list)
+
+    @property
+    def sm(self) -> str:
+        return sm_name(self.compute_capability)
+
+    @property
+    def family(self) -> str:
+        return family_name(self.compute_capability)
+
+
 @dataclass
 class HostRow:
     host: Host
     current_jobs: list[Job] = field(default_factory=list)
+    gpus: list[GpuRouting] = field(default_factory=list)
+
+
+def _version(text: str) -> Version | None:
+    try:
+        return Version(text) if text else None
+    except InvalidVersionError:
+        return None
+
+
+def _cuda_refusal(host: Host, variant: Variant, capability: str, releases: list[str]) -> str:
+    """Why a worker of this GPU does not serve the variant's queue ("" if it does); the same
+    two tests as services.queues.serves_variant: driver CUDA, then architecture."""
+    have = _version(host.max_cuda)
+    need = _version(variant.min_driver_cuda or variant.accelerator_version)
+    if have is None or need is None or have < need:
+        return f"driver supports CUDA {host.max_cuda or '?'}, needs {need or '?'}"
+    support = variant_support(
+        cuda_version=variant.accelerator_version or variant.min_driver_cuda,
+        subdir=host.platform.subdir,
+        capability=capability,
+        torch_versions=releases,
+    )
+    return "" if support.supported else f"{sm_name(capability)}: {support.reason}"
+
+
+def gpu_routing(hosts: list[Host]) -> dict[int, list[GpuRouting]]:
+    """For each host, each GPU with the CUDA queues of its platform it cannot serve and why
+    (two queries for all hosts: variants and their releases)."""
+    variants = list(
+        Variant.objects.filter(kind=Variant.Kind.CUDA)
+        .prefetch_related("torch_releases")
+        .order_by("sort_order", "name")
+    )
+    releases = {v.pk: [r.version for r in v.torch_releases.all()] for v in variants}
+    routing: dict[int, list[GpuRouting]] = {}
+    for host in hosts:
+        rows = []
+        for gpu in host.gpus or []:
+            capability = gpu.get("compute_capability", "")
+            row = GpuRouting(
+                index=gpu.get("index", 0),
+                name=gpu.get("name", ""),
+                memory_mib=gpu.get("memory_mib"),
+                compute_capability=capability,
+                mig_devices=list(gpu.get("mig_devices") or []),
+            )
+            for variant in variants:
+                reason = _cuda_refusal(host, variant, capability, releases[variant.pk])
+                if reason:
+                    # services.queues.capability_queue_name's format (selectors import no
+                    # services); a test compares the two.
+                    queue = f"test.{host.platform.subdir}.{variant.name}"
+                    row.refused.append(RefusedQueue(queue=queue, reason=reason))
+            rows.append(row)
+        routing[host.pk] = rows
+    return routing
 
 
 def list_hosts() -> list[HostRow]:
-    """Every host with the jobs it is running now (two queries)."""
+    """Every host with the jobs it is running now and its GPUs' routing (four queries)."""
     hosts = list(Host.objects.select_related("platform").order_by("name"))
     running = (
         Job.objects.filter(status=Job.Status.RUNNING, host__in=[h.pk for h in hosts])
@@ -55,7 +144,11 @@ def list_hosts() -> list[HostRow]:
     by_host: dict[int, list[Job]] = {}
     for job in running:
         by_host.setdefault(job.host_id, []).append(job)
-    return [HostRow(host=h, current_jobs=by_host.get(h.pk, [])) for h in hosts]
+    routing = gpu_routing(hosts)
+    return [
+        HostRow(host=h, current_jobs=by_host.get(h.pk, []), gpus=routing.get(h.pk, []))
+        for h in hosts
+    ]
 
 
 @dataclass(frozen=True)

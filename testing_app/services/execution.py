@@ -29,6 +29,8 @@ from testing_app.models import Run
 from testing_app.models import WorkerProcess
 from testing_app.models.verdicts import IN_FLIGHT_VERDICTS
 from testing_app.models.verdicts import Verdict
+from testing_app.planner.gpu_arch import build_support
+from testing_app.planner.gpu_arch import sm_name
 from testing_app.services.dispatch import Dispatch
 from testing_app.services.dispatch import clone_cell
 from testing_app.services.dispatch import push_after_commit
@@ -156,7 +158,7 @@ def start_job(*, job_id: int, worker: WorkerProcess | None) -> Job | Declined | 
     delivery); Declined when this worker must not run it (host paused, avoided host)."""
     job = (
         Job.objects.select_for_update(of=("self",))
-        .select_related("variant")
+        .select_related("variant", "torch_release")
         .filter(pk=job_id)
         .first()
     )
@@ -208,10 +210,34 @@ def _refusal(job: Job, worker: WorkerProcess) -> tuple[str, int]:
         # Only possible when a host's facts changed under a running worker; it re-probes on
         # restart. Offered again later rather than in a tight loop.
         return "host cannot serve this cell (misrouted)", settings.WORKER_LOST_AFTER_S
+    unsupported_gpu = _unsupported_gpu(job, worker)
+    if unsupported_gpu:
+        # A build without code for this GPU fails with "no kernel image": a false `failed`.
+        # Handed back (still queued) for a worker whose GPU the build runs on.
+        return unsupported_gpu, settings.WORKER_HEARTBEAT_S
     avoided = host.pk in job.avoid_host_ids and job.handoffs < MAX_HANDOFFS
     if avoided and _other_host_idle(job, avoid=host.pk):
         return "an earlier attempt failed on this host and another host is idle", 0
     return "", 0
+
+
+def _unsupported_gpu(job: Job, worker: WorkerProcess) -> str:
+    """Why the GPU this worker pins cannot run the job's (PyTorch release, CUDA variant)
+    build ("" if it can, or if the worker pins no GPU or its architecture is unknown)."""
+    if job.variant.kind != job.variant.Kind.CUDA or worker.gpu_index is None:
+        return ""
+    host = worker.host
+    gpu = next((g for g in host.gpus or [] if g.get("index") == worker.gpu_index), None)
+    capability = (gpu or {}).get("compute_capability", "")
+    support = build_support(
+        torch_version=job.torch_release.version,
+        cuda_version=job.variant.accelerator_version or job.variant.min_driver_cuda,
+        subdir=host.platform.subdir,
+        capability=capability,
+    )
+    if support.supported:
+        return ""
+    return f"GPU {worker.gpu_index} ({sm_name(capability)}) unsupported: {support.reason}"
 
 
 def _decline(job: Job, worker: WorkerProcess, refusal: str, delay_s: int) -> "Declined":

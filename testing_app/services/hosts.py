@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from testing_app.adapters.host_probe import GpuFacts
 from testing_app.adapters.host_probe import HostFacts
 from testing_app.models import EnrollmentToken
 from testing_app.models import Host
@@ -87,14 +88,31 @@ def _usable_token(plain: str) -> EnrollmentToken:
     return token
 
 
-def host_capabilities(facts: HostFacts) -> Capabilities:
-    """The capabilities of the whole host (any of its GPUs)."""
+def worker_capabilities(facts: HostFacts, gpu: GpuFacts | None) -> Capabilities:
+    """What the worker pinned to `gpu` (None: a CPU worker) can serve: a GPU worker serves a
+    CUDA variant only if some release of it runs on that GPU's architecture."""
     return Capabilities(
         subdir=facts.subdir,
-        max_cuda=facts.max_cuda if facts.gpus else "",
-        rocm_version=facts.rocm_version,
+        max_cuda=facts.max_cuda if gpu is not None else "",
+        rocm_version=facts.rocm_version if gpu is None else "",
         runners=host_runners(facts),
+        compute_capabilities=(gpu.compute_capability,) if gpu is not None else (),
     )
+
+
+def host_queues(facts: HostFacts, variants: list[Variant], cpu_queues: list[str]) -> list[str]:
+    """The union of its workers' queues (one per GPU, or one CPU worker), in priority order."""
+    workers = [worker_capabilities(facts, gpu) for gpu in facts.gpus] or [
+        worker_capabilities(facts, None)
+    ]
+    names: list[str] = []
+    for capabilities in workers:
+        for name in queues_for_worker(
+            capabilities=capabilities, variants=variants, cpu_queues=cpu_queues
+        ):
+            if name not in names:
+                names.append(name)
+    return names
 
 
 def host_runners(facts: HostFacts) -> tuple[str, ...]:
@@ -131,11 +149,7 @@ def enroll_host(
             host.approved_at = timezone.now()
     host.platform = platform
     _apply_facts(host, facts)
-    host.queues = queues_for_worker(
-        capabilities=host_capabilities(facts),
-        variants=Variant.objects.all(),
-        cpu_queues=cpu_queues or [],
-    )
+    host.queues = host_queues(facts, list(Variant.objects.all()), cpu_queues or [])
     host.full_clean()
     host.save()
     if enrollment is not None:
@@ -157,6 +171,11 @@ def _apply_facts(host: Host, facts: HostFacts) -> None:
             "uuid": gpu.uuid,
             "memory_mib": gpu.memory_mib,
             "compute_capability": gpu.compute_capability,
+            "mig_mode": gpu.mig_mode,
+            "mig_devices": [
+                {"uuid": mig.uuid, "name": mig.name, "memory_mib": mig.memory_mib}
+                for mig in gpu.mig_devices
+            ],
         }
         for gpu in facts.gpus
     ]

@@ -13,6 +13,8 @@ from rattler import Version
 from rattler.exceptions import InvalidVersionError
 
 from testing_app.models import Variant
+from testing_app.planner.gpu_arch import Support
+from testing_app.planner.gpu_arch import variant_support
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +55,9 @@ class Capabilities:
     rocm_version: str = ""
     # Test runners available here ("conda-build", "rattler"), each with its own queues.
     runners: tuple[str, ...] = ()
+    # Compute capabilities ("9.0") of the GPUs this worker pins; "" for one whose architecture
+    # is unknown. Empty: the architecture is not considered (a whole host's CPU capabilities).
+    compute_capabilities: tuple[str, ...] = ()
 
 
 def _version(text: str) -> Version | None:
@@ -76,12 +81,34 @@ def serves_variant(capabilities: Capabilities, variant: Variant) -> bool:
     if variant.kind == Variant.Kind.CUDA:
         have = _version(capabilities.max_cuda)
         need = _version(variant.min_driver_cuda or variant.accelerator_version)
-        return have is not None and need is not None and have >= need
+        if have is None or need is None or have < need:
+            return False
+        return all(s.supported for s in architecture_support(capabilities, variant))
     if variant.kind == Variant.Kind.ROCM:
         have = _version(capabilities.rocm_version)
         need = _version(variant.accelerator_version)
         return have is not None and need is not None and have >= need
     return False
+
+
+def architecture_support(capabilities: Capabilities, variant: Variant) -> list[Support]:
+    """For each pinned GPU, whether some PyTorch release of this CUDA variant runs on it.
+    Queues are per variant, not per release: a host serves a variant's queue when at least one
+    release built for it runs on every GPU it pins, and refuses a job of a release that does
+    not (execution.start_job), so that job waits for another host instead of failing."""
+    if variant.kind != Variant.Kind.CUDA or not capabilities.compute_capabilities:
+        return []
+    cuda_version = variant.accelerator_version or variant.min_driver_cuda
+    releases = list(variant.torch_releases.values_list("version", flat=True))
+    return [
+        variant_support(
+            cuda_version=cuda_version,
+            subdir=capabilities.subdir,
+            capability=capability,
+            torch_versions=releases,
+        )
+        for capability in capabilities.compute_capabilities
+    ]
 
 
 def served_variants(capabilities: Capabilities, variants: Iterable[Variant]) -> list[Variant]:

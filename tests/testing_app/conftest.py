@@ -170,6 +170,8 @@ def worker_env(engine_settings, tmp_path):
         "DATABASE_URL": url,
         "REDIS_URL": django_settings.REDIS_URL,
         "CONDA_BUILD_BIN": str(FAKE_CONDA_BUILD),
+        # The stand-in nvidia-smi describes the GPUs, even on a test host with a real one.
+        "DISTRO_PROBE_NVML": "0",
         "CONDA_BUILD_FAKE_PYTHON": sys.executable,
         "TEST_SANDBOX_READ_ONLY": ",".join(str(p) for p in engine_settings.TEST_SANDBOX_READ_ONLY),
         # These worker tests watch the test's processes and files from the host (pid files,

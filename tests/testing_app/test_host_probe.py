@@ -1,6 +1,8 @@
 """The host probe, checked against real nvidia-smi output captured on an H200 machine."""
 
 import json
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,13 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "nvidia_smi" / "h2
 
 def _fixture(name: str) -> str:
     return (FIXTURES / name).read_text()
+
+
+@pytest.fixture(autouse=True)
+def _no_real_nvml(monkeypatch):
+    """The nvidia-smi tests must not read this machine's GPUs through a real NVML: a None
+    entry in sys.modules makes `import pynvml` raise ImportError. NVML tests replace it."""
+    monkeypatch.setitem(sys.modules, "pynvml", None)
 
 
 def test_parse_gpu_query_reads_real_h200_output():
@@ -104,7 +113,9 @@ def test_probe_host_with_real_outputs_matches_the_probe_run_on_that_machine():
 
     facts = host_probe.probe_host(run=run)
     recorded = json.loads(_fixture("probe.json"))
-    assert [g.__dict__ for g in facts.gpus] == recorded["gpus"]
+    # The recorded probe predates the MIG fields; every field it has must be the same.
+    assert [{k: g.__dict__[k] for k in recorded["gpus"][0]} for g in facts.gpus] == recorded["gpus"]
+    assert facts.gpus[0].mig_mode is False
     assert (facts.driver_version, facts.max_cuda) == ("580.159.04", "13.0")
     assert recorded["max_cuda"] == "13.0"
     assert "conda-build: conda-build: not found" in facts.notes
@@ -148,6 +159,7 @@ def test_probe_host_with_a_pre_510_driver_reads_the_gpus_without_compute_cap():
     assert [argv[1] for argv in calls if argv[0] == "nvidia-smi" and len(argv) > 1] == [
         host_probe.NVIDIA_SMI_QUERY[0],
         host_probe.LEGACY_NVIDIA_SMI_QUERY[0],
+        "-L",  # then the MIG instances, if any
     ]
 
 
@@ -177,3 +189,220 @@ def test_probe_module_runs_standalone_and_prints_json(tmp_path):
     facts = json.loads(result.stdout)
     assert facts["subdir"] in host_probe.SUBDIRS.values()
     assert any(tmp_path.iterdir())
+
+
+class _NVMLError(Exception):
+    """pynvml.NVMLError: carries the NVML return code as `value`."""
+
+    def __init__(self, value):
+        super().__init__(f"NVML error {value}")
+        self.value = value
+
+
+class _Memory:
+    def __init__(self, total):
+        self.total = total
+
+
+def fake_pynvml(gpus, *, cuda_driver=13000, driver="580.159.04", init_error=None):
+    """A stand-in for nvidia-ml-py's pynvml with the real names and return types (checked
+    against pynvml.py: names are str, capability a (major, minor) tuple, MIG mode a
+    [current, pending] list, memory an object with .total in bytes, empty MIG slots raise
+    NVMLError(NVML_ERROR_NOT_FOUND)). `gpus`: dicts with name, uuid, cc, mib, optional mig
+    (a list of slots, None for an empty one) or mig_unsupported."""
+    module = types.ModuleType("pynvml")
+    module.NVMLError = _NVMLError
+    module.NVML_DEVICE_MIG_ENABLE = 1
+    module.NVML_ERROR_NOT_SUPPORTED = 3
+    module.NVML_ERROR_NOT_FOUND = 6
+    state = {"initialised": False, "shutdown": 0}
+
+    def init():
+        if init_error is not None:
+            raise _NVMLError(init_error)
+        state["initialised"] = True
+
+    def handle_of(index):
+        assert state["initialised"], "NVML used before nvmlInit"
+        return ("gpu", index)
+
+    def info(handle):
+        kind, index, *slot = handle
+        gpu = gpus[index]
+        return gpu if kind == "gpu" else gpu["mig"][slot[0]]
+
+    def mig_mode(handle):
+        gpu = info(handle)
+        if gpu.get("mig_unsupported"):
+            raise _NVMLError(3)
+        return [1 if gpu.get("mig") is not None else 0, 0]
+
+    def mig_handle(handle, slot):
+        if info(handle)["mig"][slot] is None:
+            raise _NVMLError(6)
+        return ("mig", handle[1], slot)
+
+    module.nvmlInit = init
+    module.nvmlShutdown = lambda: state.__setitem__("shutdown", state["shutdown"] + 1)
+    module.nvmlSystemGetDriverVersion = lambda: driver
+    module.nvmlSystemGetCudaDriverVersion_v2 = lambda: cuda_driver
+    module.nvmlDeviceGetCount = lambda: len(gpus)
+    module.nvmlDeviceGetHandleByIndex = handle_of
+    module.nvmlDeviceGetName = lambda h: info(h)["name"]
+    module.nvmlDeviceGetUUID = lambda h: info(h)["uuid"]
+    module.nvmlDeviceGetMemoryInfo = lambda h: _Memory(info(h)["mib"] * 1024 * 1024)
+    module.nvmlDeviceGetCudaComputeCapability = lambda h: tuple(info(h)["cc"])
+    module.nvmlDeviceGetMigMode = mig_mode
+    module.nvmlDeviceGetMaxMigDeviceCount = lambda h: len(info(h).get("mig") or [])
+    module.nvmlDeviceGetMigDeviceHandleByIndex = mig_handle
+    module.state = state
+    return module
+
+
+def _no_nvidia_smi(argv):
+    raise ProbeError(f"{argv[0]}: not found")
+
+
+def test_probe_reads_gpus_driver_and_cuda_version_through_nvml(monkeypatch):
+    nvml = fake_pynvml(
+        [
+            {"name": "NVIDIA H200", "uuid": "GPU-aaaa", "cc": (9, 0), "mib": 143771},
+            {
+                "name": "NVIDIA RTX PRO 6000",
+                "uuid": "GPU-bbbb",
+                "cc": (12, 0),
+                "mib": 97887,
+                "mig_unsupported": True,
+            },
+        ],
+        cuda_driver=12080,
+    )
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    facts = host_probe.probe_host(run=_no_nvidia_smi)
+    assert facts.max_cuda == "12.8"
+    assert facts.driver_version == "580.159.04"
+    assert [(g.index, g.name, g.compute_capability, g.memory_mib) for g in facts.gpus] == [
+        (0, "NVIDIA H200", "9.0", 143771),
+        (1, "NVIDIA RTX PRO 6000", "12.0", 97887),
+    ]
+    assert [g.pin_id for g in facts.gpus] == ["GPU-aaaa", "GPU-bbbb"]
+    assert not any(n.startswith("NVIDIA") for n in facts.notes)  # nvidia-smi was not needed
+    assert nvml.state["shutdown"] == 1
+
+
+def test_probe_lists_mig_instances_and_pins_the_first_by_its_mig_uuid(monkeypatch):
+    mig = [
+        {"name": "NVIDIA H100 80GB HBM3 MIG 3g.40gb", "uuid": "MIG-1111", "mib": 40192},
+        None,  # an empty slot: NVML answers NOT_FOUND
+        {"name": "NVIDIA H100 80GB HBM3 MIG 3g.40gb", "uuid": "MIG-2222", "mib": 40192},
+    ]
+    nvml = fake_pynvml(
+        [
+            {
+                "name": "NVIDIA H100 80GB HBM3",
+                "uuid": "GPU-cccc",
+                "cc": (9, 0),
+                "mib": 81559,
+                "mig": mig,
+            }
+        ]
+    )
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    (gpu,) = host_probe.probe_host(run=_no_nvidia_smi).gpus
+    assert gpu.mig_mode is True
+    assert [(m.uuid, m.memory_mib) for m in gpu.mig_devices] == [
+        ("MIG-1111", 40192),
+        ("MIG-2222", 40192),
+    ]
+    # CUDA shows no device for a MIG-mode GPU's own UUID: the worker pins a MIG instance.
+    assert gpu.pin_id == "MIG-1111"
+    assert (
+        host_probe.HostFacts(
+            subdir="linux-64",
+            os_name="",
+            os_version="",
+            kernel="",
+            glibc_version="",
+            cpu_model="",
+            cpu_count=1,
+            memory_bytes=None,
+            gpus=[gpu],
+        ).to_dict()["gpus"][0]["mig_devices"][1]["uuid"]
+        == "MIG-2222"
+    )
+
+
+def test_probe_falls_back_to_nvidia_smi_when_nvml_cannot_start(monkeypatch):
+    # NVML_ERROR_LIBRARY_NOT_FOUND (12): nvidia-ml-py installed, no libnvidia-ml on the host.
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml([], init_error=12))
+
+    def run(argv):
+        if argv[0] != "nvidia-smi":
+            raise ProbeError(f"{argv[0]}: not found")
+        return _fixture("query-gpu.csv") if len(argv) > 1 else _fixture("nvidia-smi.txt")
+
+    facts = host_probe.probe_host(run=run)
+    assert [(g.name, g.compute_capability) for g in facts.gpus] == [("NVIDIA H200", "9.0")]
+    assert facts.max_cuda == "13.0"
+    assert "NVML: NVML error 12; using nvidia-smi" in facts.notes
+
+
+def test_probe_without_nvidia_ml_py_uses_nvidia_smi_and_says_so():
+    facts = host_probe.probe_host(run=_no_nvidia_smi)
+    assert facts.gpus == []
+    assert "NVML: nvidia-ml-py is not installed; using nvidia-smi" in facts.notes
+
+
+def test_cuda_version_text_reads_nvml_integers():
+    assert host_probe.cuda_version_text(13000) == "13.0"
+    assert host_probe.cuda_version_text(12040) == "12.4"
+    assert host_probe.cuda_version_text(11080) == "11.8"
+
+
+def test_the_stand_in_nvml_uses_the_real_bindings_names(monkeypatch):
+    monkeypatch.delitem(sys.modules, "pynvml")  # undo _no_real_nvml: only its names are read
+    real = pytest.importorskip("pynvml", reason="nvidia-ml-py not installed")
+    fake = fake_pynvml([])
+    for name in dir(fake):
+        if name.startswith(("nvml", "NVML")):
+            assert hasattr(real, name), name
+    assert real.NVML_DEVICE_MIG_ENABLE == fake.NVML_DEVICE_MIG_ENABLE
+    assert real.NVML_ERROR_NOT_FOUND == fake.NVML_ERROR_NOT_FOUND
+    assert issubclass(real.NVMLError, Exception)
+
+
+def test_nvml_can_be_turned_off_for_nvidia_smi(monkeypatch):
+    nvml = fake_pynvml([{"name": "NVIDIA H200", "uuid": "GPU-aaaa", "cc": (9, 0), "mib": 1}])
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    monkeypatch.setenv(host_probe.NVML_ENV, "0")
+    facts = host_probe.probe_host(run=_no_nvidia_smi)
+    assert facts.gpus == []
+    assert nvml.state["initialised"] is False
+    assert "NVML: not used (DISTRO_PROBE_NVML=0); using nvidia-smi" in facts.notes
+
+
+def test_nvidia_smi_list_of_the_real_h200_has_no_mig_instances():
+    text = (FIXTURES.parent.parent / "gpu_pinning" / "nvidia-smi-L.txt").read_text()
+    assert host_probe.parse_nvidia_smi_list(text) == {}
+
+
+def test_without_nvml_mig_instances_come_from_nvidia_smi_list():
+    # `nvidia-smi -L` on a MIG-mode GPU: the GPU line as in the real capture, then one line per
+    # MIG instance (UUIDs made up, of the real shape).
+    listing = (
+        "GPU 0: NVIDIA H200 (UUID: GPU-00000000-0000-0000-0000-000000000000)\n"
+        "  MIG 3g.71gb     Device  0: (UUID: MIG-11111111-2222-3333-4444-555555555555)\n"
+        "  MIG 3g.71gb     Device  1: (UUID: MIG-66666666-7777-8888-9999-000000000000)\n"
+    )
+
+    def run(argv):
+        if argv[0] != "nvidia-smi":
+            raise ProbeError(f"{argv[0]}: not found")
+        if argv[1:] == ["-L"]:
+            return listing
+        return _fixture("query-gpu.csv") if len(argv) > 1 else _fixture("nvidia-smi.txt")
+
+    (gpu,) = host_probe.probe_host(run=run).gpus
+    assert gpu.mig_mode is True
+    assert [m.name for m in gpu.mig_devices] == ["MIG 3g.71gb", "MIG 3g.71gb"]
+    assert gpu.pin_id == "MIG-11111111-2222-3333-4444-555555555555"

@@ -33,10 +33,9 @@ from testing_app.management.workers import DistroWorker
 from testing_app.models import Host
 from testing_app.models import Variant
 from testing_app.services.hosts import enroll_host
-from testing_app.services.hosts import host_runners
 from testing_app.services.hosts import register_worker
 from testing_app.services.hosts import stop_worker
-from testing_app.services.queues import Capabilities
+from testing_app.services.hosts import worker_capabilities
 from testing_app.services.queues import queues_for_worker
 from testing_app.services.reconcile import recover_dead_workers_of_host
 from testing_app.services.test_sandbox import host_isolation
@@ -59,8 +58,9 @@ def worker_class(execution: str | None = None) -> type[BaseWorker]:
 def gpu_pin_environment(gpu: GpuFacts) -> dict[str, str]:
     """The variables that give a worker (and the tests it runs) exactly one GPU. nvidia-smi
     numbers GPUs in PCI order, CUDA by speed unless told otherwise; the UUID names exactly the
-    GPU (checked on real hardware: tests/fixtures/gpu_pinning/)."""
-    return {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": gpu.uuid or str(gpu.index)}
+    GPU (checked on real hardware: tests/fixtures/gpu_pinning/). A GPU in MIG mode is pinned by
+    its first MIG instance's UUID: CUDA shows no device for the parent GPU's UUID then."""
+    return {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": gpu.pin_id}
 
 
 class Command(BaseCommand):
@@ -149,12 +149,7 @@ class Command(BaseCommand):
     def _run_worker(self, host, facts, gpu, cpu_queues, *, burst: bool, execution: str) -> None:
         if gpu is not None:
             os.environ.update(gpu_pin_environment(gpu))
-        capabilities = Capabilities(
-            subdir=facts.subdir,
-            max_cuda=facts.max_cuda if gpu is not None else "",
-            rocm_version=facts.rocm_version if gpu is None else "",
-            runners=host_runners(facts),
-        )
+        capabilities = worker_capabilities(facts, gpu)
         queues = queues_for_worker(
             capabilities=capabilities, variants=Variant.objects.all(), cpu_queues=cpu_queues
         )
