@@ -295,6 +295,35 @@ DOWNLOAD_ATTEMPTS = env.int("DOWNLOAD_ATTEMPTS", default=3)
 # swaps in a no-op runner to measure the lifecycle alone).
 DISTRO_JOB_RUNNER = env.str("DISTRO_JOB_RUNNER", default="")
 
+# --- Scheduling a wave (testing_app/services/wave_order.py, queue_work.py) --------------------
+# A job's expected duration is its package's median on that cell over this many days; with no
+# history at all, these defaults (seconds).
+EXPECTED_DURATION_WINDOW_DAYS = env.int("EXPECTED_DURATION_WINDOW_DAYS", default=90)
+EXPECTED_TEST_S = env.float("EXPECTED_TEST_S", default=600.0)
+EXPECTED_INSTALL_CHECK_S = env.float("EXPECTED_INSTALL_CHECK_S", default=10.0)
+# Job.priority of planned jobs per Run trigger: higher is taken first within a push, so a
+# PyTorch release wave (release-blocking) goes before a routine full run.
+# How a worker serving several queues picks the next one: "remaining-work" (most remaining
+# work per serving worker, services/queue_work.py) or "fixed" (the listed order, scarcest
+# capability first; kept to compare against).
+WORKER_QUEUE_ORDER = env.str("WORKER_QUEUE_ORDER", default="remaining-work")
+PLAN_PRIORITIES = {
+    "torch_release": env.int("PLAN_PRIORITY_TORCH_RELEASE", default=20),
+    "new_build": env.int("PLAN_PRIORITY_NEW_BUILD", default=10),
+    "manual": env.int("PLAN_PRIORITY_MANUAL", default=10),
+}
+
+# --- Fleet simulation only (bench/wave_sim.py) -------------------------------------------------
+# Never set in a deployment. SIMULATED_JOB_RUNNER: dotted path of a runner that replaces the
+# runner of every job kind (testing_app/services/simulation.py: sleeps a duration drawn per cell).
+# SIMULATED_HOST_FACTS: JSON object of HostFacts fields that distro_worker uses instead of
+# probing the machine, so one machine can play hosts of other platforms and GPUs.
+SIMULATED_JOB_RUNNER = env.str("SIMULATED_JOB_RUNNER", default="")
+SIMULATED_HOST_FACTS = env.str("SIMULATED_HOST_FACTS", default="")
+# The simulated runner sleeps its cell's duration times this; the seed fixes every draw.
+SIMULATION_TIME_SCALE = env.float("SIMULATION_TIME_SCALE", default=0.001)
+SIMULATION_SEED = env.str("SIMULATION_SEED", default="1")
+
 # --- Security ---------------------------------------------------------------------------------
 # Behind the reverse proxy: trust its X-Forwarded-Proto, and its X-Forwarded-For for rate limits.
 BEHIND_TLS_PROXY = env.bool("BEHIND_TLS_PROXY", default=False)

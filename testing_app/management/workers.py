@@ -19,6 +19,8 @@ What both do:
 - Heartbeats go to PostgreSQL (WorkerProcess), idle or busy, every WORKER_HEARTBEAT_S.
 - Before taking a job it asks whether its host may take jobs (not pending, draining or
   quarantined); a running job is never interrupted by a state change.
+- It takes its next job from the queue with the most remaining work per serving worker
+  (services/queue_work.py), so the queues only a few hosts serve do not fall behind.
 - The worker dies with -9: its test dies with it (PR_SET_PDEATHSIG), the next heartbeat of a
   worker on the machine kills what the test left, and the reconciler ends the job `error
   (worker lost)` and retries it.
@@ -63,11 +65,14 @@ from testing_app.services.conda_runner import sweep_stale_workspaces
 from testing_app.services.dispatch import job_pk_from_rq_id
 from testing_app.services.execution import abandon_job
 from testing_app.services.hosts import record_worker_heartbeat
+from testing_app.services.queue_work import busiest_first
+from testing_app.services.queue_work import work_per_serving_worker
 
 logger = logging.getLogger(__name__)
 
 IN_PROCESS = "in-process"
 FORK = "fork"
+QUEUE_ORDER_REMAINING_WORK = "remaining-work"
 HEARTBEAT_DB = "distro_worker_heartbeat"
 PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
@@ -182,10 +187,26 @@ class DistroWorkerRules:
                 time.sleep(interval)
                 continue
             wait = None if timeout is None else max(1, min(timeout, interval))
+            self._order_queues()
             result = super().dequeue_job_and_maintain_ttl(wait, max_idle_time=wait)
             if result is not None or timeout is None:
                 return result
         return None
+
+    def _order_queues(self) -> None:
+        """Listen on the queue with the most remaining work per serving worker first
+        (services/queue_work.py); WORKER_QUEUE_ORDER=fixed keeps the configured order. RQ
+        takes from the first non-empty queue of this order, so none is ever left out."""
+        if settings.WORKER_QUEUE_ORDER != QUEUE_ORDER_REMAINING_WORK or len(self.queues) < 2:
+            return
+        names = [queue.name for queue in self.queues]
+        try:
+            share = work_per_serving_worker(self.connection, names)
+        except RedisError as exc:  # RQ's own dequeue reports Redis being away
+            self.log.warning("Worker %s: queue order unchanged: %s", self.name, exc)
+            return
+        by_name = {queue.name: queue for queue in self.queues}
+        self._ordered_queues = [by_name[name] for name in busiest_first(names, share)]
 
 
 class JobHeartbeat(threading.Thread):

@@ -126,7 +126,12 @@ class Job(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     verdict = models.CharField(max_length=16, choices=Verdict.choices, blank=True)
     queue_name = models.CharField(max_length=100)
+    # Higher goes first within a push (release-blocking work before routine work).
     priority = models.SmallIntegerField(default=0)
+    # Expected host seconds this job stands for (its own run, plus, for an install check, the
+    # test it unlocks), from the cell's history (selectors/job_estimates.py): the order jobs
+    # are pushed in (longest first) and each queue's remaining work (services/queue_work.py).
+    expected_s = models.FloatField(default=0)
     attempt = models.PositiveSmallIntegerField(default=1)
     max_attempts = models.PositiveSmallIntegerField(default=3)
     retry_of = models.ForeignKey(

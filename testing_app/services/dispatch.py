@@ -36,9 +36,13 @@ from testing_app.models import Variant
 from testing_app.services.bulk import insert_jobs
 from testing_app.services.bulk import mark_cells_queued
 from testing_app.services.bulk import mark_enqueued
+from testing_app.services.queue_work import QUEUED_WORK_KEY
+from testing_app.services.queue_work import add_queued_work
 from testing_app.services.queues import queue_for_cell
 from testing_app.services.rq_push import RqCall
 from testing_app.services.rq_push import enqueue_calls
+from testing_app.services.wave_order import fill_expected_durations
+from testing_app.services.wave_order import push_order
 
 logger = logging.getLogger(__name__)
 
@@ -59,14 +63,29 @@ class Dispatch:
     queue_name: str
     timeout_s: int
     not_before: datetime | None = None
+    # Push order (services/wave_order.py): priority, expected seconds, and whose work it is.
+    priority: int = 0
+    expected_s: float = 0.0
+    share_key: int = 0
 
     @property
     def rq_job_id(self) -> str:
         return f"{RQ_JOB_ID_PREFIX}{self.pk}"
 
     @classmethod
-    def of(cls, job: Job) -> "Dispatch":
-        return cls(job.pk, job.queue_name, job.timeout_s, job.not_before)
+    def of(cls, job: Job, *, package_of: dict[int, int | None] | None = None) -> "Dispatch":
+        """Packages take turns within a push; without the build -> package map, each build
+        stands for its package."""
+        share_key = (package_of or {}).get(job.build_id) or job.build_id
+        return cls(
+            job.pk,
+            job.queue_name,
+            job.timeout_s,
+            job.not_before,
+            priority=job.priority,
+            expected_s=job.expected_s,
+            share_key=share_key,
+        )
 
 
 def job_pk_from_rq_id(rq_job_id: str) -> int | None:
@@ -104,16 +123,20 @@ def enqueue_jobs(*, run: Run, jobs: Sequence[Job]) -> list[Job]:
     subdirs = dict(
         Platform.objects.filter(pk__in={j.platform_id for j in jobs}).values_list("pk", "subdir")
     )
+    package_of = dict(
+        Build.objects.filter(pk__in={j.build_id for j in jobs}).values_list("pk", "package_id")
+    )
     now = timezone.now()
     for job in jobs:
         _prepare(job, run=run, subdir=subdirs.get(job.platform_id), variant=variant_names, now=now)
+    fill_expected_durations(jobs, package_of=package_of)
     created = insert_jobs(jobs)
     mark_cells_queued(created)
     if run.state == Run.State.PLANNING:
         Run.objects.filter(pk=run.pk, state=Run.State.PLANNING).update(
             state=Run.State.RUNNING, started_at=timezone.now()
         )
-    dispatches = [Dispatch.of(job) for job in created]
+    dispatches = [Dispatch.of(job, package_of=package_of) for job in created]
     transaction.on_commit(lambda: push_after_commit(dispatches, stamp=False))
     return created
 
@@ -158,7 +181,9 @@ def push_jobs(dispatches: Iterable[Dispatch], *, stamp: bool = True) -> int:
     """Put jobs into their RQ queues: `enqueue_many` per queue for jobs due now, `enqueue_at`
     (RQ's scheduler, run by every distro_worker) for retries waiting out a backoff. Stamps
     `enqueued_at` unless the caller already did (enqueue_jobs writes it with the rows, which
-    saves updating 100,000 rows again). Returns how many were pushed."""
+    saves updating 100,000 rows again). Each queue gets its jobs in push_order (longest first,
+    packages in turn) and counts their expected work (services/queue_work.py). Returns how
+    many were pushed."""
     due, later = defaultdict(list), []
     now = timezone.now()
     for dispatch in dispatches:
@@ -168,11 +193,14 @@ def push_jobs(dispatches: Iterable[Dispatch], *, stamp: bool = True) -> int:
             due[dispatch.queue_name].append(dispatch)
     pushed: list[int] = []
     connection = django_rq.get_connection("default")
-    for name, items in due.items():
+    for name, unordered in due.items():
         queue = rq_queue(name)
+        items = push_order(unordered)
         for start in range(0, len(items), PUSH_CHUNK):
             chunk = items[start : start + PUSH_CHUNK]
             with connection.pipeline() as pipe:
+                if queue.is_async:
+                    add_queued_work(pipe, {name: sum(d.expected_s for d in chunk)})
                 if queue.is_async:
                     calls = [_rq_call(d) for d in chunk]
                     enqueue_calls(
@@ -192,6 +220,8 @@ def push_jobs(dispatches: Iterable[Dispatch], *, stamp: bool = True) -> int:
             result_ttl=RESULT_TTL_S,
             failure_ttl=FAILURE_TTL_S,
         )
+        if rq_queue(dispatch.queue_name).is_async:
+            connection.hincrbyfloat(QUEUED_WORK_KEY, dispatch.queue_name, dispatch.expected_s)
         pushed.append(dispatch.pk)
     if pushed and stamp:
         mark_enqueued(pushed)
@@ -302,6 +332,7 @@ def clone_cell(job: Job, **overrides) -> Job:
         "planning_note": job.planning_note,
         "required_runner": job.required_runner,
         "priority": job.priority,
+        # expected_s is left out: the clone's kind may differ; enqueue_jobs estimates it anew.
         "timeout_s": job.timeout_s,
         "max_attempts": job.max_attempts,
         "queue_name": job.queue_name,

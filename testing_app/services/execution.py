@@ -16,6 +16,7 @@ from django.db import InterfaceError
 from django.db import OperationalError
 from django.db import connection
 from django.db import transaction
+from django.db.models import Exists
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -40,6 +41,7 @@ from testing_app.services.notices import notify_job_finished
 from testing_app.services.outcomes import Declined
 from testing_app.services.outcomes import JobOutcome
 from testing_app.services.outcomes import JobRunner
+from testing_app.services.queue_work import take_queued_work
 from testing_app.services.queues import Capabilities
 from testing_app.services.queues import serves_variant
 
@@ -68,9 +70,12 @@ OUTCOME_FIELDS = [
 
 
 def runner_for(job: Job, worker: WorkerProcess | None = None) -> JobRunner | None:
-    """The runner of a job. Install checks: the solver (services/install_checks.py). Test jobs:
+    """The runner of a job. SIMULATED_JOB_RUNNER, when set, runs every job (simulations only).
+    Install checks: the solver (services/install_checks.py). Test jobs:
     DISTRO_JOB_RUNNER when set (e.g. the benchmark's no-op), else the runner the job names, else
     conda-build where the host has it and rattler where it does not (choose_test_runner)."""
+    if settings.SIMULATED_JOB_RUNNER:  # a fleet simulation (bench/wave_sim.py): every kind
+        return import_string(settings.SIMULATED_JOB_RUNNER)
     if job.kind == Job.Kind.INSTALL_CHECK:
         from testing_app.services.install_checks import run_install_check
 
@@ -190,6 +195,9 @@ def start_job(*, job_id: int, worker: WorkerProcess | None) -> Job | Declined | 
     if worker is not None:
         WorkerProcess.objects.filter(pk=worker.pk).update(current_job=job)
     _cell_rows(job).filter(latest_job=job).update(verdict=Verdict.RUNNING, updated_at=now)
+    transaction.on_commit(
+        partial(take_queued_work, queue_name=job.queue_name, seconds=job.expected_s)
+    )
     return job
 
 
@@ -410,18 +418,32 @@ def _record_cell(job: Job, *, retry: Job | None, now) -> None:
 
 
 def _update_run_state(run_id: int, *, now) -> None:
-    """A run is finished when none of its jobs is queued or running. The run row is locked so
-    two jobs finishing together cannot both miss each other's commit."""
-    # Two statements on purpose: the EXISTS must run after the lock is held, with a snapshot
-    # that sees what the transaction we waited for committed.
-    run = Run.objects.select_for_update().get(pk=run_id)
-    if run.state not in (Run.State.PLANNING, Run.State.RUNNING):
-        return
+    """A run is finished when none of its jobs is queued or running.
+
+    Checked twice, without locking the run: all of a release wave's jobs share one run, and a
+    lock on its row held to each finishing transaction's commit made every worker of the fleet
+    wait in line for it (bench/wave_sim.py). Inside the transaction the check sees this job's
+    own change; a job finishing at the same moment in another transaction may hide it, so the
+    check is repeated after the commit: of two jobs that finish together, the second commit's
+    check starts after both commits and sees both (READ COMMITTED: each statement sees what
+    was committed before it began). The reconciler finishes a run whose last check was lost
+    with its process (finish_drained_runs)."""
+    finish_run_if_drained(run_id, now=now)
+    transaction.on_commit(partial(finish_run_if_drained, run_id, now=now))
+
+
+def finish_run_if_drained(run_id: int, *, now) -> bool:
+    """One conditional UPDATE: the run ends if it has no queued or running job left."""
     open_jobs = Job.objects.filter(
         run_id=run_id, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]
     )
-    if not open_jobs.exists():
-        Run.objects.filter(pk=run_id).update(state=Run.State.FINISHED, finished_at=now)
+    return bool(
+        Run.objects.filter(
+            ~Exists(open_jobs),
+            pk=run_id,
+            state__in=[Run.State.PLANNING, Run.State.RUNNING],
+        ).update(state=Run.State.FINISHED, finished_at=now)
+    )
 
 
 def abandon_job(*, job_id: int, reason: str) -> Job | None:

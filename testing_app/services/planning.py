@@ -201,7 +201,9 @@ def _execute(catalog, trigger: Trigger, run: Run, options: PlanOptions | None = 
     for build_id, reason in plan.unplannable:
         logger.warning("build %s not planned: %s (see its lint)", build_id, reason)
     write_not_applicable(plan.not_applicable)
-    jobs = enqueue_jobs(run=run, jobs=[_install_check(cell) for cell in plan.to_run])
+    priority = settings.PLAN_PRIORITIES.get(run.trigger, 0)
+    checks = [_install_check(cell, priority=priority) for cell in plan.to_run]
+    jobs = enqueue_jobs(run=run, jobs=checks)
     if not jobs:
         now = timezone.now()
         Run.objects.filter(pk=run.pk).update(
@@ -225,8 +227,10 @@ def _report(run: Run, plan: Plan, *, jobs: int) -> PlanningReport:
     )
 
 
-def _install_check(cell: PlannedCell) -> Job:
+def _install_check(cell: PlannedCell, *, priority: int = 0) -> Job:
+    """The cell's install check; its test (enqueued once it passes) keeps its priority."""
     return Job(
+        priority=priority,
         kind=Job.Kind.INSTALL_CHECK,
         build_id=cell.build_id,
         torch_release_id=cell.torch_release_id,

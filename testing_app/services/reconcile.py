@@ -8,6 +8,9 @@
    (the scheduler died with its worker and its locks outlive it; RQ's workers only try to take
    them over every maintenance tick, about 10 minutes) are moved now.
 4. RQ entries of ours that no longer match a queued or running job are removed.
+5. Each queue's remaining work (services/queue_work.py) is recounted from the queued rows.
+6. A running run without a queued or running job left is finished (its last job's check
+   after commit was lost with its process: services/execution.py, _update_run_state).
 A worker starting on a host also ends, at once, the jobs of that host's earlier worker processes
 whose process is gone (`recover_dead_workers_of_host`), instead of WORKER_LOST_AFTER_S later.
 It runs periodically (RQ cron, see testing_app/management/cron.py) and as `manage.py reconcile`.
@@ -21,6 +24,8 @@ from datetime import timedelta
 
 import django_rq
 from django.conf import settings
+from django.db.models import Exists
+from django.db.models import OuterRef
 from django.db.models import Q
 from django.utils import timezone
 from rq import Queue
@@ -29,13 +34,16 @@ from rq.registry import ScheduledJobRegistry
 from rq.registry import StartedJobRegistry
 
 from testing_app.models import Job
+from testing_app.models import Run
 from testing_app.models import WorkerProcess
 from testing_app.services.dispatch import RQ_JOB_ID_PREFIX
 from testing_app.services.dispatch import Dispatch
 from testing_app.services.dispatch import job_pk_from_rq_id
 from testing_app.services.dispatch import push_jobs
 from testing_app.services.execution import abandon_job
+from testing_app.services.execution import finish_run_if_drained
 from testing_app.services.hosts import stop_worker
+from testing_app.services.queue_work import recount_queued_work
 
 logger = logging.getLogger(__name__)
 
@@ -67,10 +75,25 @@ def reconcile(*, grace_s: int | None = None) -> ReconcileReport:
     )
     released = release_overdue_retries()
     removed = remove_orphaned_entries()
+    recount_queued_work()
+    finish_drained_runs()
     report = ReconcileReport(lost_workers, lost_jobs, restored, removed, released)
     if lost_workers or lost_jobs or restored or removed or released:
         logger.warning("reconciler: %s", report)
     return report
+
+
+def finish_drained_runs() -> int:
+    """Finish every running run that has no queued or running job. Returns how many."""
+    now = timezone.now()
+    open_jobs = Job.objects.filter(
+        run_id=OuterRef("pk"), status__in=[Job.Status.QUEUED, Job.Status.RUNNING]
+    )
+    # Only running runs: a planning run may still be getting its jobs.
+    candidates = Run.objects.filter(~Exists(open_jobs), state=Run.State.RUNNING).values_list(
+        "pk", flat=True
+    )
+    return sum(finish_run_if_drained(run_id, now=now) for run_id in candidates)
 
 
 def recover_lost_work() -> tuple[int, int]:
@@ -164,10 +187,27 @@ def restore_queued_jobs(*, grace_s: int) -> int:
     cutoff = timezone.now() - timedelta(seconds=grace_s)
     candidates = Job.objects.filter(status=Job.Status.QUEUED, created_at__lte=cutoff)
     by_queue: dict[str, list[Dispatch]] = {}
-    for pk, queue_name, timeout_s, not_before in candidates.values_list(
-        "pk", "queue_name", "timeout_s", "not_before"
-    ).iterator(chunk_size=READ_CHUNK):
-        by_queue.setdefault(queue_name, []).append(Dispatch(pk, queue_name, timeout_s, not_before))
+    fields = ("pk", "queue_name", "timeout_s", "not_before", "priority", "expected_s", "build_id")
+    for (
+        pk,
+        queue_name,
+        timeout_s,
+        not_before,
+        priority,
+        expected_s,
+        build_id,
+    ) in candidates.values_list(*fields).iterator(chunk_size=READ_CHUNK):
+        by_queue.setdefault(queue_name, []).append(
+            Dispatch(
+                pk,
+                queue_name,
+                timeout_s,
+                not_before,
+                priority=priority,
+                expected_s=expected_s,
+                share_key=build_id,
+            )
+        )
     missing: list[Dispatch] = []
     for queue_name, dispatches in by_queue.items():
         held = _ids_held(queue_name)

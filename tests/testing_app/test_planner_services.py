@@ -161,6 +161,8 @@ def test_registering_a_release_starts_its_wave_for_every_active_package(
     assert run.torch_release == TorchRelease.objects.get(version="2.5.2")
     jobs = Job.objects.filter(run=run)
     assert set(jobs.values_list("torch_release__version", flat=True)) == {"2.5.2"}
+    # Release-blocking: ahead of routine work in the push order (services/wave_order.py).
+    assert set(jobs.values_list("priority", flat=True)) == {20}
     # The samples admit <2.6; the channel that gives them PyTorch has no 2.5.2 at all, so only
     # the install check can tell (it will say why): nothing is hidden as not applicable.
     assert set(jobs.values_list("build__name", flat=True)) == {
@@ -181,6 +183,7 @@ def test_full_run_and_manual_plans(world):
     assert full.jobs == 0  # every cell is queued already
     assert full.already_decided > 0
     assert (manual.run.trigger, manual.jobs) == ("manual", 1)
+    assert Job.objects.get(run=manual.run).priority == 10
     assert Job.objects.get(run=manual.run).torch_release.version == "2.4.1"
 
 

@@ -38,6 +38,7 @@ from testing_app.services.hosts import stop_worker
 from testing_app.services.hosts import worker_capabilities
 from testing_app.services.queues import queues_for_worker
 from testing_app.services.reconcile import recover_dead_workers_of_host
+from testing_app.services.simulation import simulated_host_facts
 from testing_app.services.test_sandbox import host_isolation
 
 logger = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ class Command(BaseCommand):
         if cpu_queues is None:
             cpu_queues = list(settings.WORKER_CPU_QUEUES)
         try:
-            facts = probe_host(conda_build_bin=settings.CONDA_BUILD_BIN)
+            facts = self._facts()
         except ProbeError as exc:
             raise CommandError(f"Cannot probe this host: {exc}") from exc
         isolation, why_not = host_isolation()
@@ -124,6 +125,16 @@ class Command(BaseCommand):
         return self._run_worker(
             host, facts, gpu, cpu_queues, burst=options["burst"], execution=execution
         )
+
+    def _facts(self) -> HostFacts:
+        """The probed facts, or SIMULATED_HOST_FACTS in a fleet simulation (bench/wave_sim.py)."""
+        if not settings.SIMULATED_HOST_FACTS:
+            return probe_host(conda_build_bin=settings.CONDA_BUILD_BIN)
+        self.stdout.write("SIMULATION: host facts from SIMULATED_HOST_FACTS, not probed")
+        try:
+            return simulated_host_facts(settings.SIMULATED_HOST_FACTS)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
 
     def _describe(self, host: Host, facts: HostFacts) -> None:
         gpus = ", ".join(f"{g.index}: {g.name}" for g in facts.gpus) or "none"
