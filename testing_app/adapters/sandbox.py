@@ -76,6 +76,10 @@ class SandboxUnavailable(Exception):
     """This host cannot isolate tests (no bubblewrap, no sandbox user, no namespaces)."""
 
 
+# The sandbox's own temporary folders (tmpfs, gone with it).
+PRIVATE_TMP = ("/tmp", "/var/tmp")  # noqa: S108
+
+
 def allowed_environment(environ: Mapping[str, str]) -> dict[str, str]:
     """The variables of `environ` a test may see (an allow-list, not a deny-list)."""
     return {
@@ -127,7 +131,11 @@ class SandboxPolicy:
                 args += ["--symlink", os.readlink(path), str(path)]
             elif path.is_dir():
                 args += ["--ro-bind", str(path), str(path)]
-        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/var/tmp"]
+        # Private temporary folders, writable by the sandbox user like a host's (sticky, 1777):
+        # bubblewrap would make a tmpfs 0755, owned by root, and TMPDIR points there.
+        args += ["--proc", "/proc", "--dev", "/dev"]
+        for folder in PRIVATE_TMP:
+            args += ["--perms", "1777", "--tmpfs", folder]
         args += gpu_device_args(self.dev_root)
         made: set[Path] = set()
         for path in _unique(self.read_only):
@@ -195,6 +203,8 @@ def _parent_folders(path: Path, made: set[Path]) -> list[str]:
 
 
 def _under_system(path: Path) -> bool:
+    if str(path) in PRIVATE_TMP:  # mounted already, with its own permissions
+        return True
     return any(
         path == Path(root) or Path(root) in path.parents
         for root in (*SYSTEM_READ_ONLY, "/proc", "/dev")

@@ -190,6 +190,14 @@ def runner_for_package_format(job: Job, runner: str, layout: str, log: JobLog) -
     return RATTLER_RUNNER
 
 
+def _has_py_rattler_build() -> bool:
+    try:
+        importlib.metadata.version("py-rattler-build")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
 def _tool_that_tests(runner: str, layout: str, worker, env) -> tuple[str, str]:
     """(tool, version) recorded on the job: the rattler runner hands a rattler-build package to
     rattler-build itself where py-rattler-build is installed (adapters/rattler_build_path.py),
@@ -295,7 +303,7 @@ def _run(job, worker, log, croot, on_progress, runner=RUNNER_NAME) -> JobOutcome
     channels = channel_urls(job)
     try:
         binary, sandbox, options = _isolation(
-            runner, binary, artifact.path, channels, env, croot, log
+            runner, binary, artifact.path, channels, env, croot, log, layout=layout
         )
     except SandboxUnavailable as exc:
         log.write(f"error: this host cannot isolate tests: {exc}")
@@ -366,13 +374,26 @@ def _run(job, worker, log, croot, on_progress, runner=RUNNER_NAME) -> JobOutcome
     )
 
 
-def _isolation(runner, binary, package_path, channels, env, croot, log):
+def _isolation(runner, binary, package_path, channels, env, croot, log, *, layout=""):
     """(binary, sandbox for the whole command or None, runner options) of a test: see
     services/test_sandbox.py. Raises SandboxUnavailable when isolation is required but this
     host cannot provide it."""
     if not isolation_required():
         log.write("warning: not isolated: the operator turned test isolation off")
         return binary, None, []
+    if runner == RATTLER_RUNNER and layout == "rattler-build" and _has_py_rattler_build():
+        # py-rattler-build starts the test scripts itself, as children of the runner: the whole
+        # runner goes into the sandbox, with a package cache of its own (the shared one stays
+        # out of reach) and the network it installs with, as conda-build does.
+        policy = sandbox_policy(
+            package_path=package_path,
+            channels=channels,
+            env={**env, "CONDA_PKGS_DIRS": str(croot / "pkgs")},
+            network=True,
+            installation=[RATTLER_RUNNER_SCRIPT.parent],
+        )
+        log.write(describe(policy) + " (rattler-build: the whole test command)")
+        return binary, policy, []
     if runner == RATTLER_RUNNER:
         policy = sandbox_policy(
             package_path=package_path,

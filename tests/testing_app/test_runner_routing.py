@@ -133,10 +133,13 @@ def _v1_row(path):
     )
 
 
+@pytest.mark.parametrize("isolation", ["none", "bwrap"])
 def test_rattler_build_runs_the_tests_with_the_cells_pytorch_pinned_through_channels(
-    world, tmp_path, settings
+    world, tmp_path, settings, isolation
 ):
     pytest.importorskip("rattler_build")
+    # Isolated (the default), py-rattler-build runs inside the sandbox, the whole runner with it.
+    settings.TEST_ISOLATION = isolation
     # Built by the real builder from a v1 recipe; the sample channel has PyTorch 2.4.1 and 2.5.1
     # stand-ins, and rattler-build's own solve would take 2.5.1.
     path = build_v1("v1-torch-check", output_dir=tmp_path / "v1", channels=[world.sample.url])
