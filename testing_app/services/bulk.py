@@ -125,24 +125,19 @@ def mark_cells_queued(jobs: Sequence[Job]) -> None:
         cursor.execute(statement, params)
 
 
-def _mark_cells_queued_orm(by_cell: dict, *, now: datetime) -> None:
+def _queued_rows(model, by_cell: dict, existing: dict, fields: tuple, *, now: datetime):
+    """(rows to update, rows to insert) that mark each cell of `by_cell` queued for its newest
+    job: one rule for the distribution's cells and for the pinned re-tests' cells."""
     packages = dict(
         Build.objects.filter(pk__in={key[0] for key in by_cell}).values_list("pk", "package_id")
     )
-    existing = {
-        tuple(getattr(cell, f) for f in CELL_FIELDS): cell
-        for cell in CellResult.objects.select_for_update().filter(
-            build_id__in={key[0] for key in by_cell},
-            torch_release_id__in={key[1] for key in by_cell},
-        )
-    }
     updates, inserts = [], []
     for key, job in by_cell.items():
         cell = existing.get(key)
         if cell is None:
-            values = dict(zip(CELL_FIELDS, key, strict=True))
+            values = dict(zip(fields, key, strict=True))
             inserts.append(
-                CellResult(
+                model(
                     **values,
                     package_id=packages.get(key[0]),
                     verdict=Verdict.QUEUED,
@@ -154,8 +149,21 @@ def _mark_cells_queued_orm(by_cell: dict, *, now: datetime) -> None:
             if cell.verdict not in IN_FLIGHT_VERDICTS:
                 cell.previous_verdict = cell.verdict
             cell.verdict, cell.latest_job_id, cell.updated_at = Verdict.QUEUED, job.pk, now
-            cell.detail = ""
+            if hasattr(cell, "detail"):
+                cell.detail = ""
             updates.append(cell)
+    return updates, inserts
+
+
+def _mark_cells_queued_orm(by_cell: dict, *, now: datetime) -> None:
+    existing = {
+        tuple(getattr(cell, f) for f in CELL_FIELDS): cell
+        for cell in CellResult.objects.select_for_update().filter(
+            build_id__in={key[0] for key in by_cell},
+            torch_release_id__in={key[1] for key in by_cell},
+        )
+    }
+    updates, inserts = _queued_rows(CellResult, by_cell, existing, CELL_FIELDS, now=now)
     CellResult.objects.bulk_update(
         updates,
         ["verdict", "previous_verdict", "latest_job", "detail", "updated_at"],
@@ -168,9 +176,6 @@ def mark_pinned_cells_queued(jobs: Sequence[Job], *, now: datetime) -> None:
     """The same for re-tests with a pinned upstream build, in PinnedCellResult (ORM path: a
     trigger pins one build, so these are the dependents' cells, not the distribution's)."""
     by_cell = {(*(getattr(job, f) for f in CELL_FIELDS), job.pinned_build_id): job for job in jobs}
-    packages = dict(
-        Build.objects.filter(pk__in={key[0] for key in by_cell}).values_list("pk", "package_id")
-    )
     existing = {
         (*(getattr(cell, f) for f in CELL_FIELDS), cell.pinned_build_id): cell
         for cell in PinnedCellResult.objects.select_for_update().filter(
@@ -178,25 +183,8 @@ def mark_pinned_cells_queued(jobs: Sequence[Job], *, now: datetime) -> None:
             pinned_build_id__in={key[-1] for key in by_cell},
         )
     }
-    updates, inserts = [], []
-    for key, job in by_cell.items():
-        cell = existing.get(key)
-        if cell is None:
-            values = dict(zip((*CELL_FIELDS, "pinned_build_id"), key, strict=True))
-            inserts.append(
-                PinnedCellResult(
-                    **values,
-                    package_id=packages.get(key[0]),
-                    verdict=Verdict.QUEUED,
-                    latest_job_id=job.pk,
-                    updated_at=now,
-                )
-            )
-        elif cell.latest_job_id is None or cell.latest_job_id < job.pk:
-            if cell.verdict not in IN_FLIGHT_VERDICTS:
-                cell.previous_verdict = cell.verdict
-            cell.verdict, cell.latest_job_id, cell.updated_at = Verdict.QUEUED, job.pk, now
-            updates.append(cell)
+    fields = (*CELL_FIELDS, "pinned_build_id")
+    updates, inserts = _queued_rows(PinnedCellResult, by_cell, existing, fields, now=now)
     PinnedCellResult.objects.bulk_update(
         updates, ["verdict", "previous_verdict", "latest_job", "updated_at"], batch_size=500
     )
