@@ -33,6 +33,7 @@ from testing_app.models import MaintainerClaim
 from testing_app.models import Notification
 from testing_app.models import PackageNoticeIssue
 from testing_app.models import PackageStatusEvent
+from testing_app.models import PinnedCellResult
 from testing_app.models import Platform
 from testing_app.models import Promotion
 from testing_app.models import PromotionItem
@@ -219,6 +220,21 @@ def _cell_results(n: int) -> list:
     ]
 
 
+def _pinned_cell_results(n: int) -> list:
+    return [
+        PinnedCellResult.objects.create(
+            build=factories.BuildFactory(channel__label=""),
+            pinned_build=factories.BuildFactory(channel__label=""),
+            package=factories.PackageFactory(),
+            torch_release=factories.TorchReleaseFactory(),
+            latest_job=factories.JobFactory(),
+            verdict="passed",
+            **_axes(i),
+        )
+        for i in range(n)
+    ]
+
+
 def _waivers(n: int) -> list:
     waivers = []
     for i in range(n):
@@ -308,6 +324,7 @@ MAKERS: dict[type, Callable[[int], list]] = {
     Run: _runs,
     Job: _jobs,
     CellResult: _cell_results,
+    PinnedCellResult: _pinned_cell_results,
     Waiver: _waivers,
     Promotion: _promotions,
     PromotionItem: _promotion_items,

@@ -9,6 +9,7 @@ from packages_app.admin.base import LargeTableAdmin
 from packages_app.admin.base import related_count
 from testing_app.models import CellResult
 from testing_app.models import Job
+from testing_app.models import PinnedCellResult
 from testing_app.models import Run
 from testing_app.models import Verdict
 from testing_app.services.dispatch import retry_job
@@ -264,3 +265,35 @@ class CellResultAdmin(LargeTableAdmin):
     @admin.display(description="latest job", ordering="latest_job")
     def latest_job_id(self, obj: CellResult) -> int | None:
         return obj.latest_job_id
+
+
+@admin.register(PinnedCellResult)
+class PinnedCellResultAdmin(LargeTableAdmin):
+    """Re-tests of dependents with an upstream build pinned: kept apart from their own cells."""
+
+    list_display = (
+        "id",
+        "package",
+        "build",
+        "pinned_build",
+        "torch_release",
+        "variant",
+        "platform",
+        "python",
+        "verdict",
+        "updated_at",
+    )
+    list_select_related = (
+        "package",
+        "build",
+        "pinned_build",
+        "torch_release",
+        "variant",
+        "platform",
+    )
+    list_filter = ("verdict", "torch_release", "variant", "platform")
+    sortable_by = ("id",)
+    search_fields = ("^package__name", "^build__name", "^pinned_build__name")
+    raw_id_fields = ("build", "pinned_build")
+    # Kept by the service that finishes jobs, like CellResult.
+    readonly_fields = ("package", "verdict", "previous_verdict", "latest_job", "updated_at")

@@ -46,7 +46,16 @@ def test_demo_loop_from_staged_sample_to_verdicts_in_the_browser(
     demo, live_server, page, screenshot
 ):
     jobs = Job.objects.filter(run=demo)
-    assert jobs.filter(kind="install_check").count() == 8
+    own = jobs.filter(pinned_build__isnull=True)  # the rest: dependents re-tested with a stand-in
+    # The 8 cells of the samples with the two stand-in releases; cells the stand-ins cannot
+    # decide (releases with no PyTorch record in the stack) are planned as unknown (issue 13).
+    sample_cells = own.filter(
+        kind="install_check",
+        torch_release__version__in=["2.4.1", "2.5.1"],
+        variant__name="cpu",
+        platform__subdir="linux-64",
+    )
+    assert sample_cells.count() == 8
     assert set(jobs.filter(kind="test").values_list("runner", flat=True)) == {"rattler"}
     assert not jobs.exclude(status="finished").exists()
     assert _verdict("sample-passes", "2.4.1") == _verdict("sample-passes", "2.5.1") == "passed"
@@ -61,7 +70,7 @@ def test_demo_loop_from_staged_sample_to_verdicts_in_the_browser(
     expect(page.locator("h1")).to_contain_text(f"Run {demo.pk}")
     screenshot("demo-loop-run")
 
-    failed = jobs.get(kind="test", verdict="failed")
+    failed = own.get(kind="test", verdict="failed")
     page.goto(f"{live_server.url}/jobs/{failed.pk}/")
     expect(page.locator(".excerpt-text")).to_contain_text("does not work with PyTorch 2.5")
     screenshot("demo-loop-failed-test")
@@ -81,7 +90,9 @@ def test_demo_loop_from_staged_sample_to_verdicts_in_the_browser(
     expect(failing_row.locator('td[data-verdict="failed"]')).to_have_count(1)
     expect(failing_row.locator('td[data-verdict="passed"]')).to_have_count(1)
     unsatisfiable_row = page.locator("tr", has_text="sample-unsatisfiable")
-    expect(unsatisfiable_row.locator('td[data-verdict="uninstallable"]')).to_have_count(2)
+    # One row per package and platform: the linux-64 row has both stand-in releases
+    # uninstallable; the noarch sample's rows for other platforms may add their own.
+    expect(unsatisfiable_row.locator('td[data-verdict="uninstallable"]').nth(1)).to_be_visible()
     screenshot("demo-loop-matrix")
 
 

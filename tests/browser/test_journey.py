@@ -20,6 +20,7 @@ from playwright.sync_api import expect
 
 from packages_app.models import Build
 from packages_app.models import Maintainer
+from packages_app.models import TorchRelease
 from packages_app.services.packages import register_package
 from testing_app.adapters.host_probe import conda_subdir
 from testing_app.adapters.solver import solve_environment
@@ -27,6 +28,7 @@ from testing_app.models import InstallabilityCheck
 from testing_app.models import Job
 from testing_app.models import Promotion
 from testing_app.models import Run
+from testing_app.models import Variant
 from testing_app.services.installability import solver_channels
 from testing_app.services.installability import target_channel
 from tests.browser.helpers import WorkerProcess
@@ -159,6 +161,12 @@ def test_journey_from_proposal_to_an_install_from_the_target(
 
     # 3. The package's sample build lands in the staging channel; the sync plans its cells.
     call_command("seed_demo", stdout=io.StringIO())
+    # The samples' PyTorch stand-ins are CPU-only: staged first in the strict channel stack, they
+    # shadow the real CUDA builds of 2.4.1 and 2.5.1, whose CUDA cells would rightly come out
+    # uninstallable (the gate would block on them). In this journey those releases ship cpu only.
+    cpu = Variant.objects.get(name="cpu")
+    for release in TorchRelease.objects.filter(version__in=["2.4.1", "2.5.1"]):
+        release.variants.set([cpu])
     build = Build.objects.get(name=PACKAGE, channel__name="samples")
     run = Run.objects.get(trigger="new_build")
     assert Job.objects.filter(run=run, build=build, kind="install_check").exists()
@@ -177,9 +185,11 @@ def test_journey_from_proposal_to_an_install_from_the_target(
     )
     jobs = Job.objects.filter(run=run)
     assert set(jobs.filter(kind="test").values_list("runner", flat=True)) == {"rattler"}
-    failed = jobs.get(kind="test", build=build, verdict="failed")
+    # The build's own cells; its re-tests pinned to a staged PyTorch stand-in are kept apart.
+    own = jobs.filter(pinned_build__isnull=True)
+    failed = own.get(kind="test", build=build, verdict="failed")
     assert failed.torch_release.version == "2.5.1"
-    assert jobs.filter(kind="test", build=build, verdict="passed").count() == 1
+    assert own.filter(kind="test", build=build, verdict="passed").count() == 1
     page.goto(f"{base}/runs/{run.pk}/")
     expect(page.locator("h1")).to_contain_text(f"Run {run.pk}")
     expect(page.locator("body")).to_contain_text("Finished")
@@ -210,7 +220,10 @@ def test_journey_from_proposal_to_an_install_from_the_target(
     assert maintainer.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     screenshot("journey-09-maintainer-package-matrix", of=maintainer)
     failed_chip.first.click()
-    maintainer.wait_for_url(f"**/jobs/{failed.pk}/")
+    # The chip opens the cell's own page (issue 15): its reason first, then the job behind it.
+    maintainer.wait_for_url("**/matrix/cell/**")
+    expect(maintainer.locator("body")).to_contain_text("does not work with PyTorch 2.5")
+    maintainer.goto(f"{base}/jobs/{failed.pk}/")
     expect(maintainer.locator(".excerpt-text")).to_contain_text("does not work with PyTorch 2.5")
     expect(maintainer.locator("body")).to_contain_text("rattler_runner.py exited with 1")
     expect(maintainer.get_by_role("button", name="↻ Retry this cell")).to_be_visible()

@@ -1,7 +1,9 @@
 """A small HTTP server that answers the few anaconda.org requests a promotion makes, over real
 HTTP: the anaconda API's copy (binstar_client's POST /copy/package/...) and the channels'
 repodata.json (the solver and the target re-sync read them). The first `failures` copy requests
-get a 500, the next ones succeed and put the file into the target channel's repodata."""
+get a 500, the next ones succeed: a copy to a label other than `main` (a set staged under
+`promotion-staging`) is kept under that label, a copy to `main` puts the file into the target
+channel's repodata, and DELETE /channels/<owner>/<label> takes the label off."""
 
 import json
 import threading
@@ -23,6 +25,7 @@ class AnacondaStub:
     failures: int = 1
     channels: dict = field(default_factory=dict)
     staged: dict = field(default_factory=dict)  # "<owner>/<subdir>/<filename>" -> record
+    labels: dict = field(default_factory=dict)  # (owner, label) -> {"<subdir>/<filename>": record}
     requests: list = field(default_factory=list)  # (method, path, status)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -41,12 +44,24 @@ class AnacondaStub:
             owner, _package, _version, subdir, filename = parts[2:]
             if len(self.copies()) < self.failures:
                 return 500, {"error": "Internal server error (the stub's planned failure)"}
-            record = self.staged.get(f"{owner}/{subdir}/{filename}")
+            request = json.loads(body or b"{}")
+            from_label = request.get("from_channel") or "main"
+            to_label = request.get("to_channel") or "main"
+            if from_label == "main":
+                record = self.staged.get(f"{owner}/{subdir}/{filename}")
+            else:
+                record = self.labels.get((owner, from_label), {}).get(f"{subdir}/{filename}")
             if record is None:
                 return 404, {"error": "no such file"}
-            to_owner = json.loads(body or b"{}").get("to_owner") or owner
-            self.channels.setdefault(to_owner, {}).setdefault(subdir, {})[filename] = record
+            to_owner = request.get("to_owner") or owner
+            if to_label == "main":
+                self.channels.setdefault(to_owner, {}).setdefault(subdir, {})[filename] = record
+            else:
+                self.labels.setdefault((to_owner, to_label), {})[f"{subdir}/{filename}"] = record
             return 200, [{"basename": f"{subdir}/{filename}"}]
+        if method == "DELETE" and parts[0] == "channels" and len(parts) == 3:
+            self.labels.pop((parts[1], parts[2]), None)
+            return 201, {}
         if method == "GET" and len(parts) == 3 and parts[2] == "repodata.json":
             channel, subdir = parts[0], parts[1]
             if channel not in self.channels:
@@ -83,6 +98,9 @@ def serve(stub: AnacondaStub) -> tuple[ThreadingHTTPServer, str]:
 
         def do_POST(self):  # noqa: N802
             self._reply("POST")
+
+        def do_DELETE(self):  # noqa: N802
+            self._reply("DELETE")
 
         def log_message(self, *args):  # the requests are recorded on the stub instead
             pass

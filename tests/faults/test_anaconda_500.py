@@ -2,8 +2,9 @@
 
 Real HTTP end to end: a worker process (`distro_worker --cpu-queue promote`) runs the promote
 job; binstar_client talks to a local stand-in of the anaconda.org API, py-rattler reads the
-channels' repodata from it. The promotion completes exactly once: two copy requests (the failed
-one and the one that landed), one file in the target, one notice per maintainer.
+channels' repodata from it. The promotion completes exactly once: the failed copy, the one that
+landed under the staging label and the move to the public label, one file in the target, one
+notice per maintainer.
 """
 
 import json
@@ -98,11 +99,15 @@ def test_anaconda_500_then_200_promotion_completes_exactly_once(
     item = promotion.items.get()
     assert (item.state, item.attempts, item.error_message) == ("done", 2, "")
     assert item.detail == "copied to pytorch/label/main"
-    # The API saw one failed copy and one that landed; the target holds the file once.
-    assert [status for _, _, status in stub.copies()] == [500, 200]
-    assert {path for _, path, _ in stub.copies()} == {
-        f"/copy/package/pytorch-staging/kornia/0.7.3/linux-64/{FILENAME}"
-    }
+    # The API saw one failed copy, the one that landed under the staging label, and the move to
+    # the public label; the target holds the file once, and the staging label is gone.
+    assert [status for _, _, status in stub.copies()] == [500, 200, 200]
+    assert [path for _, path, _ in stub.copies()] == [
+        f"/copy/package/pytorch-staging/kornia/0.7.3/linux-64/{FILENAME}",
+        f"/copy/package/pytorch-staging/kornia/0.7.3/linux-64/{FILENAME}",
+        f"/copy/package/pytorch/kornia/0.7.3/linux-64/{FILENAME}",
+    ]
+    assert stub.labels == {}
     assert list(stub.channels["pytorch"]["linux-64"]) == ["pytorch-2.5.1-cpu_0.conda", FILENAME]
     # One promotion: re-synced (the build is in the target, promoted), one notice, checks pass.
     assert [(step["step"], step["ok"]) for step in promotion.followups] == [
