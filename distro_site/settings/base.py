@@ -238,7 +238,10 @@ if CHANNEL_PRIORITY not in ("strict", "flexible", "disabled"):
 # conda's add_pip_as_python_dependency (conda: true; pixi and rattler: false); every solve
 # here passes it. False by default: the real lock files reproduced here lock no pip.
 PIP_AS_PYTHON_DEPENDENCY = env.bool("PIP_AS_PYTHON_DEPENDENCY", default=False)
-REPODATA_MAX_BYTES = env.int("REPODATA_MAX_BYTES", default=512 * 1024 * 1024)
+# Largest repodata.json a sync or import reads. Parsing peaks at ~9.6 bytes of memory per byte
+# of repodata plus ~45 MiB (bench/repodata_memory.py): 160 MiB keeps a worker near 1.6 GiB,
+# under 2 GB. Raise it only with the worker's memory (about 10x the new cap).
+REPODATA_MAX_BYTES = env.int("REPODATA_MAX_BYTES", default=160 * 1024 * 1024)
 HTTP_TIMEOUT_S = env.float("HTTP_TIMEOUT_S", default=30.0)
 
 # --- anaconda.org (promotion backend) ---------------------------------------------------------
