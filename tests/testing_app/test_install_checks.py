@@ -214,7 +214,7 @@ def _broken_channels(tmp_path) -> list[Channel]:
 
 
 def test_unreadable_channels_are_left_out_and_named_and_the_check_passes_once(
-    lockfile, tmp_path, django_capture_on_commit_callbacks
+    lockfile, tmp_path, django_capture_on_commit_callbacks, client
 ):
     broken = _broken_channels(tmp_path)
     build = Build.objects.get(
@@ -235,6 +235,9 @@ def test_unreadable_channels_are_left_out_and_named_and_the_check_passes_once(
     log = read_log_text(Path(settings.LOG_DIR) / check.log_path)
     assert "Solved without" in log
     assert "127.0.0.1:9" in log
+    page = client.get(check.get_absolute_url()).content.decode()
+    assert "<h2>Note</h2>" in page  # a passed check's note, not an "Error"
+    assert "Solved without http://127.0.0.1:9/gone (unreadable:" in page
 
 
 def test_not_solvable_without_an_unreadable_channel_is_one_error_naming_it_not_retried(
