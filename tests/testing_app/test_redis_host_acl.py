@@ -85,3 +85,19 @@ def test_a_host_name_that_would_widen_the_patterns_is_refused():
 
     with pytest.raises(CommandError, match="cannot be used in a key pattern"):
         call_command("redis_host_acl", "--host", "*", stdout=StringIO(), stderr=StringIO())
+
+
+def test_a_declined_delivery_goes_back_to_its_queue_under_the_acl(host_connection):
+    admin = redis.Redis.from_url(settings.REDIS_URL)
+    job_id = f"distro-job-{uuid.uuid4().int % 10**9}"
+    Queue("test.linux-64.cpu", connection=admin, serializer=JSONSerializer).enqueue(
+        "tests.testing_app.test_rq_serialization.declines", job_id=job_id
+    )
+    queue = Queue("test.linux-64.cpu", connection=host_connection, serializer=JSONSerializer)
+    worker = SimpleWorker(
+        [queue], connection=host_connection, serializer=JSONSerializer, name=f"{HOST}.cpu.2"
+    )
+    worker.work(burst=True, max_jobs=1)
+
+    assert job_id in queue.get_job_ids()
+    assert admin.hget(f"rq:job:{job_id}", "status") == b"queued"

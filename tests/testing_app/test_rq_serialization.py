@@ -12,6 +12,7 @@ import redis
 from django.conf import settings
 from django.utils import timezone
 from rq import Queue
+from rq import Retry
 from rq import SimpleWorker
 from rq.serializers import DefaultSerializer
 from rq.serializers import JSONSerializer
@@ -82,3 +83,19 @@ def test_a_pickle_pushed_onto_a_host_queue_runs_nothing_on_the_host(tmp_path):
 
     assert not marker.exists()
     assert "hostile-pickle" in rq_queue("test.linux-64.cpu").failed_job_registry.get_job_ids()
+
+
+def declines():
+    """A job that hands itself back, as rq_execute_job does for a Declined delivery."""
+    return Retry(max=5, interval=0)
+
+
+def test_a_declined_job_goes_back_to_its_queue_as_json():
+    names = ["test.linux-64.cpu"]
+    queue = rq_queue(names[0])
+    queue.enqueue(f"{__name__}.declines", job_id="distro-job-77")
+    worker = SimpleWorker([queue], connection=queue.connection, serializer=worker_serializer(names))
+    worker.work(burst=True, max_jobs=1)
+
+    assert queue.get_job_ids() == ["distro-job-77"]
+    assert json.loads(_raw_data("distro-job-77"))[0] == f"{__name__}.declines"
