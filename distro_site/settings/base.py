@@ -37,7 +37,6 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
-    "django_rq",
     "rest_framework",
     "drf_spectacular",
     # django-allauth: "Sign in with GitHub" (the OAuth dance, state, account records); only its
@@ -48,6 +47,8 @@ INSTALLED_APPS = [
     "allauth.socialaccount.providers.github",
     "packages_app",
     "testing_app",
+    # After testing_app: its `rqworker` (reads the hosts' JSON queues) replaces django-rq's.
+    "django_rq",
 ]
 
 MIDDLEWARE = [
@@ -142,8 +143,16 @@ JOB_DEFAULT_TIMEOUT = env.int("JOB_DEFAULT_TIMEOUT", default=3600)
 # Static queues; the per-capability test queues (test.<platform>.<variant>) are derived from data.
 _RQ_QUEUE = {"URL": REDIS_URL, "DEFAULT_TIMEOUT": JOB_DEFAULT_TIMEOUT, "ASYNC": not RQ_SYNC}
 # The service queues; django-rq's dashboard also lists the hosts' test.* queues (rq_queues.py).
+# Host queues (install, test.*) hold JSON job data, never pickle: testing_app/adapters/
+# rq_serializers.py. The trusted queues keep RQ's default.
+_RQ_HOST_QUEUE = dict(_RQ_QUEUE, SERIALIZER="rq.serializers.JSONSerializer")
 RQ_QUEUES = QueuesWithHostQueues(
-    {name: dict(_RQ_QUEUE) for name in ("default", "install", "promote")}, template=_RQ_QUEUE
+    {
+        "default": dict(_RQ_QUEUE),
+        "install": dict(_RQ_HOST_QUEUE),
+        "promote": dict(_RQ_QUEUE),
+    },
+    template=_RQ_HOST_QUEUE,
 )
 # Enqueue explicitly in transaction.on_commit (one visible deferral, as NetBox does).
 RQ = {"COMMIT_MODE": "auto"}
@@ -238,7 +247,10 @@ if CHANNEL_PRIORITY not in ("strict", "flexible", "disabled"):
 # conda's add_pip_as_python_dependency (conda: true; pixi and rattler: false); every solve
 # here passes it. False by default: the real lock files reproduced here lock no pip.
 PIP_AS_PYTHON_DEPENDENCY = env.bool("PIP_AS_PYTHON_DEPENDENCY", default=False)
-REPODATA_MAX_BYTES = env.int("REPODATA_MAX_BYTES", default=512 * 1024 * 1024)
+# Largest repodata.json a sync or import reads. Parsing peaks at ~9.6 bytes of memory per byte
+# of repodata plus ~45 MiB (bench/repodata_memory.py): 160 MiB keeps a worker near 1.6 GiB,
+# under 2 GB. Raise it only with the worker's memory (about 10x the new cap).
+REPODATA_MAX_BYTES = env.int("REPODATA_MAX_BYTES", default=160 * 1024 * 1024)
 HTTP_TIMEOUT_S = env.float("HTTP_TIMEOUT_S", default=30.0)
 
 # --- anaconda.org (promotion backend) ---------------------------------------------------------

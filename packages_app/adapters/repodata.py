@@ -137,18 +137,27 @@ def parse_repodata_file(
     label = source or str(path)
     if not path.is_file():
         raise RepodataError(f"{label}: no such file")
-    raw = _load_json(path, label)
-    subdir = _subdir_of(raw, path, label)
-    _check_names(raw, subdir, label)
+    subdir = _checked_subdir(path, label)
     try:
         # resolve(): a relative path (as typed on the command line) has no file:// URI.
         rattler_records = RepoData.from_path(str(path)).into_repo_data(
             Channel(path.parent.resolve().as_uri())
         )
     except Exception as exc:  # rattler raises its own exception types without a common base
+        raw = _load_json(path, label)  # error path only: read again to name the record
         raise RepodataError(_locate_bad_record(raw, label) or f"{label}: {exc}") from exc
     records = [_to_record(rec, label, lenient=lenient_specs) for rec in rattler_records]
     return ParsedRepodata(source=label, subdir=subdir, records=records)
+
+
+def _checked_subdir(path: Path, label: str) -> str:
+    """The file's subdir, after checking its JSON shape and every name that becomes a path.
+    The Python copy of the JSON is dropped on return, before rattler parses the file: holding
+    both at once doubled the peak memory (bench/repodata_memory.py)."""
+    raw = _load_json(path, label)
+    subdir = _subdir_of(raw, path, label)
+    _check_names(raw, subdir, label)
+    return subdir
 
 
 def _load_json(path: Path, label: str) -> dict:

@@ -10,7 +10,9 @@ forks), never in the web process or in a worker parent that forks horses afterwa
 Specs are parsed by rattler's lenient MatchSpec (so "torchvision 0.18.1" means ==0.18.1 as conda
 reads it); a spec or virtual package it cannot read is the caller's error (SolverInputError).
 An unsolvable request is a normal answer (ok=False with the solver's explanation); a channel that
-cannot be read is an infrastructure problem (SolverUnavailable).
+cannot be read is an infrastructure problem (SolverUnavailable), unless the caller asks to
+solve from the channels that can be read (skip_unreadable): rattler, like conda, fails the whole
+solve for one unreadable channel; the result then names each channel left out and why.
 """
 
 import json
@@ -97,6 +99,8 @@ class SolveResult:
     packages: tuple[SolvedPackage, ...]
     explanation: str
     seconds: float
+    # (channel URL, why it could not be read) for each channel the solve went without.
+    left_out: tuple[tuple[str, str], ...] = ()
 
     def find(self, name: str) -> SolvedPackage | None:
         return next((p for p in self.packages if p.name == name), None)
@@ -135,6 +139,7 @@ def solve_environment(
     cache_dir: Path | None = None,
     channel_priority: str = "strict",
     pip_as_python_dependency: bool = False,
+    skip_unreadable: bool = False,
 ) -> SolveResult:
     """Solve `specs` for `platform` (+ noarch) from `channels` (file://, http(s):// URLs, highest
     priority first) with the channel stack's priority mode and pip rule (callers pass the one
@@ -142,6 +147,9 @@ def solve_environment(
     this project's strict). Blocking; see the fork note.
 
     Each call uses a fresh gateway, so a channel re-indexed a moment ago is read as it is now.
+
+    skip_unreadable: when a channel cannot be read (404, 401, timeout, corrupt repodata), solve
+    from the others and name it in `left_out`; SolverUnavailable only when none can be read.
     """
     if not channels:
         raise SolverInputError("no channel to solve from")
@@ -156,21 +164,40 @@ def solve_environment(
         cache_dir=cache_dir, default_config=SourceConfig(sharded_enabled=False), show_progress=False
     )
     started = time.monotonic()
-    try:
-        records = run_rattler(
+    sources = list(channels)
+    left_out: list[tuple[str, str]] = []
+
+    def attempt():
+        return run_rattler(
             lambda: solve(
-                sources=list(channels),
+                sources=sources,
                 specs=match_specs,
                 gateway=gateway,
-                platforms=[platform, "noarch"] if platform != "noarch" else ["noarch"],
+                platforms=_platforms(platform),
                 virtual_packages=virtuals,
                 timeout=timedelta(seconds=timeout_s),
                 channel_priority=priority,
                 add_pip_as_python_dependency=pip_as_python_dependency,
             )
         )
+
+    try:
+        try:
+            records = attempt()
+        except GatewayError as exc:
+            if not skip_unreadable:
+                raise
+            left_out = _unreadable_channels(gateway, sources, platform, match_specs)
+            if not left_out:  # every channel reads on its own: not a channel's fault
+                raise SolverUnavailable(str(exc).strip()) from exc
+            sources = [c for c in sources if c not in {url for url, _ in left_out}]
+            if not sources:
+                named = "; ".join(f"{url}: {why}" for url, why in left_out)
+                raise SolverUnavailable(f"no channel could be read ({named})") from exc
+            records = attempt()
     except SolverError as exc:
-        return SolveResult(False, (), str(exc).strip(), time.monotonic() - started)
+        seconds = time.monotonic() - started
+        return SolveResult(False, (), str(exc).strip(), seconds, tuple(left_out))
     except GatewayError as exc:
         raise SolverUnavailable(str(exc).strip()) from exc
     packages = tuple(
@@ -189,7 +216,29 @@ def solve_environment(
             key=lambda p: p.name,
         )
     )
-    return SolveResult(True, packages, "", time.monotonic() - started)
+    return SolveResult(True, packages, "", time.monotonic() - started, tuple(left_out))
+
+
+def _platforms(platform: str) -> list[str]:
+    return [platform, "noarch"] if platform != "noarch" else ["noarch"]
+
+
+def _unreadable_channels(
+    gateway: Gateway, channels: Sequence[str], platform: str, specs: Sequence[MatchSpec]
+) -> list[tuple[str, str]]:
+    """Each channel that the gateway cannot read on its own, with the reason. Channels read
+    here stay in the gateway's cache, so the solve that follows does not fetch them again."""
+    unreadable = []
+    for channel in channels:
+        try:
+            run_rattler(
+                lambda channel=channel: gateway.query(
+                    sources=[channel], platforms=_platforms(platform), specs=specs, recursive=False
+                )
+            )
+        except GatewayError as exc:
+            unreadable.append((channel, str(exc).strip() or type(exc).__name__))
+    return unreadable
 
 
 def exact_spec(record: dict) -> str:

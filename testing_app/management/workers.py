@@ -67,6 +67,7 @@ from testing_app.services.execution import abandon_job
 from testing_app.services.hosts import record_worker_heartbeat
 from testing_app.services.queue_work import busiest_first
 from testing_app.services.queue_work import work_per_serving_worker
+from testing_app.services.queues import worker_serializer
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +101,10 @@ class DistroWorkerRules:
 
     def __init__(self, *args, worker_process_id: int, **kwargs):
         kwargs.setdefault("job_monitoring_interval", settings.WORKER_HEARTBEAT_S)
+        # A worker of host queues only reads JSON: a pickle pushed there cannot run code in it.
+        queues = args[0] if args else kwargs.get("queues", ())
+        names = [q if isinstance(q, str) else q.name for q in queues]
+        kwargs.setdefault("serializer", worker_serializer(names))
         super().__init__(*args, **kwargs)
         _ensure_heartbeat_alias()
         self.worker_process_id = worker_process_id

@@ -39,6 +39,7 @@ from testing_app.services.bulk import mark_enqueued
 from testing_app.services.queue_work import QUEUED_WORK_KEY
 from testing_app.services.queue_work import add_queued_work
 from testing_app.services.queues import queue_for_cell
+from testing_app.services.queues import queue_serializer
 from testing_app.services.rq_push import RqCall
 from testing_app.services.rq_push import enqueue_calls
 from testing_app.services.wave_order import fill_expected_durations
@@ -97,9 +98,13 @@ def job_pk_from_rq_id(rq_job_id: str) -> int | None:
 
 
 def rq_queue(name: str) -> Queue:
-    """An RQ queue of any name; django_rq.get_queue knows only the static RQ_QUEUES."""
+    """An RQ queue of any name; django_rq.get_queue knows only the static RQ_QUEUES. A host
+    queue's jobs are written as JSON (services/queues.py queue_serializer)."""
     return Queue(
-        name, connection=django_rq.get_connection("default"), is_async=not settings.RQ_SYNC
+        name,
+        connection=django_rq.get_connection("default"),
+        is_async=not settings.RQ_SYNC,
+        serializer=queue_serializer(name),
     )
 
 

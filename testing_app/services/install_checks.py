@@ -8,6 +8,13 @@ machine's). Unsolvable: the job ends `uninstallable` with the solver's explanati
 it ends `passed` with the solved package list, and finish_job enqueues the cell's `test` job
 in the same run (enqueue_test_after_check).
 
+One unreadable channel (404, 401, timeout, corrupt repodata) degrades the check, it does not
+stop it: rattler, like conda, fails the whole solve for it, so the check solves from the
+channels it can read. Solvable without it: `passed`, the channel left out named in the job's
+message and log. Not solvable without it: `error` once (not retried: another attempt a minute
+later reads the same broken channel), naming the channel, since the answer may be in it.
+The channel's own state is the sync's to report (Channel.last_sync_error, on /channels/).
+
 Fork hazard: the solve is async rattler; it runs inside the RQ work-horse (or a SimpleWorker),
 never in the web process or a worker parent.
 """
@@ -201,6 +208,7 @@ def _check(job: Job, log: JobLog) -> JobOutcome:
                 timeout_s=settings.SOLVER_TIMEOUT_S,
                 channel_priority=stack.priority,
                 pip_as_python_dependency=stack.pip_as_python_dependency,
+                skip_unreadable=True,
             )
         except SolverInputError as exc:
             log.write(f"error: {exc}")
@@ -216,6 +224,20 @@ def _check(job: Job, log: JobLog) -> JobOutcome:
                 verdict=Verdict.ERROR, error_message=f"A channel could not be read: {exc}", **base
             )
     command = ["solve", *specs]
+    left_out = left_out_message(result.left_out)
+    if left_out:
+        log.write(left_out)
+    if not result.ok and result.left_out:
+        log.write(result.explanation)
+        log.write("verdict: error (not solvable without the channels left out)")
+        return JobOutcome(
+            verdict=Verdict.ERROR,
+            error_message=f"{left_out}. Without it the environment does not solve; the "
+            "answer may be in the channel left out, so this is not called uninstallable.",
+            command=command,
+            retryable=False,
+            **base,
+        )
     if not result.ok:
         log.write(result.explanation)
         log.write(f"verdict: uninstallable (solver answered in {result.seconds:.2f} s)")
@@ -229,7 +251,21 @@ def _check(job: Job, log: JobLog) -> JobOutcome:
     log.write(f"solved in {result.seconds:.2f} s: {len(packages)} packages")
     for package in packages:
         log.write(f"  {package['name']} {package['version']} {package['build']}")
-    return JobOutcome(verdict=Verdict.PASSED, command=command, solved_packages=packages, **base)
+    return JobOutcome(
+        verdict=Verdict.PASSED,
+        error_message=left_out,
+        command=command,
+        solved_packages=packages,
+        **base,
+    )
+
+
+def left_out_message(left_out: tuple[tuple[str, str], ...]) -> str:
+    """`Solved without <url> (unreadable: <why>)` for the channels a solve went without."""
+    if not left_out:
+        return ""
+    named = "; ".join(f"{url} (unreadable: {why.splitlines()[0][:300]})" for url, why in left_out)
+    return f"Solved without {named}"
 
 
 def _rattler_version() -> str:

@@ -11,7 +11,10 @@ from functools import cmp_to_key
 
 from rattler import Version
 from rattler.exceptions import InvalidVersionError
+from rq.serializers import DefaultSerializer
 
+from testing_app.adapters.rq_serializers import HOST_SERIALIZER
+from testing_app.adapters.rq_serializers import TrustedSideSerializer
 from testing_app.models import Variant
 from testing_app.planner.gpu_arch import Support
 from testing_app.planner.gpu_arch import variant_support
@@ -27,6 +30,27 @@ RUNNER_SEPARATOR = "@"
 RUNNERS = ("conda-build", "rattler")
 # Queues served by plain CPU workers (`manage.py rqworker`), never derived from capabilities.
 CPU_SERVICE_QUEUES = (DEFAULT_QUEUE, INSTALL_QUEUE, PROMOTE_QUEUE)
+# Queues only the trusted (web) side serves: promotions, notifications, e-mail, the reconciler.
+TRUSTED_QUEUES = (DEFAULT_QUEUE, PROMOTE_QUEUE)
+
+
+def is_host_queue(name: str) -> bool:
+    """A queue hosts may serve (install checks, test.*): its jobs are JSON, never pickle."""
+    return name == INSTALL_QUEUE or name.startswith(f"{TEST_QUEUE_PREFIX}.")
+
+
+def queue_serializer(name: str):
+    """The serializer jobs of queue `name` are written with (adapters/rq_serializers.py)."""
+    return HOST_SERIALIZER if is_host_queue(name) else DefaultSerializer
+
+
+def worker_serializer(queue_names: Iterable[str]):
+    """What a worker serving `queue_names` reads: JSON only when it serves host queues only (a
+    host), else the trusted side's serializer, which reads both."""
+    names = list(queue_names)
+    if names and all(is_host_queue(name) for name in names):
+        return HOST_SERIALIZER
+    return TrustedSideSerializer
 
 
 def capability_queue_name(*, subdir: str, variant_name: str, runner: str = "") -> str:

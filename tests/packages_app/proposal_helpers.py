@@ -12,6 +12,7 @@ from rq.worker import SimpleWorker
 
 from packages_app.services.proposals import MaintainerEntry
 from packages_app.services.proposals import ProposalInput
+from testing_app.adapters.rq_serializers import TrustedSideSerializer
 from tests.factories import BuildFactory
 from tests.factories import ChannelFactory
 
@@ -156,7 +157,9 @@ def drain_default_queue() -> int:
         return queue.finished_job_registry.count + queue.failed_job_registry.count
 
     before = done()
-    django_rq.get_worker("default", worker_class=SimpleWorker).work(burst=True)
+    django_rq.get_worker(
+        "default", worker_class=SimpleWorker, serializer=TrustedSideSerializer
+    ).work(burst=True)
     return done() - before
 
 

@@ -7,6 +7,7 @@ import django_rq
 from rq.worker import SimpleWorker
 
 from packages_app.models import Maintainer
+from testing_app.adapters.rq_serializers import TrustedSideSerializer
 from testing_app.models import Job
 from testing_app.models import Run
 from testing_app.services.dispatch import enqueue_jobs
@@ -53,7 +54,9 @@ def drain(queue_name: str) -> int:
         return queue.finished_job_registry.count + queue.failed_job_registry.count
 
     before = done()
-    django_rq.get_worker(queue_name, worker_class=SimpleWorker).work(burst=True)
+    django_rq.get_worker(
+        queue_name, worker_class=SimpleWorker, serializer=TrustedSideSerializer
+    ).work(burst=True)
     return done() - before
 
 

@@ -17,6 +17,7 @@ from packages_app.services.packages import register_package
 from packages_app.services.sync import register_channel
 from testing_app.adapters.host_probe import conda_subdir
 from testing_app.services.dispatch import rq_queue
+from testing_app.services.queues import worker_serializer
 
 SAMPLE_NAMES = ("pytorch", "sample-passes", "sample-fails-on-torch-2-5", "sample-unsatisfiable")
 SUBDIR = conda_subdir(platform.system(), platform.machine())
@@ -49,5 +50,9 @@ def drain(*queues: str) -> None:
     """Run every queued job of these queues here (SimpleWorker: no fork, the test's database;
     rattler never runs in a forked child). Capability queues are not in settings.RQ_QUEUES, so
     the queues are built the way dispatch builds them."""
-    worker = SimpleWorker([rq_queue(name) for name in queues], connection=rq_queue("x").connection)
+    worker = SimpleWorker(
+        [rq_queue(name) for name in queues],
+        connection=rq_queue("x").connection,
+        serializer=worker_serializer(queues),
+    )
     worker.work(burst=True)

@@ -17,6 +17,7 @@ from packages_app.models import Channel
 from packages_app.models import Package
 from packages_app.models import TorchRelease
 from testing_app.adapters.rattler_sync import run_rattler
+from testing_app.adapters.rq_serializers import TrustedSideSerializer
 from testing_app.models import CellResult
 from testing_app.models import Platform
 from testing_app.models import Variant
@@ -30,7 +31,9 @@ TORCH = "2.5.1"
 def drain(*queues: str) -> None:
     """Run every queued RQ job of these queues in this process (SimpleWorker: no fork, so the
     jobs see the test's database and rattler never runs in a forked child)."""
-    django_rq.get_worker(*queues, worker_class=SimpleWorker).work(burst=True)
+    django_rq.get_worker(*queues, worker_class=SimpleWorker, serializer=TrustedSideSerializer).work(
+        burst=True
+    )
 
 
 def index_channel(root: Path) -> None:

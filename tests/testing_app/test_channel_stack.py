@@ -211,6 +211,7 @@ def test_the_stack_page_shows_channels_order_priority_and_last_sync(real_stack, 
     assert "strict (the default; conda" in text
     assert "own default is flexible, pixi" in text
     assert "last sync failed" in text
+    assert "<strong>Unreadable:</strong> <code>HTTP 503</code>" in text  # the reason, not a tooltip
     assert "never" in text
 
 

@@ -12,6 +12,7 @@ from packages_app.models import Build
 from packages_app.models import Channel
 from packages_app.models import TorchRelease
 from packages_app.services.catalog import import_repodata
+from testing_app.adapters.job_log import read_log_text
 from testing_app.models import CellResult
 from testing_app.models import Job
 from testing_app.models import Platform
@@ -195,20 +196,65 @@ def test_package_file_that_does_not_match_its_sha256_is_an_error_not_retried(
     assert Job.objects.filter(run=check.run).count() == 1
 
 
-def test_unreachable_channel_is_an_infrastructure_error_and_retried(
-    lockfile, django_capture_on_commit_callbacks
+def _broken_channels(tmp_path) -> list[Channel]:
+    """Three unreadable upstream channels: nothing listening, no repodata (404 as a file), and
+    a repodata.json that is not JSON."""
+    corrupt = tmp_path / "corrupt"
+    (corrupt / "linux-64").mkdir(parents=True)
+    (corrupt / "noarch").mkdir()
+    (corrupt / "linux-64" / "repodata.json").write_text('{"packages": {"x-1-0.tar.bz2": ')
+    (corrupt / "noarch" / "repodata.json").write_text("not json at all")
+    missing = tmp_path / "missing"
+    missing.mkdir()
+    return [
+        Channel.objects.create(name="gone", url="http://127.0.0.1:9/gone", role="upstream"),
+        Channel.objects.create(name="missing", url=missing.as_uri(), role="upstream"),
+        Channel.objects.create(name="corrupt", url=corrupt.as_uri(), role="upstream"),
+    ]
+
+
+def test_unreadable_channels_are_left_out_and_named_and_the_check_passes_once(
+    lockfile, tmp_path, django_capture_on_commit_callbacks, client
 ):
-    Channel.objects.create(name="gone", url="http://127.0.0.1:8849/gone", role="upstream")
-    build = Build.objects.get(channel=lockfile, filename__startswith="pytorch-2.3.1-py3.11_cpu")
+    broken = _broken_channels(tmp_path)
+    build = Build.objects.get(
+        channel=lockfile, filename__startswith="pytorch-2.3.1-py3.11_cuda12.1"
+    )
     with django_capture_on_commit_callbacks(execute=True):
-        check = _check(build, release="2.3.1", variant="cpu", specs=[])
+        check = _check(build, release="2.3.1", variant="cuda12.1")
     drain("install")
 
     check.refresh_from_db()
-    assert check.verdict == "error"
-    assert check.error_message.startswith("A channel could not be read")
-    retry = Job.objects.get(retry_of=check)
-    assert (retry.kind, retry.status, retry.attempt) == ("install_check", "queued", 2)
+    assert (check.verdict, check.attempt) == ("passed", 1)
+    assert check.error_message.startswith("Solved without ")
+    for channel in broken:
+        assert channel.base_url in check.error_message
+    assert {p["name"] for p in check.solved_packages} >= {"pytorch", "python"}
+    assert not Job.objects.filter(retry_of=check).exists()
+    assert Job.objects.get(run=check.run, kind="test").status == "queued"
+    log = read_log_text(Path(settings.LOG_DIR) / check.log_path)
+    assert "Solved without" in log
+    assert "127.0.0.1:9" in log
+    page = client.get(check.get_absolute_url()).content.decode()
+    assert "<h2>Note</h2>" in page  # a passed check's note, not an "Error"
+    assert "Solved without http://127.0.0.1:9/gone (unreadable:" in page
+
+
+def test_not_solvable_without_an_unreadable_channel_is_one_error_naming_it_not_retried(
+    lockfile, tmp_path, django_capture_on_commit_callbacks
+):
+    (gone, *_) = _broken_channels(tmp_path)
+    build = Build.objects.get(channel=lockfile, filename__startswith="pytorch-2.3.1-py3.11_cpu")
+    with django_capture_on_commit_callbacks(execute=True):
+        # a package none of the readable channels holds: the answer may be in the broken ones
+        check = _check(build, release="2.3.1", variant="cpu", specs=["no-such-package-anywhere"])
+    drain("install")
+
+    check.refresh_from_db()
+    assert (check.verdict, check.attempt) == ("error", 1)
+    assert gone.base_url in check.error_message
+    assert "not called uninstallable" in check.error_message
+    assert Job.objects.filter(run=check.run).count() == 1  # no retry, no test
 
 
 def test_a_test_runner_setting_routes_the_test_to_that_runner_queue(

@@ -9,6 +9,7 @@ import redis
 from django.conf import settings
 from rq.job import Job as RqJob
 from rq.job import JobStatus
+from rq.serializers import JSONSerializer
 
 from testing_app.services.dispatch import EXECUTE_FUNCTION
 from testing_app.services.dispatch import Dispatch
@@ -76,8 +77,8 @@ def test_rq_reads_back_the_calls_in_order():
     push_jobs(DISPATCHES, stamp=False)
     queue = rq_queue("test.linux-64.cpu")
     assert queue.get_job_ids() == ["distro-job-11", "distro-job-12"]
-    job = RqJob.fetch("distro-job-12", connection=queue.connection)
-    assert (job.func_name, job.args, job.kwargs) == (EXECUTE_FUNCTION, (12,), {})
+    job = RqJob.fetch("distro-job-12", connection=queue.connection, serializer=JSONSerializer)
+    assert (job.func_name, job.args, job.kwargs) == (EXECUTE_FUNCTION, [12], {})
     assert job.timeout == 60 + settings.JOB_TIMEOUT_MARGIN_S
     assert job.get_status() == JobStatus.QUEUED
     assert job.origin == "test.linux-64.cpu"

@@ -5,6 +5,7 @@ import pytest
 from django.db import OperationalError
 from django.db import connections
 from django.utils import timezone
+from rq.serializers import JSONSerializer
 
 from testing_app.management import workers
 from testing_app.management.commands.distro_worker import worker_class
@@ -30,6 +31,10 @@ def worker(engine_settings):
     # The worker added its heartbeat alias to this process's connections: take it away again.
     connections[workers.HEARTBEAT_DB].close()
     del connections.settings[workers.HEARTBEAT_DB]
+
+
+def test_a_worker_of_host_queues_only_reads_json(worker):
+    assert worker.serializer is JSONSerializer  # a pickle on its queue is refused, not loaded
 
 
 def test_heartbeat_follows_the_host_state(worker, monkeypatch):
