@@ -201,6 +201,7 @@ class Command(BaseCommand):
             commands = child_commands(python, manage, port, with_worker=with_worker)
             if check:
                 self.stdout.write(f"install sets: {env['INSTALL_SETS']}")
+                self.stdout.write(f"tests need a package file: {env['TESTS_NEED_PACKAGE_FILE']}")
                 self.stdout.write(
                     f"then in the background: {' '.join(sweep_command(python, manage)[1:])}"
                 )
