@@ -173,6 +173,9 @@ def test_run_demo_check_starts_and_stops_a_private_redis(tmp_path):
     assert "Admin user 'admin' is ready" in output
     assert "would start worker:" in output
     assert 'install sets: [["pytorch"]]' in output  # the samples can be promoted in the demo
+    # The real catalog (metadata only) is decided by the full run, after the first page.
+    assert "tests need a package file: 1" in output
+    assert re.search(r"then in the background: \S*manage\.py plan_run --full", output), output
     assert "run_demo --check: ready" in output
     assert (tmp_path / "demo.sqlite3").exists()  # migrated and seeded there, not elsewhere
     assert (tmp_path / "var" / "channels" / "target" / "noarch" / "repodata.json").exists()

@@ -487,6 +487,10 @@ try:
 except json.JSONDecodeError as exc:
     raise ImproperlyConfigured(f"INSTALL_CHECK_VIRTUAL_PACKAGES is not valid JSON: {exc}") from exc
 SOLVER_TIMEOUT_S = env.int("SOLVER_TIMEOUT_S", default=120)
+# Test a cell only when its package file is on this machine (a file:// channel or the download
+# cache); otherwise a passed install check ends the cell "installable, not tested". For the
+# offline demo, whose real catalog has metadata but no package files; off in production.
+TESTS_NEED_PACKAGE_FILE = env.bool("TESTS_NEED_PACKAGE_FILE", default=False)
 # Pauses between attempts of one copy after a 5xx or network error (one value per retry).
 PROMOTION_RETRY_BACKOFF_S = [
     float(v) for v in env.list("PROMOTION_RETRY_BACKOFF_S", default=["5", "30", "120"])

@@ -197,6 +197,9 @@ def _cell_line(label: str, rows: list, waiver: Waiver | None, key) -> GateLine |
             else ""
         )
         return GateLine(FAIL, label, verdict, url, note, waive_cell=key)
+    if verdict == Verdict.INSTALLABLE:
+        # The environment solves, but nothing was tested: neither a pass nor a failure.
+        return GateLine(WAITING, label, verdict, url, "installable, not tested (no package file)")
     if verdict == Verdict.NO_TESTS:
         return GateLine(PASS, label, verdict, url, "ran, but has no tests (see Tests exist)")
     return GateLine(PASS, label, verdict, url)

@@ -16,6 +16,9 @@ class Verdict(models.TextChoices):
     ERROR = "error", "Infrastructure error"
     TIMEOUT = "timeout", "Timed out"
     WAIVED = "waived", "Waived"
+    # The install check solved the cell's environment, and no test ran: this machine has no
+    # package file to test (TESTS_NEED_PACKAGE_FILE, the demo). Neutral: neither good nor bad.
+    INSTALLABLE = "installable", "Installable, not tested"
 
 
 IN_FLIGHT_VERDICTS = frozenset({Verdict.QUEUED, Verdict.RUNNING})
@@ -29,6 +32,7 @@ JOB_FINAL_VERDICTS = frozenset(
         Verdict.NOT_APPLICABLE,
         Verdict.ERROR,
         Verdict.TIMEOUT,
+        Verdict.INSTALLABLE,
     }
 )
 # Retried automatically: infrastructure trouble, never the package's own failure.
@@ -42,6 +46,7 @@ VERDICT_SEVERITY = [
     Verdict.NO_TESTS,
     Verdict.RUNNING,
     Verdict.QUEUED,
+    Verdict.INSTALLABLE,
     Verdict.WAIVED,
     Verdict.PASSED,
     Verdict.NOT_APPLICABLE,

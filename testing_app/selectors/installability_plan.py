@@ -4,9 +4,11 @@ Shared by the gate (which checks it expects) and the installability service (whi
 """
 
 from django.conf import settings
+from rattler import Version
 
 from packages_app.lint.torch_releases import admitted_torch_releases
 from packages_app.models import Build
+from packages_app.models import Channel
 from testing_app.adapters.solver import exact_spec
 
 # The label of the check that solves the candidates by themselves.
@@ -94,3 +96,39 @@ def release_set_specs(names: list[str], release) -> list[str]:
         version = getattr(release, attribute, "") if attribute else ""
         specs.append(f"{name} =={version}" if version else name)
     return specs
+
+
+def pytorch_versions_by_subdir(channel_urls: list[str]) -> dict[str, set[str]]:
+    """subdir -> the versions of the live `pytorch` records the catalog holds from the channels
+    an after-promotion check solves from (one query)."""
+    urls = {url.rstrip("/") for url in channel_urls}
+    channel_ids = [c.pk for c in Channel.objects.all() if c.base_url.rstrip("/") in urls]
+    found: dict[str, set[str]] = {}
+    rows = (
+        Build.objects.exclude(state=Build.State.WITHDRAWN)
+        .filter(name="pytorch", channel_id__in=channel_ids)
+        .values_list("subdir", "version")
+        .distinct()
+    )
+    for subdir, version in rows:
+        found.setdefault(subdir, set()).add(version)
+    return found
+
+
+def missing_release_build(version: str, subdir: str, known: dict[str, set[str]]) -> str:
+    """Why an install set pinned to PyTorch `version` cannot be solved on `subdir`: the stack's
+    records list PyTorch there, but not that version; "" when it may be solvable. A platform
+    with no PyTorch record at all decides nothing (its channels may not be read yet): the
+    solver is asked."""
+    versions = known.get(subdir, set()) | known.get("noarch", set())
+    if not versions:
+        return ""
+    wanted = Version(version)
+    if any(Version(v) == wanted for v in versions):
+        return ""
+    newest = max(versions, key=Version)
+    others = f"{len(versions)} other version" + ("s" if len(versions) > 1 else "")
+    return (
+        f"no pytorch {version} build for {subdir} in the channel stack "
+        f"(it holds {others}, newest {newest})"
+    )

@@ -67,6 +67,11 @@ def _reason(result: CellResult) -> tuple[str, str]:
         )
     if result.verdict == Verdict.ERROR:
         return "Infrastructure error (not the package's fault)", job.error_message
+    if result.verdict == Verdict.INSTALLABLE:
+        return "Installable, not tested", (
+            f"The install check solved the test environment ({len(job.solved_packages or [])} "
+            "packages); no test ran: the package file is not on this machine."
+        )
     if result.verdict == Verdict.WAIVED:
         return "Waived", result.detail
     return "", result.detail

@@ -1,8 +1,8 @@
 """Release impact and the release wave per package: what a PyTorch release means for each
 package before any test ran (admits / excludes / unbounded), then how far each one got.
 
-Bounded queries whatever the catalog size: live packages with maintainers (2), their latest
-builds (1), the release's cells of those builds (1, grouped), the impact recorded at
+Bounded queries whatever the catalog size: live packages with maintainers (2), their live
+builds (1), the release's cells of the judged builds (1, grouped), the impact recorded at
 registration (1).
 """
 
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from dataclasses import field
 
 from django.db.models import Count
-from django.db.models import F
 from rattler import Version
+from rattler.exceptions import InvalidVersionError
 
 from packages_app.lint.rules import PYTORCH_NAMES
 from packages_app.lint.rules import pytorch_constraint
@@ -65,13 +65,16 @@ def final_version(release: TorchRelease) -> str:
 
 @dataclass
 class PackageImpact:
-    """One live package against one release, judged from its latest builds' specs."""
+    """One live package against one release, judged from the builds of its newest version
+    that admits the release (its latest version's, when none does)."""
 
     package: Package
     category: str
     version: str
     specs: str
     maintainers: list[Maintainer] = field(default_factory=list)
+    # Set when an older version is the one judged: the latest version, which excludes it.
+    latest_excludes: str = ""
 
     @property
     def category_label(self) -> str:
@@ -79,29 +82,46 @@ class PackageImpact:
 
 
 @dataclass(frozen=True)
-class LatestBuild:
-    """What impact needs of one latest build (plain values: thousands are read per page)."""
+class PackageBuild:
+    """What impact needs of one build (plain values: thousands are read per page)."""
 
     pk: int
     depends: list[str]
     constrains: list[str]
 
 
-def _latest_builds(packages: list[Package]) -> dict[int, list[LatestBuild]]:
+# package id -> version -> its live builds, newest version first.
+BuildsByVersion = dict[int, dict[str, list[PackageBuild]]]
+
+
+def _live_builds(packages: list[Package]) -> BuildsByVersion:
+    """Every live build of the packages (one query), grouped by version, newest first."""
     rows = (
-        Build.objects.filter(package__in=packages, version=F("package__latest_version"))
+        Build.objects.filter(package__in=packages)
         .exclude(state=Build.State.WITHDRAWN)
         .order_by("package_id", "subdir", "pk")
-        .values_list("package_id", "pk", "depends", "constrains")
+        .values_list("package_id", "version", "pk", "depends", "constrains")
     )
-    by_package: dict[int, list[LatestBuild]] = defaultdict(list)
-    for package_id, pk, depends, constrains in rows:
-        by_package[package_id].append(LatestBuild(pk, depends or [], constrains or []))
-    return by_package
+    grouped: dict[int, dict[str, list[PackageBuild]]] = defaultdict(lambda: defaultdict(list))
+    for package_id, version, pk, depends, constrains in rows:
+        grouped[package_id][version].append(PackageBuild(pk, depends or [], constrains or []))
+    return {package_id: _newest_first(by_version) for package_id, by_version in grouped.items()}
+
+
+def _newest_first(by_version: dict[str, list]) -> dict[str, list]:
+    """Versions in conda's order, newest first; one conda cannot read goes last, unjudged."""
+    readable, unreadable = [], []
+    for version in by_version:
+        try:
+            readable.append((Version(version), version))
+        except InvalidVersionError:
+            unreadable.append(version)
+    readable.sort(key=lambda pair: pair[0], reverse=True)
+    return {v: by_version[v] for v in [v for _, v in readable] + unreadable}
 
 
 def classify(builds, version: Version) -> tuple[str, str]:
-    """(category, PyTorch specs as written) of one package's latest builds for one version."""
+    """(category, PyTorch specs as written) of one version's builds for one PyTorch version."""
     if not builds:
         return Category.NO_BUILD, ""
     constraints = [
@@ -116,6 +136,41 @@ def classify(builds, version: Version) -> tuple[str, str]:
     if admitting:
         return Category.UNBOUNDED, specs
     return Category.EXCLUDES, specs
+
+
+@dataclass(frozen=True)
+class Judged:
+    category: str
+    version: str
+    specs: str
+    build_ids: list[int]
+    latest_excludes: str = ""
+
+
+def judge_package(package: Package, by_version: dict[str, list], version: Version) -> Judged:
+    """The package against one PyTorch version: its latest version when that admits it (or
+    decides nothing); when the latest excludes it, the newest older version whose bounds admit
+    it (a release the package moved past is served by that version: no bump needed). An older
+    version without bounds admits everything on paper and says nothing about a release that
+    came after it: the latest still needs a bump then."""
+    latest = package.latest_version
+    builds = by_version.get(latest, [])
+    category, specs = classify(builds, version)
+    if category != Category.EXCLUDES:
+        return Judged(category, latest, specs, [b.pk for b in builds])
+    for older, older_builds in by_version.items():
+        if older == latest:
+            continue
+        older_category, older_specs = classify(older_builds, version)
+        if older_category == Category.ADMITS:
+            return Judged(
+                older_category,
+                older,
+                older_specs,
+                [b.pk for b in older_builds],
+                latest_excludes=latest,
+            )
+    return Judged(category, latest, specs, [b.pk for b in builds])
 
 
 def list_live_packages() -> list[Package]:
@@ -151,18 +206,30 @@ def get_release_impact(release: TorchRelease) -> list[PackageImpact]:
 
 
 def _impact_and_latest(release: TorchRelease) -> tuple[list[PackageImpact], list[int]]:
-    version = Version(final_version(release))
+    """Every live package's impact, and the ids of the builds each was judged by."""
     packages = list_live_packages()
-    latest = _latest_builds(packages)
-    result = []
+    impacts, judged_ids = impacts_of(packages, _live_builds(packages), release)
+    return impacts, judged_ids
+
+
+def impacts_of(
+    packages: list[Package], builds: BuildsByVersion, release: TorchRelease
+) -> tuple[list[PackageImpact], list[int]]:
+    version = Version(final_version(release))
+    result, judged_ids = [], []
     for package in packages:
-        category, specs = classify(latest.get(package.pk, []), version)
+        judged = judge_package(package, builds.get(package.pk, {}), version)
+        judged_ids += judged.build_ids
         result.append(
             PackageImpact(
-                package=package, category=category, version=package.latest_version, specs=specs
+                package=package,
+                category=judged.category,
+                version=judged.version,
+                specs=judged.specs,
+                latest_excludes=judged.latest_excludes,
             )
         )
-    return result, [b.pk for builds in latest.values() for b in builds]
+    return result, judged_ids
 
 
 @dataclass
@@ -277,8 +344,10 @@ def get_release_follow(release: TorchRelease) -> ReleaseFollow:
 
 
 def list_releases_with_impact() -> list[tuple[TorchRelease, list[int]]]:
-    """Registered releases, newest first (conda ordering), with their recorded impact counts
-    in the order of ReleaseImpact.Category (0 where none)."""
+    """Registered releases, newest first (conda ordering), with their impact counts in the
+    order of ReleaseImpact.Category: as recorded at registration, or computed now for a
+    release that has no record (seeded or imported, never registered through the page).
+    Four queries whatever the number of releases: the catalog is read once for all."""
     releases = sorted(TorchRelease.objects.all(), key=lambda r: Version(r.version), reverse=True)
     counts: dict[int, dict[str, int]] = defaultdict(dict)
     rows = (
@@ -288,4 +357,11 @@ def list_releases_with_impact() -> list[tuple[TorchRelease, list[int]]]:
     )
     for release_id, category, n in rows:
         counts[release_id][category] = n
+    unrecorded = [r for r in releases if r.pk not in counts]
+    if unrecorded:
+        packages = list_live_packages()
+        builds = _live_builds(packages)
+        for release in unrecorded:
+            for impact in impacts_of(packages, builds, release)[0]:
+                counts[release.pk][impact.category] = counts[release.pk].get(impact.category, 0) + 1
     return [(r, [counts[r.pk].get(c, 0) for c in Category.values]) for r in releases]

@@ -32,6 +32,7 @@ VERDICT_STYLES: dict[str, VerdictStyle] = {
         VerdictStyle(Verdict.NO_TESTS, "no tests", "∅", "#6e7781", "#f2f4f6"),
         VerdictStyle(Verdict.RUNNING, "running", "▶", "#0969da", "#ddf4ff"),
         VerdictStyle(Verdict.QUEUED, "queued", "…", "#57606a", "#eaeef2"),
+        VerdictStyle(Verdict.INSTALLABLE, "installable, not tested", "◌", "#57606a", "#eef6fb"),
         VerdictStyle(Verdict.WAIVED, "waived", "≈", "#1f6feb", "#e7f0ff"),
         VerdictStyle(Verdict.NOT_APPLICABLE, "not applicable", "–", "#8c959f", "#f6f8fa"),
         VerdictStyle(MISSING, "no result", "·", "#8c959f", "#ffffff"),

@@ -251,6 +251,17 @@ def _check(job: Job, log: JobLog) -> JobOutcome:
     log.write(f"solved in {result.seconds:.2f} s: {len(packages)} packages")
     for package in packages:
         log.write(f"  {package['name']} {package['version']} {package['build']}")
+    if settings.TESTS_NEED_PACKAGE_FILE and _local_package(job) is None:
+        # No test can run without the file: the cell ends "installable, not tested" instead of
+        # queueing a test that could only fail to download it.
+        log.write("verdict: installable, not tested (the package file is not on this machine)")
+        return JobOutcome(
+            verdict=Verdict.INSTALLABLE,
+            error_message=left_out,
+            command=command,
+            solved_packages=packages,
+            **base,
+        )
     return JobOutcome(
         verdict=Verdict.PASSED,
         error_message=left_out,

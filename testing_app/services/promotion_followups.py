@@ -33,6 +33,8 @@ from testing_app.models import InstallabilityCheck
 from testing_app.models import Notification
 from testing_app.models import Promotion
 from testing_app.selectors.installability_plan import install_sets
+from testing_app.selectors.installability_plan import missing_release_build
+from testing_app.selectors.installability_plan import pytorch_versions_by_subdir
 from testing_app.selectors.installability_plan import release_set_specs
 from testing_app.selectors.installability_plan import set_label
 from testing_app.services.installability import new_check
@@ -124,9 +126,12 @@ def _not_yet_indexed(target, wanted: dict[str, set[str]]) -> tuple[list[str], st
     return missing, error
 
 
-def _step(name: str, action: Callable[[], tuple[bool, str]]) -> dict:
+def _step(name: str, action: Callable[[], tuple]) -> dict:
+    """Run one step; an action may return (ok, detail) or (ok, detail, extra fields)."""
+    extra: dict = {}
     try:
-        ok, detail = action()
+        ok, detail, *rest = action()
+        extra = rest[0] if rest else {}
     except (RepodataError, requests.RequestException, OSError, ValidationError) as exc:
         ok, detail = False, str(exc)
     except DatabaseError:
@@ -134,7 +139,7 @@ def _step(name: str, action: Callable[[], tuple[bool, str]]) -> dict:
     except Exception as exc:  # noqa: BLE001 - recorded on the promotion, the copy stands
         logger.exception("promotion follow-up %r crashed", name)
         ok, detail = False, f"crashed: {exc!r}"
-    return {"step": name, "ok": ok, "detail": detail[:2000]}
+    return {"step": name, "ok": ok, "detail": detail[:2000], **extra}
 
 
 def resync_target(promotion: Promotion, builds: list[Build]) -> tuple[bool, str]:
@@ -184,25 +189,33 @@ def notify_maintainers(promotion: Promotion, builds: list[Build]) -> tuple[bool,
     return True, f"{plural(told, 'maintainer notice')} queued"
 
 
-def check_install_sets(promotion: Promotion, solver: Callable) -> tuple[bool, str]:
+def check_install_sets(promotion: Promotion, solver: Callable) -> tuple[bool, str, dict]:
     """Solve every configured install set, pinned to each supported PyTorch release, on each
-    platform that release ships, from the target channel as it is now; recorded as checks."""
+    platform that release ships, from the target channel as it is now; recorded as checks.
+    A release whose PyTorch has no build for a platform in the channel stack cannot install
+    there whatever was promoted: those sets are skipped, neutral, each with its reason."""
     target = promotion.target_channel
     channels = solver_channels(target)
     sets = install_sets()
     if not sets:
-        return True, "no install set configured (INSTALL_SETS)"
-    checks = []
+        return True, "no install set configured (INSTALL_SETS)", {}
+    known = pytorch_versions_by_subdir(channels)
+    checks, skipped = [], []
     for release in TorchRelease.objects.filter(supported=True).prefetch_related("platforms"):
         for platform in release.platforms.all():
+            missing = missing_release_build(release.version, platform.subdir, known)
             for names in sets:
+                label = f"{set_label(names)} @ pytorch {release.version}"
+                if missing:
+                    skipped.append({"label": label, "subdir": platform.subdir, "reason": missing})
+                    continue
                 check = new_check(
                     kind=InstallabilityCheck.Kind.POST,
                     key=f"promotion:{promotion.pk}",
                     builds=[],
                     target=target,
                     subdir=platform.subdir,
-                    label=f"{set_label(names)} @ pytorch {release.version}",
+                    label=label,
                     specs=release_set_specs(names, release),
                     channels=channels,
                     promotion=promotion,
@@ -217,4 +230,9 @@ def check_install_sets(promotion: Promotion, solver: Callable) -> tuple[bool, st
     errors = sum(1 for c in checks if c.state == InstallabilityCheck.State.ERROR)
     detail = f"{solved} of {plural(len(checks), 'install set')} solved from {target}"
     detail += f", {errors} could not run" if errors else ""
-    return solved == len(checks), detail
+    if skipped:
+        detail += (
+            f"; {plural(len(skipped), 'install set')} skipped: their PyTorch release has "
+            "no build for the platform in the channel stack"
+        )
+    return solved == len(checks), detail, {"skipped": skipped}

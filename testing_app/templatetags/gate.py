@@ -12,6 +12,7 @@ GATE_STYLES = {
     "fail": ("✗", "fails"),
     "promotable": ("✓", "promotable"),
     "blocked": ("✗", "blocked"),
+    "skip": ("–", "skipped"),
 }
 
 

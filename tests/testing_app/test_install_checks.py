@@ -290,3 +290,24 @@ def test_an_install_check_whose_log_cannot_be_written_ends_error_naming_the_disk
     assert "No space left on device" in check.error_message
     assert "LOG_DIR" in check.error_message
     assert Job.objects.filter(retry_of=check).exists()  # another attempt runs it again
+
+
+def test_without_the_package_file_a_solving_check_ends_installable_not_tested(
+    lockfile, settings, django_capture_on_commit_callbacks
+):
+    """TESTS_NEED_PACKAGE_FILE (the offline demo): the catalog's record solves, but its file is
+    not on this machine, so no test is queued that could only fail to download it."""
+    settings.TESTS_NEED_PACKAGE_FILE = True
+    build = Build.objects.get(
+        channel=lockfile, filename__startswith="pytorch-2.3.1-py3.11_cuda12.1"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        check = _check(build, release="2.3.1", variant="cuda12.1")
+    drain("install")
+
+    check.refresh_from_db()
+    assert (check.status, check.verdict) == ("finished", "installable")
+    assert check.solved_packages
+    assert not Job.objects.filter(run=check.run, kind="test").exists()
+    cell = CellResult.objects.get(build=build, variant__name="cuda12.1")
+    assert (cell.verdict, cell.latest_job_id) == ("installable", check.pk)

@@ -13,6 +13,7 @@ from django.db import connection
 from django.utils import timezone
 
 from packages_app.models import Build
+from packages_app.services.catalog import import_repodata
 from testing_app.adapters.solver import SolverUnavailable
 from testing_app.adapters.solver import solve_environment
 from testing_app.models import CellResult
@@ -31,6 +32,7 @@ from testing_app.services.promotions import cancel_promotion
 from testing_app.services.promotions import create_promotion
 from testing_app.services.promotions import resume_promotion
 from testing_app.services.promotions import run_promotion
+from tests import factories
 from tests.testing_app.promotion_world import drain
 from tests.testing_app.promotion_world import index_channel
 
@@ -410,3 +412,38 @@ def test_periodic_sweep_queues_checks_of_never_checked_candidates_only(
     ).exists()
     drain("install")
     assert get_build_gate(unchecked.pk).promotable
+
+
+def test_install_sets_of_a_release_without_pytorch_builds_are_skipped_with_the_reason(
+    world, run_checks, release_manager, tmp_path, client, django_capture_on_commit_callbacks
+):
+    """PyTorch 2.13.0 is supported but the stack's records hold pytorch 2.5.1 only: its set
+    cannot install whatever was promoted, so it is skipped (neutral), not failed."""
+    newer = factories.TorchReleaseFactory(version="2.13.0", supported=True)
+    newer.platforms.set([world.platform])
+    import_repodata(
+        channel=world.upstream, source=str(tmp_path / "upstream" / "linux-64" / "repodata.json")
+    )
+    build = promotable(world, run_checks)
+    with django_capture_on_commit_callbacks(execute=True):
+        promotion = create([build], release_manager)
+    drain("promote")
+    promotion.refresh_from_db()
+    step = promotion.followups[-1]
+    assert (step["step"], step["ok"]) == ("check install sets", True)
+    assert step["skipped"] == [
+        {
+            "label": "pytorch @ pytorch 2.13.0",
+            "subdir": "linux-64",
+            "reason": "no pytorch 2.13.0 build for linux-64 in the channel stack "
+            "(it holds 1 other version, newest 2.5.1)",
+        }
+    ]
+    assert "1 install set skipped" in step["detail"]
+    # Only the release the stack has builds of was solved.
+    post = promotion.installability_checks.get(kind="post")
+    assert (post.label, post.ok) == ("pytorch @ pytorch 2.5.1", True)
+    client.force_login(release_manager)
+    page = client.get(promotion.get_absolute_url()).content.decode()
+    assert "no pytorch 2.13.0 build for linux-64 in the channel stack" in page
+    assert 'data-gate="fail"' not in page

@@ -23,7 +23,7 @@ def _package(name, *depends, maintainers=(), version="1.0"):
     package = factories.PackageFactory(name=name, latest_version=version)
     package.maintainers.add(*maintainers)
     factories.BuildFactory(name=name, package=package, version=version, depends=list(depends))
-    # An older version's bound does not count: only the latest builds are judged.
+    # An older version without bounds does not count: it says nothing about a later release.
     factories.BuildFactory(name=name, package=package, version="0.1", depends=["pytorch"])
     return package
 
@@ -231,3 +231,70 @@ def test_register_page_needs_the_release_manager_permission(catalog, client):
     assert "mailto:" in detail  # the maintainers to contact, for a release manager
     listing = client.get("/releases/").content.decode()
     assert "Register a release" in listing
+
+
+def test_a_release_the_latest_moved_past_is_judged_by_the_newest_version_admitting_it(
+    catalog, client
+):
+    """torchvision 0.24 needs PyTorch 2.9; 0.20.1 pins 2.5.1: for 2.5.1 nothing needs a bump,
+    and the page says which version admits the release."""
+    package = factories.PackageFactory(name="torchvision", latest_version="0.24.0")
+    for version, spec in [
+        ("0.24.0", "pytorch 2.9.*"),
+        ("0.20.1", "pytorch ==2.5.1"),
+        ("0.19.1", "pytorch ==2.4.1"),
+        ("0.3", "pytorch"),
+    ]:
+        factories.BuildFactory(name="torchvision", package=package, version=version, depends=[spec])
+    release = _register(catalog, version="2.5.1")
+    row = ReleaseImpact.objects.get(torch_release=release, package=package)
+    assert (row.category, row.version, row.specs) == (Category.ADMITS, "0.20.1", "pytorch ==2.5.1")
+    follow = {r.impact.package.name: r for r in get_release_follow(release).rows}
+    assert follow["torchvision"].state == "waiting"
+    assert follow["torchvision"].impact.latest_excludes == "0.24.0"
+    assert not Notification.objects.filter(kind="bump_needed", body__contains="torchvision")
+    # A release after 0.24's bound: only the unbounded 0.3 admits it, so the bump is needed.
+    newer = _register(catalog, version="2.10.0")
+    row = ReleaseImpact.objects.get(torch_release=newer, package=package)
+    assert (row.category, row.version) == (Category.EXCLUDES, "0.24.0")
+    client.force_login(factories.UserFactory())
+    page = client.get(f"/releases/{release.version}/").content.decode()
+    assert "0.20.1 is its newest version that admits this release" in page
+    assert "the latest, 0.24.0, excludes it" in page
+
+
+def test_releases_list_fills_the_impact_columns_of_releases_never_registered(catalog, client):
+    """Seeded releases have no recorded impact: the list computes it, in bounded queries."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from testing_app.selectors.releases import list_releases_with_impact
+
+    recorded = _register(catalog)
+    seeded = [factories.TorchReleaseFactory(version=v) for v in ("2.5.1", "2.4.1")]
+    with CaptureQueriesContext(connection) as queries:
+        counts = dict(list_releases_with_impact())
+    order = list(Category.values)
+    expected = {c: 0 for c in order}
+    expected.update(
+        {
+            Category.ADMITS: 1,
+            Category.EXCLUDES: 2,
+            Category.UNBOUNDED: 1,
+            Category.NO_DEPENDENCY: 1,
+            Category.NO_BUILD: 1,
+        }
+    )
+    assert counts[recorded] == [expected[c] for c in order]
+    # 2.5.1: kornia, torchmetrics and lightning admit it; fastai is unbounded.
+    expected.update({Category.ADMITS: 3, Category.EXCLUDES: 0})
+    assert counts[seeded[0]] == [expected[c] for c in order]
+    assert all(sum(counts[r]) == 6 for r in seeded)
+    assert len(queries) == 4  # releases, recorded counts, live packages, their builds
+    factories.TorchReleaseFactory(version="2.3.1")
+    with CaptureQueriesContext(connection) as more:
+        list_releases_with_impact()
+    assert len(more) == 4
+    client.force_login(factories.UserFactory())
+    page = client.get("/releases/").content.decode()
+    assert "computed now from the catalog" in page

@@ -96,6 +96,14 @@ def child_commands(python: str, manage: str, port: int, with_worker: bool) -> di
     return commands
 
 
+def sweep_command(python: str, manage: str) -> list[str]:
+    """Decide every cell of the catalog's registered packages as far as metadata can: the
+    production planner's full run (not applicable with reasons, unknown cells to their install
+    checks), started after the web server so the first page does not wait for it; the worker
+    then runs the install checks, and the run page shows the progress."""
+    return [python, manage, "plan_run", "--full"]
+
+
 def start(command: list[str], env: dict) -> subprocess.Popen:
     """Start a child in its own process group, so a stop also reaches its own children."""
     return subprocess.Popen(
@@ -173,6 +181,9 @@ class Command(BaseCommand):
         # the gate would (rightly) keep every sample out of the target channel. The demo checks
         # PyTorch alone with each candidate unless INSTALL_SETS is set.
         env.setdefault("INSTALL_SETS", DEMO_INSTALL_SETS)
+        # The real catalog comes as metadata only: its cells end "installable, not tested" after
+        # their install check; only the sample packages, whose files are here, are tested.
+        env.setdefault("TESTS_NEED_PACKAGE_FILE", "1")
         python, manage = sys.executable, str(settings.BASE_DIR / "manage.py")
         children: dict[str, subprocess.Popen] = {}
         try:
@@ -190,6 +201,10 @@ class Command(BaseCommand):
             commands = child_commands(python, manage, port, with_worker=with_worker)
             if check:
                 self.stdout.write(f"install sets: {env['INSTALL_SETS']}")
+                self.stdout.write(f"tests need a package file: {env['TESTS_NEED_PACKAGE_FILE']}")
+                self.stdout.write(
+                    f"then in the background: {' '.join(sweep_command(python, manage)[1:])}"
+                )
                 for name, command in commands.items():
                     self.stdout.write(f"would start {name}: {' '.join(command[1:])}")
                 self.stdout.write(self.style.SUCCESS("run_demo --check: ready, started nothing"))
@@ -197,7 +212,8 @@ class Command(BaseCommand):
             for name, command in commands.items():
                 children[name] = start(command, env)
             self._announce(port, children)
-            self._watch(children)
+            sweep = children["sweep"] = start(sweep_command(python, manage), env)
+            self._watch({k: v for k, v in children.items() if k != "sweep"}, sweep)
         except KeyboardInterrupt:
             self.stdout.write("\nStopping the demo...")
         finally:
@@ -292,8 +308,15 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"\nconda-distro demo: {url}  (admin: {url}admin/)"))
         self.stdout.write(f"Running: {', '.join(children)}. Press Ctrl-C to stop.\n")
 
-    def _watch(self, children: dict) -> None:
+    def _watch(self, children: dict, sweep: subprocess.Popen | None = None) -> None:
+        """Until a child stops; the one-shot sweep may end (it is reported, not fatal)."""
         while (exited := first_exited(children)) is None:
+            if sweep is not None and (code := sweep.poll()) is not None:
+                if code:
+                    self.stderr.write(f"the full run's planning failed (exit code {code})")
+                else:
+                    self.stdout.write("full run planned: the worker now runs its install checks")
+                sweep = None
             time.sleep(0.5)
         name, code = exited
         raise CommandError(f"The {name} process exited with code {code}; stopped the demo.")
