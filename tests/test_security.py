@@ -345,3 +345,20 @@ def test_too_many_form_fields_are_refused(client, settings):
     fields = {f"f{i}": "1" for i in range(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1)}
     response = client.post("/propose/", fields)
     assert response.status_code == 400
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/builds/?version=%C2%A0%00",
+        "/api/packages/?q=%00",
+        "/packages/?q=a%00b",
+        "/matrix/?q=%00",
+    ],
+)
+def test_a_nul_character_in_a_query_parameter_is_a_400_not_a_500(client, path):
+    """Found by the schema fuzzing: PostgreSQL text cannot hold NUL."""
+    response = client.get(path)
+    assert response.status_code == 400
+    assert b"NUL" in response.content
