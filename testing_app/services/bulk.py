@@ -125,9 +125,12 @@ def mark_cells_queued(jobs: Sequence[Job]) -> None:
         cursor.execute(statement, params)
 
 
-def _queued_rows(model, by_cell: dict, existing: dict, fields: tuple, *, now: datetime):
+def _queued_rows(
+    model, by_cell: dict, existing: dict, fields: tuple, *, now: datetime, clear_detail: bool
+):
     """(rows to update, rows to insert) that mark each cell of `by_cell` queued for its newest
-    job: one rule for the distribution's cells and for the pinned re-tests' cells."""
+    job: one rule for the distribution's cells and for the pinned re-tests' cells (which keep
+    no detail of their own)."""
     packages = dict(
         Build.objects.filter(pk__in={key[0] for key in by_cell}).values_list("pk", "package_id")
     )
@@ -149,7 +152,7 @@ def _queued_rows(model, by_cell: dict, existing: dict, fields: tuple, *, now: da
             if cell.verdict not in IN_FLIGHT_VERDICTS:
                 cell.previous_verdict = cell.verdict
             cell.verdict, cell.latest_job_id, cell.updated_at = Verdict.QUEUED, job.pk, now
-            if hasattr(cell, "detail"):
+            if clear_detail:
                 cell.detail = ""
             updates.append(cell)
     return updates, inserts
@@ -163,7 +166,9 @@ def _mark_cells_queued_orm(by_cell: dict, *, now: datetime) -> None:
             torch_release_id__in={key[1] for key in by_cell},
         )
     }
-    updates, inserts = _queued_rows(CellResult, by_cell, existing, CELL_FIELDS, now=now)
+    updates, inserts = _queued_rows(
+        CellResult, by_cell, existing, CELL_FIELDS, now=now, clear_detail=True
+    )
     CellResult.objects.bulk_update(
         updates,
         ["verdict", "previous_verdict", "latest_job", "detail", "updated_at"],
@@ -184,7 +189,9 @@ def mark_pinned_cells_queued(jobs: Sequence[Job], *, now: datetime) -> None:
         )
     }
     fields = (*CELL_FIELDS, "pinned_build_id")
-    updates, inserts = _queued_rows(PinnedCellResult, by_cell, existing, fields, now=now)
+    updates, inserts = _queued_rows(
+        PinnedCellResult, by_cell, existing, fields, now=now, clear_detail=False
+    )
     PinnedCellResult.objects.bulk_update(
         updates, ["verdict", "previous_verdict", "latest_job", "updated_at"], batch_size=500
     )
