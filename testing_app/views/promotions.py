@@ -75,9 +75,10 @@ def build_excuses(request, pk):
     except Build.DoesNotExist:
         raise Http404(f"No build {pk}.") from None
     build = report.build
-    related = []
+    related, partner_solves = [], []
     if build.state == Build.State.STAGED and build.channel.role == "staging":
         related = suggest_set_for(build)
+        partner_solves = get_build_partner_solves(build)
     return render(
         request,
         "testing_app/build_excuses.html",
@@ -89,7 +90,7 @@ def build_excuses(request, pk):
             "pinned_retests": retests_with_upstream(build_ids=[build.pk]),
             "suggested_set": candidate_builds(related) if related else [],
             "suggested_ids": related,
-            "partner_solves": get_build_partner_solves(build),
+            "partner_solves": partner_solves,
             "may_promote": _may_promote(request.user),
             "may_waive": request.user.has_perm("testing_app.add_waiver"),
             "may_revoke": request.user.has_perm("testing_app.change_waiver"),
