@@ -107,16 +107,26 @@ def request_set_partner_solves(*, candidates: list[Build], limit: int = 500) -> 
     ][:limit]
     created = SetPartnerSolve.objects.bulk_create(rows)
     ids = [row.pk for row in created]
-    # Rows whose job was lost (Redis down at enqueue, flushed since) are pushed again; a second
-    # delivery of a job that did run does nothing (run_set_partner_solve is guarded).
-    lost = SetPartnerSolve.objects.filter(
+    # Rows whose job was lost (Redis down at enqueue, flushed since) are pushed again, and rows
+    # left running by a worker that died are queued again; a second delivery of a job that did
+    # run does nothing (run_set_partner_solve is guarded).
+    now = timezone.now()
+    SetPartnerSolve.objects.filter(
         candidates_digest=digest,
-        state=State.QUEUED,
-        created_at__lt=timezone.now() - REPUSH_AFTER,
+        state=State.RUNNING,
+        created_at__lt=now - REPUSH_AFTER - timedelta(seconds=job_timeout_s()),
+    ).update(state=State.QUEUED)
+    lost = SetPartnerSolve.objects.filter(
+        candidates_digest=digest, state=State.QUEUED, created_at__lt=now - REPUSH_AFTER
     ).values_list("pk", flat=True)
     pushed = ids + list(lost)
     transaction.on_commit(lambda: push_set_partner_solves(pushed))
     return len(ids)
+
+
+def job_timeout_s() -> int:
+    """Room for the solves of one build: alone, with the staged builds, and the pare-down."""
+    return 8 * settings.SOLVER_TIMEOUT_S + 300
 
 
 def push_set_partner_solves(solve_ids: list[int]) -> None:
@@ -128,7 +138,7 @@ def push_set_partner_solves(solve_ids: list[int]) -> None:
                 SOLVE_FUNCTION,
                 pk,
                 job_id=f"distro-setsolve-{pk}",
-                job_timeout=8 * settings.SOLVER_TIMEOUT_S + 300,
+                job_timeout=job_timeout_s(),
                 result_ttl=600,
                 failure_ttl=7 * 24 * 3600,
             )

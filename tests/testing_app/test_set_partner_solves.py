@@ -37,6 +37,7 @@ from testing_app.selectors.promotion_sets import suggest_sets
 from testing_app.selectors.promotions import list_candidate_builds
 from testing_app.selectors.promotions import suggest_set_for
 from testing_app.services.set_solves import REPUSH_AFTER
+from testing_app.services.set_solves import job_timeout_s
 from testing_app.services.set_solves import request_set_partner_solves
 from testing_app.services.set_solves import run_set_partner_solve
 from testing_app.services.set_solves import sweep_installability
@@ -279,3 +280,22 @@ def test_solve_whose_job_was_lost_is_pushed_again_by_the_sweep(
     assert (row.state, row.alone_ok) == ("done", False)
     assert row.with_staged_ok is True
     assert row.partner_ids == [release_week["builds"][LIBTORCH].pk]
+
+
+def test_solve_left_running_by_a_dead_worker_is_queued_again(
+    release_week, django_capture_on_commit_callbacks
+):
+    build = release_week["builds"][VISION_NEXT]
+    with django_capture_on_commit_callbacks(execute=True):
+        request_set_partner_solves(candidates=[build])
+    django_rq.get_queue("install").empty()  # the worker took the job and died with it
+    row = SetPartnerSolve.objects.get()
+    SetPartnerSolve.objects.filter(pk=row.pk).update(
+        state="running",
+        created_at=timezone.now() - REPUSH_AFTER - timedelta(seconds=job_timeout_s() + 1),
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        request_set_partner_solves(candidates=[build])
+    drain("install")
+    row.refresh_from_db()
+    assert (row.state, row.alone_ok, row.partner_ids) == ("done", True, [])
