@@ -86,11 +86,19 @@ def rq_check_installability(check_id: int) -> None:
     run_installability_check(check_id=check_id)
 
 
-def rq_request_installability_checks() -> None:
-    """Periodic: queue gate checks for staged candidates that were never checked."""
-    from testing_app.services.installability import request_missing_checks
+def rq_solve_set_partners(solve_id: int) -> None:
+    """The `install` queue: which other staged builds one staged build needs (solver runs)."""
+    from testing_app.services.set_solves import run_set_partner_solve
 
-    request_missing_checks()
+    run_set_partner_solve(solve_id=solve_id)
+
+
+def rq_request_installability_checks() -> None:
+    """Periodic: queue gate checks for staged candidates that were never checked, their
+    set-partner solves, and the checks of the suggested sets as sets."""
+    from testing_app.services.set_solves import sweep_installability
+
+    sweep_installability()
 
 
 def rq_expire_waivers() -> None:

@@ -280,6 +280,18 @@ class PackageNoticeIssueFactory(factory.django.DjangoModelFactory):
     issue_url = factory.Sequence(lambda n: f"https://github.com/org/repo/issues/{n + 1}")
 
 
+class SetPartnerSolveFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "testing_app.SetPartnerSolve"
+
+    build = factory.SubFactory(BuildFactory, channel__label="")
+    subdir = "linux-64"
+    candidates_digest = factory.Sequence(lambda n: f"{n:064x}")
+    state = "done"
+    alone_ok = False
+    with_staged_ok = True
+
+
 class InstallabilityCheckFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = "testing_app.InstallabilityCheck"

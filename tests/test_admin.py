@@ -39,6 +39,7 @@ from testing_app.models import Promotion
 from testing_app.models import PromotionItem
 from testing_app.models import ReleaseImpact
 from testing_app.models import Run
+from testing_app.models import SetPartnerSolve
 from testing_app.models import Variant
 from testing_app.models import Waiver
 from testing_app.models import WorkerProcess
@@ -269,6 +270,10 @@ def _installability_checks(n: int) -> list:
     )
 
 
+def _set_partner_solves(n: int) -> list:
+    return factories.SetPartnerSolveFactory.create_batch(n)
+
+
 def _notifications(n: int) -> list:
     return [
         factories.NotificationFactory(
@@ -329,6 +334,7 @@ MAKERS: dict[type, Callable[[int], list]] = {
     Promotion: _promotions,
     PromotionItem: _promotion_items,
     InstallabilityCheck: _installability_checks,
+    SetPartnerSolve: _set_partner_solves,
     Notification: _notifications,
     ReleaseImpact: _release_impacts,
     PackageStatusEvent: _status_events,
@@ -339,7 +345,7 @@ MAKERS: dict[type, Callable[[int], list]] = {
 # (enrollment tokens are added through the same kind of service, from the admin's add form).
 # Proposal notes are an audit trail written by the review pages; worker rows by the workers.
 # Lifecycle events are taken (and notified) by the maintenance service only. Used OIDC token
-# ids are written by the API alone (trusted publishing).
+# ids are written by the API alone (trusted publishing). Solver rows are written by their jobs.
 NO_ADD = {
     PackageToken,
     UsedPublishingToken,
@@ -347,6 +353,7 @@ NO_ADD = {
     WorkerProcess,
     PackageStatusEvent,
     InstallabilityCheck,
+    SetPartnerSolve,
 }
 MODELS = pytest.mark.parametrize("model", list(MAKERS), ids=lambda m: m.__name__)
 

@@ -6,6 +6,7 @@ from packages_app.admin.base import related_count
 from testing_app.models import InstallabilityCheck
 from testing_app.models import Promotion
 from testing_app.models import PromotionItem
+from testing_app.models import SetPartnerSolve
 from testing_app.models import Waiver
 
 
@@ -151,6 +152,34 @@ class InstallabilityCheckAdmin(admin.ModelAdmin):
     search_fields = ("=subject_key", "label")
     date_hierarchy = "created_at"
     raw_id_fields = ("build", "promotion", "torch_release", "requested_by")
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+
+@admin.register(SetPartnerSolve)
+class SetPartnerSolveAdmin(admin.ModelAdmin):
+    """Which other staged builds a staged build needs: written by the solve jobs, read here."""
+
+    list_display = (
+        "id",
+        "build",
+        "subdir",
+        "state",
+        "alone_ok",
+        "with_staged_ok",
+        "partner_ids",
+        "finished_at",
+    )
+    list_select_related = ("build",)
+    list_filter = ("state", "alone_ok")
+    search_fields = ("^build__name", "^build__filename")
+    date_hierarchy = "created_at"
+    raw_id_fields = ("build",)
     show_full_result_count = False
 
     def has_add_permission(self, request) -> bool:

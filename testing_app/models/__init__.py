@@ -18,6 +18,7 @@ from .reference import Variant
 from .runs import CellResult
 from .runs import Job
 from .runs import Run
+from .set_solves import SetPartnerSolve
 from .verdicts import Verdict
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "PromotionItem",
     "ReleaseImpact",
     "Run",
+    "SetPartnerSolve",
     "Variant",
     "Verdict",
     "Waiver",

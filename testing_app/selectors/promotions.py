@@ -6,20 +6,14 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
-from django.db.models import Q
 from django.db.models import QuerySet
-from rattler import BuildString
-from rattler import MatchSpec
-from rattler import PackageRecord
-from rattler.exceptions import InvalidMatchSpecError
-from rattler.exceptions import InvalidVersionError
 
-from distro_site.json_lists import json_list_contains
 from packages_app.models import Build
 from packages_app.models import Channel
 from testing_app.models import InstallabilityCheck
 from testing_app.models import Promotion
 from testing_app.models import PromotionItem
+from testing_app.selectors import promotion_sets
 from testing_app.selectors.gate import BLOCKED
 from testing_app.selectors.gate import PROMOTABLE
 from testing_app.selectors.gate import WAITING
@@ -29,6 +23,9 @@ from testing_app.selectors.gate import evaluate_gates
 from testing_app.selectors.gate import evaluate_set
 from testing_app.selectors.gate_inputs import candidate_builds
 from testing_app.selectors.gate_inputs import load_gate_inputs
+from testing_app.selectors.promotion_sets import SetSolveProgress
+from testing_app.selectors.promotion_sets import get_set_solve_progress
+from testing_app.selectors.promotion_sets import suggest_sets
 from testing_app.services.promotion_backends import backend_name
 from testing_app.services.promotion_backends import make_backend
 
@@ -51,7 +48,7 @@ def list_candidate_builds() -> QuerySet[Build]:
 
 @dataclass(frozen=True)
 class SuggestedSet:
-    """Candidates that can only go together: one needs another to be installable."""
+    """Candidates that can only go together: the solver installs one only with another."""
 
     builds: tuple[Build, ...]
     gate: SetGateReport
@@ -83,6 +80,7 @@ class PromotionQueue:
     sets: list[SuggestedSet]
     recent: list[Promotion]
     target: Channel | None
+    set_solves: SetSolveProgress
 
     @property
     def total(self) -> int:
@@ -118,6 +116,7 @@ def get_promotion_queue(*, limit_per_group: int | None = None) -> PromotionQueue
         sets=suggested,
         recent=recent,
         target=inputs.target_channel,
+        set_solves=get_set_solve_progress(by_pk),
     )
 
 
@@ -125,114 +124,15 @@ def _set_key(ids: list[int]) -> str:
     return "set:" + ",".join(str(i) for i in sorted(ids))
 
 
-def _record(build: Build) -> PackageRecord | None:
-    try:
-        return PackageRecord(
-            name=build.name,
-            version=build.version,
-            build=BuildString(build.build_string),
-            build_number=build.build_number,
-            subdir=build.subdir,
-            depends=list(build.depends or ()),
-        )
-    except (InvalidVersionError, ValueError):
-        return None
-
-
-def _met_by(match: MatchSpec, dependent: Build, builds, records: dict) -> bool:
-    for build in builds:
-        if not _same_platform(dependent, build):
-            continue
-        record = records.setdefault(build.pk, _record(build))
-        if record is not None and match.matches(record):
-            return True
-    return False
-
-
 def suggest_set_for(build: Build) -> list[int]:
-    """The suggested set `build` belongs to ([] if none): the candidates it depends on or that
-    depend on it, and theirs in turn (mv-vision and mv-audio meet through pytorch), read with
-    indexed lookups per step instead of the whole queue."""
-    related = {build.pk: build}
-    names: set[str] = set()
-    while True:
-        frontier = {b.name for b in related.values()} - names
-        if not frontier:
-            break
-        names |= frontier
-        wanted = {n for b in related.values() for n in (b.depends_names or ())}
-        condition = Q(name__in=wanted)
-        for name in frontier:
-            condition |= json_list_contains("depends_names", name)
-        for candidate in list_candidate_builds().filter(condition):
-            related.setdefault(candidate.pk, candidate)
-    return next((ids for ids in suggest_sets(list(related.values())) if build.pk in ids), [])
-
-
-def available_elsewhere(names) -> dict[str, list[Build]]:
-    """Live builds of these names in the target and upstream channels (one query): what a
-    staged build's dependency can be installed from without another staged build."""
-    by_name = defaultdict(list)
-    rows = (
-        Build.objects.filter(
-            name__in=set(names), channel__role__in=[Channel.Role.TARGET, Channel.Role.UPSTREAM]
-        )
-        .exclude(state=Build.State.WITHDRAWN)
-        .only("pk", "name", "version", "build_string", "build_number", "subdir", "depends")
-    )
-    for build in rows:
-        by_name[build.name].append(build)
-    return by_name
-
-
-def suggest_sets(
-    builds: list[Build], elsewhere: dict[str, list[Build]] | None = None
-) -> list[list[int]]:
-    """Groups of candidates that need each other: a candidate whose dependency (an exact pin or
-    a range: torchvision 0.21 needs pytorch >=2.6,<2.7) is met by a staged candidate and by no
-    live build in the target or upstream channels cannot be installed without it. Promoting one
-    without the other leaves users with something they cannot install. Returns lists of build
-    ids (sorted by name), for groups of two or more."""
-    by_name = defaultdict(list)
-    for build in builds:
-        by_name[build.name].append(build)
-    if elsewhere is None:
-        elsewhere = available_elsewhere(by_name)
-    parent = {b.pk: b.pk for b in builds}
-
-    def find(pk: int) -> int:
-        while parent[pk] != pk:
-            parent[pk] = parent[parent[pk]]
-            pk = parent[pk]
-        return pk
-
-    records = {}
-    for dependent in builds:
-        for spec in dependent.depends or ():
-            try:
-                match = MatchSpec(spec)
-            except InvalidMatchSpecError:
-                continue
-            name = match.name.normalized if match.name is not None else ""
-            if name == dependent.name or name not in by_name:
-                continue
-            if _met_by(match, dependent, elsewhere.get(name, ()), records):
-                continue  # installable without the staged builds of that name
-            for dependency in by_name[name]:
-                if _met_by(match, dependent, [dependency], records):
-                    parent[find(dependent.pk)] = find(dependency.pk)
-    components = defaultdict(list)
-    for build in builds:
-        components[find(build.pk)].append(build)
-    return [
-        [b.pk for b in sorted(members, key=lambda b: (b.name, b.subdir))]
-        for members in components.values()
-        if len(members) > 1
-    ]
-
-
-def _same_platform(a: Build, b: Build) -> bool:
-    return a.subdir == b.subdir or "noarch" in (a.subdir, b.subdir)
+    """The suggested set `build` belongs to ([] if none), sorted by name, from the stored
+    set-partner solves of the current candidates (two queries, no solving)."""
+    keys = {
+        pk: (name, subdir, pk)
+        for pk, name, subdir in list_candidate_builds().values_list("pk", "name", "subdir")
+    }
+    group = promotion_sets.suggest_set_for(build, keys)
+    return sorted(group, key=lambda pk: keys.get(pk, (build.name, build.subdir, pk)))
 
 
 @dataclass(frozen=True)

@@ -185,7 +185,7 @@ def solve_check(
     before copying); without it, one is written from their catalog records."""
     started = timezone.now()
     try:
-        _prepare_target(check.target_channel)
+        prepare_target(check.target_channel)
         with tempfile.TemporaryDirectory(prefix="candidates-") as scratch:
             channels = list(check.channels)
             candidates = candidates_url
@@ -236,14 +236,16 @@ def _solve(solver: Solver, check: InstallabilityCheck, *, channels: list[str], s
     )
 
 
-def _prepare_target(target: Channel) -> None:
+def prepare_target(target: Channel) -> None:
     """An empty local target is a valid channel: give it the noarch index conda requires."""
     if target.url.startswith("file:"):
         ensure_channel(channel_root(target.base_url))
 
 
 def request_missing_checks(*, limit: int = 200) -> int:
-    """The periodic sweep: queue gate checks for staged candidates that have none yet."""
+    """Queue gate checks for staged candidates that have none yet, and the checks of each
+    suggested set as a set. Returns how many it queued. The periodic sweep
+    (services/set_solves.py sweep_installability) runs it after queuing set-partner solves."""
     from testing_app.selectors.promotions import list_candidate_builds
 
     if not Channel.objects.filter(role=Channel.Role.TARGET).exists():
@@ -257,12 +259,14 @@ def request_missing_checks(*, limit: int = 200) -> int:
     missing = [b for b in candidates if f"build:{b.pk}" not in checked][:limit]
     for build in missing:
         request_installability_checks(builds=[build])
-    return len(missing) + _request_missing_set_checks(candidates, limit=limit - len(missing))
+    return len(missing) + request_missing_set_checks(candidates, limit=limit - len(missing))
 
 
-def _request_missing_set_checks(candidates: list[Build], *, limit: int) -> int:
-    """The suggested sets are checked as sets too (their members alone cannot install)."""
-    from testing_app.selectors.promotions import suggest_sets
+def request_missing_set_checks(candidates: list[Build], *, limit: int = 200) -> int:
+    """The suggested sets (from the stored set-partner solves) are checked as sets too: one
+    solve of all members together per platform and install set, recorded under the set's
+    subject key. A set whose membership changes is a new subject, checked anew."""
+    from testing_app.selectors.promotion_sets import suggest_sets
 
     if limit <= 0:
         return 0

@@ -23,6 +23,7 @@ from testing_app.models import Promotion
 from testing_app.selectors.gate import get_build_gate
 from testing_app.selectors.gate_inputs import candidate_builds
 from testing_app.selectors.pinned_retests import retests_with_upstream
+from testing_app.selectors.promotion_sets import get_build_partner_solves
 from testing_app.selectors.promotions import get_promotion
 from testing_app.selectors.promotions import get_promotion_queue
 from testing_app.selectors.promotions import get_target_overview
@@ -31,12 +32,12 @@ from testing_app.selectors.promotions import suggest_set_for
 from testing_app.selectors.waivers import get_build_checks
 from testing_app.selectors.waivers import list_build_waivers
 from testing_app.services.installability import request_installability_checks
-from testing_app.services.installability import request_missing_checks
 from testing_app.services.promotions import PROMOTE_PERMISSION
 from testing_app.services.promotions import cancel_promotion
 from testing_app.services.promotions import create_promotion
 from testing_app.services.promotions import new_idempotency_key
 from testing_app.services.promotions import resume_promotion
+from testing_app.services.set_solves import sweep_installability
 
 # Pending/running promotions refresh their page this often (seconds).
 LIVE_REFRESH_S = 3
@@ -74,9 +75,10 @@ def build_excuses(request, pk):
     except Build.DoesNotExist:
         raise Http404(f"No build {pk}.") from None
     build = report.build
-    related = []
+    related, partner_solves = [], []
     if build.state == Build.State.STAGED and build.channel.role == "staging":
         related = suggest_set_for(build)
+        partner_solves = get_build_partner_solves(build)
     return render(
         request,
         "testing_app/build_excuses.html",
@@ -88,6 +90,7 @@ def build_excuses(request, pk):
             "pinned_retests": retests_with_upstream(build_ids=[build.pk]),
             "suggested_set": candidate_builds(related) if related else [],
             "suggested_ids": related,
+            "partner_solves": partner_solves,
             "may_promote": _may_promote(request.user),
             "may_waive": request.user.has_perm("testing_app.add_waiver"),
             "may_revoke": request.user.has_perm("testing_app.change_waiver"),
@@ -213,7 +216,7 @@ def installability_request(request):
     if request.POST.get("missing"):
         if not _may_promote(request.user):
             raise PermissionDenied("Only release managers may check every candidate.")
-        count = request_missing_checks()
+        count = sweep_installability()
         messages.success(request, f"Installability checks queued for {count} candidates.")
         return redirect(target or "testing:promotion-queue")
     builds = candidate_builds(_build_ids(request.POST.getlist("build")))

@@ -5,6 +5,7 @@ import pytest
 
 from packages_app.models import Build
 from testing_app.adapters.solver import solve_environment
+from testing_app.services.set_solves import request_set_partner_solves
 from tests.testing_app.promotion_world import drain
 
 pytest_plugins = ["tests.testing_app.promotion_fixtures"]
@@ -18,6 +19,9 @@ def test_release_manager_promotes_a_green_build_into_the_target(
     kornia = world.stage("kornia", version="0.7.3")
     run_checks([kornia])
     waiting = world.stage("fastai", depends=("kornia ==0.7.3", "pytorch >=2.5,<2.6"))
+    # The set-partner solves (the sweep's first step): fastai installs only with kornia.
+    request_set_partner_solves(candidates=[kornia, waiting])
+    drain("install")
     release_manager.set_password(PASSWORD)
     release_manager.save()
 

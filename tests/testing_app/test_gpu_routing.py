@@ -2,6 +2,7 @@
 which queues a GPU's worker serves, and the refusal of a job whose build has no code for the
 GPU (handed back, never failed)."""
 
+import csv
 import json
 from pathlib import Path
 
@@ -33,6 +34,13 @@ from tests import factories
 from tests.testing_app.conftest import cuda_variant
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+RELEASES_CSV = (
+    Path(__file__).resolve().parents[2]
+    / "packages_app"
+    / "demo_data"
+    / "reference"
+    / "torch_releases.csv"
+)
 
 
 def _supported(torch, cuda, capability, subdir="linux-64") -> bool:
@@ -81,6 +89,15 @@ def test_a_real_h200_ran_pytorch_2_11_cu130():
         ("2.0.1", "11.7", "9.0", False),
         ("2.0.1", "11.8", "9.0", True),
         ("2.0.1", "11.8", "8.9", True),
+        # 2.1 to 2.5: Kepler (sm_37) only in the CUDA 11.8 builds, Hopper in every one, no PTX.
+        ("2.1.2", "11.8", "3.7", True),
+        ("2.1.2", "12.1", "3.7", False),
+        ("2.3.1", "12.1", "5.2", True),  # Maxwell 5.2 runs the sm_50 cubin
+        ("2.3.1", "12.1", "8.9", True),  # Ada runs the sm_86 cubin
+        ("2.4.1", "12.4", "9.0", True),
+        ("2.4.1", "12.4", "3.5", False),  # the toolkit could target it; the list does not
+        ("2.5.1", "12.4", "10.0", False),
+        ("2.5.1", "11.8", "12.0", False),
         # From 2.8 the CUDA 12.8+ builds drop sm_50 and sm_60 but keep sm_70.
         ("2.8.0", "12.8", "5.0", False),
         ("2.8.0", "12.8", "6.1", False),
@@ -100,6 +117,28 @@ def test_a_real_h200_ran_pytorch_2_11_cu130():
 )
 def test_build_support(torch, cuda, capability, expected):
     assert _supported(torch, cuda, capability) is expected
+
+
+def test_verified_rows_cover_exactly_the_cuda_builds_each_release_shipped():
+    # Independent oracle: the release matrix (pytorch/test-infra's generate_binary_build_matrix
+    # at each release, packages_app/demo_data/reference/torch_releases.csv) lists the CUDA
+    # versions each release shipped; the rows read from each release branch's build script must
+    # name those versions, no more and no fewer.
+    shipped: dict[tuple[int, int], set[tuple[int, int]]] = {}
+    with RELEASES_CSV.open() as handle:
+        for record in csv.DictReader(handle):
+            minor = gpu_arch._major_minor(record["version"])
+            cudas = {
+                gpu_arch._major_minor(v.removeprefix("cuda"))
+                for v in record["variants"].split(";")
+                if v.startswith("cuda")
+            }
+            shipped.setdefault(minor, set()).update(cudas)
+    rows = [r for r in gpu_arch.load_table() if r.subdir == "linux-64" and r.torch_to]
+    for release in sorted({r.torch_from for r in rows}):
+        assert all(r.torch_from == r.torch_to for r in rows if r.torch_from == release)
+        table = {r.cuda for r in rows if r.torch_from == release}
+        assert table == shipped[release], release
 
 
 def test_aarch64_builds_have_their_own_lists():

@@ -32,6 +32,7 @@ from testing_app.services.promotions import cancel_promotion
 from testing_app.services.promotions import create_promotion
 from testing_app.services.promotions import resume_promotion
 from testing_app.services.promotions import run_promotion
+from testing_app.services.set_solves import request_set_partner_solves
 from tests import factories
 from tests.testing_app.promotion_world import drain
 from tests.testing_app.promotion_world import index_channel
@@ -207,6 +208,12 @@ def test_set_is_gated_as_a_whole_and_copied_together(
 ):
     kornia = world.stage("kornia")
     fastai = world.stage("fastai", depends=("kornia ==1.0.0", "pytorch >=2.5,<2.6"))
+    assert suggest_sets([kornia, fastai]) == []  # nothing solved yet
+    with django_capture_on_commit_callbacks(execute=True):
+        request_set_partner_solves(candidates=[kornia, fastai])
+    with django_capture_on_commit_callbacks(execute=True):
+        drain("install")  # the solves; the last one queues the set's checks
+    drain("install")
     assert suggest_sets([kornia, fastai]) == [[fastai.pk, kornia.pk]]
     assert suggest_set_for(kornia) == suggest_set_for(fastai) == [fastai.pk, kornia.pk]
     run_checks([kornia])
