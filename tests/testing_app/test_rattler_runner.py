@@ -1,6 +1,7 @@
 """The rattler runner: real .conda files solved, installed and tested with py-rattler, as a
 subprocess with conda-build's command line; and test jobs run through it."""
 
+import importlib.metadata
 import json
 import subprocess
 import sys
@@ -72,7 +73,8 @@ def test_script_passes_and_fails_with_the_pinned_pytorch_stand_in(world, tmp_pat
     assert good.stdout.rstrip().endswith("All tests passed")
     assert "The following NEW packages will be INSTALLED:" in good.stdout
     assert bad.returncode == 1
-    assert "FAIL: this sample does not work with PyTorch 2.5" in bad.stderr
+    # rattler-build runs the test (a rattler-build package) and prints its output on stdout.
+    assert "FAIL: this sample does not work with PyTorch 2.5" in bad.stdout
     assert f"TESTS FAILED: {package.name}" in bad.stdout
 
 
@@ -103,20 +105,22 @@ def _package(directory: Path, name: str, *, info_files: dict[str, str]) -> Path:
 
 
 def test_script_package_without_tests_says_nothing_to_test(world, tmp_path):
-    package = _package(tmp_path, "no-tests", info_files={})
+    package = _file(world, "sample-no-tests")  # rattler-build's tests.yaml is `[]`
 
-    result = _run_script(package, world.sample.url, tmp_path / "d")
+    emulated = _run_script(
+        package, world.sample.url, tmp_path / "d0", env=_without_rattler_build(tmp_path)
+    )
+    real = _run_script(package, world.sample.url, tmp_path / "d")
 
-    assert result.returncode == 0
-    assert f"Nothing to test for: {package}" in result.stdout
+    for result in (emulated, real):
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"Nothing to test for: {package}" in result.stdout
 
 
 def test_script_runs_rattler_build_tests_yaml(world, tmp_path):
-    tests_yaml = (
-        '- script:\n    - test "$PKG_NAME" = yaml-tested\n    - echo from tests.yaml\n'
-        "- package_contents:\n    files: [x]\n"
-    )
-    package = _package(tmp_path, "yaml-tested", info_files={"tests/tests.yaml": tests_yaml})
+    # The PyTorch stand-in, built by rattler-build: its script test is in tests.yaml (its
+    # package_contents test is not: rattler-build checks that one while it builds).
+    package = _file(world, "pytorch", "2.4.1")
 
     emulated = _run_script(
         package, world.sample.url, tmp_path / "e", env=_without_rattler_build(tmp_path)
@@ -124,12 +128,12 @@ def test_script_runs_rattler_build_tests_yaml(world, tmp_path):
     real = _run_script(package, world.sample.url, tmp_path / "f")
 
     assert emulated.returncode == 0, emulated.stdout + emulated.stderr
-    assert "from tests.yaml" in emulated.stdout
-    assert "does not run 'package_contents' tests" in emulated.stdout
-    # With py-rattler-build, rattler-build runs it (package_contents was checked at build time).
+    assert "torch-version prints 2.4.1" in emulated.stdout
+    assert "run by rattler-build" not in emulated.stdout  # the emulation ran it
+    # With py-rattler-build, rattler-build runs it.
     assert real.returncode == 0, real.stdout + real.stderr
     assert "run by rattler-build" in real.stdout
-    assert "from tests.yaml" in real.stdout
+    assert "torch-version prints 2.4.1" in real.stdout
 
 
 def test_read_package_tests_reads_both_layouts(tmp_path):
@@ -186,15 +190,26 @@ def test_test_jobs_run_with_the_rattler_runner_get_conda_build_verdicts(world):
     passed = execute_job(job_id=_test_job(world, "sample-fails-on-torch-2-5", "2.4.1").pk)
     failed = execute_job(job_id=_test_job(world, "sample-fails-on-torch-2-5", "2.5.1").pk)
     stand_in = execute_job(job_id=_test_job(world, "pytorch", "2.5.1").pk)
+    with_files = execute_job(job_id=_test_job(world, "sample-passes", "2.5.1").pk)
+    without_tests = execute_job(job_id=_test_job(world, "sample-no-tests", "2.4.1").pk)
+    legacy = execute_job(job_id=_test_job(world, "sample-legacy-layout", "2.4.1").pk)
 
-    assert (passed.verdict, passed.runner) == ("passed", "rattler")
-    assert passed.runner_version  # py-rattler's version
+    # The samples built by rattler-build are tested by rattler-build itself (the job says so).
+    assert (passed.verdict, passed.runner) == ("passed", "rattler-build")
+    assert passed.runner_version == importlib.metadata.version("py-rattler-build")
     assert {p["name"] for p in passed.solved_packages} == {"pytorch", "sample-fails-on-torch-2-5"}
     assert passed.command[:2] == [sys.executable, str(RATTLER_RUNNER_SCRIPT)]
     assert failed.verdict == "failed"
     assert "does not work with PyTorch 2.5" in failed.failure_excerpt
     assert stand_in.verdict == "passed"
     assert "torch-version prints 2.5.1" in stand_in.log_tail
+    assert (with_files.verdict, with_files.runner) == ("passed", "rattler-build")
+    assert "sample-passes runs with PyTorch 2.5.1" in with_files.log_tail
+    assert (without_tests.verdict, without_tests.runner) == ("no_tests", "rattler-build")
+    # The conda-build-layout sample takes the rattler runner's conda-build path.
+    assert (legacy.verdict, legacy.runner) == ("passed", "rattler")
+    assert legacy.runner_version  # py-rattler's version
+    assert "sample-legacy-layout runs with PyTorch 2.4.1" in legacy.log_tail
 
 
 def test_package_whose_sha256_does_not_match_is_an_error_and_not_kept(world, settings):
