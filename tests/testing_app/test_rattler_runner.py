@@ -10,6 +10,7 @@ from pathlib import Path
 import conda_package_handling.api as cph
 import pytest
 
+from packages_app.adapters.sample_channel import index_channel
 from packages_app.models import Build
 from packages_app.models import TorchRelease
 from packages_app.services.sync import sync_channels
@@ -28,6 +29,7 @@ from testing_app.services.execution import start_job
 from tests import factories
 from tests.testing_app.planning_world import SUBDIR
 from tests.testing_app.planning_world import sample_world
+from tests.testing_app.rattler_built import build_v1
 
 pytestmark = pytest.mark.django_db
 
@@ -146,13 +148,13 @@ def test_read_package_tests_reads_both_layouts(tmp_path):
             "test/test_time_dependencies.json": '["pytest", "numpy >=1.20"]',
         },
     )
-    rattler_build = _package(
-        tmp_path,
-        "rb",
-        info_files={
-            "tests/tests.yaml": "- python:\n    imports: [rb]\n"
-            "- script: [rb --help]\n  requirements:\n    run: [click]\n"
-        },
+    # Built by rattler-build (tests/testing_app/recipes/v1-python-tests), against an empty
+    # local channel: its tests are only read here.
+    empty = tmp_path / "empty-channel"
+    (empty / "noarch").mkdir(parents=True)
+    index_channel(empty)
+    rattler_build = build_v1(
+        "v1-python-tests", output_dir=tmp_path / "v1", channels=[empty.as_uri()]
     )
 
     first, second = read_package_tests(conda_build), read_package_tests(rattler_build)
@@ -161,7 +163,11 @@ def test_read_package_tests_reads_both_layouts(tmp_path):
     assert set(first.files) == {"run_test.py", "run_test.sh"}
     assert first.needs_python
     assert second.layout == "rattler-build"
-    assert second.commands == ['python -c "import rb"', "python -m pip check", "rb --help"]
+    assert second.commands == [
+        'python -c "import v1_python_tests"',
+        "python -m pip check",
+        "v1-python-tests --help",
+    ]
     assert second.requirements == ["pip", "python", "click"]
 
 
