@@ -115,10 +115,13 @@ def _build_into_cache(recipe_dirs_to_build: list[Path], entries: dict[Path, Path
                 shutil.move(source, staged / source.name)
                 listing.append({**result, "filename": source.name})
             (staged / BUILT_LIST).write_text(json.dumps(listing, indent=1, sort_keys=True))
-            entry = entries[recipe_dir]
-            if entry.exists():  # a half-written entry from a killed run: built.json missing
-                shutil.rmtree(entry)
-            staged.rename(entry)  # complete or absent: built.json is inside
+            # An entry appears whole or not at all (a rename of the complete folder); if another
+            # seed_demo or test session put one there meanwhile, its files are kept.
+            try:
+                staged.rename(entries[recipe_dir])
+            except OSError:
+                if not (entries[recipe_dir] / BUILT_LIST).is_file():
+                    raise
 
 
 def _build_env() -> dict[str, str]:
