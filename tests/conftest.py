@@ -4,6 +4,7 @@ import pytest
 import redis
 from django.conf import settings
 from django.core.management import call_command
+from django.test import override_settings
 
 
 def pytest_sessionstart(session):
@@ -15,6 +16,15 @@ def pytest_sessionstart(session):
         pytest.exit(f"Redis at {settings.REDIS_URL} is not reachable: {exc}", returncode=3)
     if keys and not settings.REDIS_URL.endswith(("/13", "/14", "/15")):
         pytest.exit(f"Redis database {settings.REDIS_URL} is not empty; refusing to flush it")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sample_build_cache(tmp_path_factory):
+    """The sample packages rattler-build makes (tests/testing_app/planning_world.py), kept by
+    recipe hash and rattler-build version for the whole session: built once, not once per test
+    (pytest's cache provider is off in this project, so the cache lives as long as the run)."""
+    with override_settings(SAMPLE_BUILD_CACHE_DIR=tmp_path_factory.mktemp("sample-builds")):
+        yield
 
 
 @pytest.fixture(autouse=True)

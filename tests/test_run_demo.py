@@ -149,6 +149,8 @@ def _demo_env(tmp_path, **extra) -> dict:
         DATABASE_URL=f"sqlite:///{tmp_path / 'demo.sqlite3'}",
         REDIS_URL=f"redis://127.0.0.1:{run_demo.free_port()}/0",  # nothing listens there
         DEMO_ADMIN_PASSWORD="demo-password",
+        # The session's rattler-build sample cache (tests/conftest.py): not built again here.
+        SAMPLE_BUILD_CACHE_DIR=str(settings.SAMPLE_BUILD_CACHE_DIR),
     )
     return env | extra
 

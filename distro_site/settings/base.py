@@ -204,6 +204,11 @@ ARTIFACT_DIR = Path(env.str("ARTIFACT_DIR", default=str(VAR_DIR / "artifacts")))
 
 # --- Channels ---------------------------------------------------------------------------------
 DEMO_DATA_DIR = BASE_DIR / "packages_app" / "demo_data"
+# The demo's sample packages as rattler-build made them from demo_data/samples/recipes, one folder
+# per recipe hash and rattler-build version (packages_app/adapters/sample_build.py): a cache.
+SAMPLE_BUILD_CACHE_DIR = Path(
+    env.str("SAMPLE_BUILD_CACHE_DIR", default=str(VAR_DIR / "sample-builds"))
+)
 
 
 def _default_channels() -> list[dict]:

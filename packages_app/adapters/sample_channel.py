@@ -1,12 +1,19 @@
-"""Build the demo's sample channel: real `.conda` files written with conda-package-handling.
+"""Build the demo's and the tests' sample channel: real packages, indexed by rattler's index_fs.
 
-The sources are in packages_app/demo_data/samples/ (samples.json plus the test scripts); the
-channel is built into a directory (the demo uses VAR_DIR/channels/samples) for one subdir, the
-machine's own, so that the rattler runner can install and test every package here. What is a
+The sources are in packages_app/demo_data/samples/:
+- `recipes/<name>/recipe.yaml`: v1 recipes, built by rattler-build itself
+  (adapters/sample_build.py, py-rattler-build, offline, cached by recipe hash);
+- `legacy/samples.json` plus its test scripts: packages in conda-build's layout
+  (`info/test/run_test.sh`) for the conda-build test path. rattler-build cannot make that layout
+  (it writes `info/tests/tests.yaml` and `info/recipe/recipe.yaml`), so these few are assembled
+  here with conda-package-handling, and only these.
+The channel is built into a directory (the demo uses VAR_DIR/channels/samples) for one subdir,
+the machine's own, so that the runners can install and test every package here. What is a
 sample and what is real is written in demo_data/PROVENANCE.md. No ORM here.
 
 Files that exist are kept (a rebuild would change their checksums and look like new builds);
-every subdir's repodata.json is then written by rattler's `index_fs` from the files present.
+every subdir's repodata.json is then written by rattler's `index_fs` from the files present:
+no repodata is written by hand.
 """
 
 import hashlib
@@ -20,13 +27,18 @@ from pathlib import Path
 
 import conda_package_handling.api as cph
 
+from packages_app.adapters.sample_build import SampleBuildError
+from packages_app.adapters.sample_build import build_recipes
+
 NOARCH = "noarch"
+RECIPES_DIR = "recipes"
+LEGACY_DIR = "legacy"
 # 2024-06-04 (the 2.3.1 release day), in ms: fixed, so the metadata does not change per build.
 SAMPLE_TIMESTAMP_MS = 1717459200000
 
 
 class SampleChannelError(Exception):
-    """The sample sources are missing or malformed."""
+    """The sample sources are missing or malformed, or a sample could not be built."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,7 @@ class SamplePackage:
     summary: str
     filename: str
     path: Path
+    builder: str  # "rattler-build" or "conda-package-handling" (conda-build's layout)
 
 
 @dataclass(frozen=True)
@@ -53,28 +66,55 @@ class SampleChannel:
     def names(self) -> list[str]:
         return sorted({p.name for p in self.packages})
 
+    def summary(self, name: str) -> str:
+        return next(p.summary for p in self.packages if p.name == name)
+
 
 def load_manifest(sources: Path) -> list[dict]:
+    """The conda-build-layout samples of `sources/legacy/samples.json`."""
+    manifest_path = sources / LEGACY_DIR / "samples.json"
     try:
-        manifest = json.loads((sources / "samples.json").read_text())
+        manifest = json.loads(manifest_path.read_text())
         packages = manifest["packages"]
     except (OSError, ValueError, KeyError) as exc:
-        raise SampleChannelError(f"{sources}/samples.json: {exc}") from exc
+        raise SampleChannelError(f"{manifest_path}: {exc}") from exc
     if not isinstance(packages, list):
-        raise SampleChannelError(f"{sources}/samples.json: 'packages' must be a list")
+        raise SampleChannelError(f"{manifest_path}: 'packages' must be a list")
     return packages
 
 
-def build_sample_channel(*, sources: Path, target: Path, subdir: str) -> SampleChannel:
-    """Build every sample package missing from `target/<subdir>/` and index the channel."""
-    built = []
+def build_sample_channel(*, sources: Path, target: Path, subdir: str, cache: Path) -> SampleChannel:
+    """Every sample package missing from `target`: the recipes built by rattler-build (from
+    `cache` when it holds them), the conda-build-layout ones assembled; then index_fs."""
     (target / subdir).mkdir(parents=True, exist_ok=True)
     (target / NOARCH).mkdir(parents=True, exist_ok=True)
+    try:
+        built = build_recipes(recipes=sources / RECIPES_DIR, cache=cache)
+    except SampleBuildError as exc:
+        raise SampleChannelError(str(exc)) from exc
+    packages = [_place(package, target=target, subdir=subdir) for package in built]
     for entry in load_manifest(sources):
         for version in entry["versions"]:
-            built.append(_package(entry, version, sources=sources, target=target, subdir=subdir))
+            packages.append(
+                _package(entry, version, sources=sources / LEGACY_DIR, target=target, subdir=subdir)
+            )
     index_channel(target)
-    return SampleChannel(root=target, subdir=subdir, packages=tuple(built))
+    return SampleChannel(root=target, subdir=subdir, packages=tuple(packages))
+
+
+def _place(package, *, target: Path, subdir: str) -> SamplePackage:
+    """Copy a package rattler-build made into the channel, unless a file of that name is there."""
+    if package.subdir not in (subdir, NOARCH):
+        raise SampleChannelError(
+            f"{package.path.name}: built for {package.subdir}, the channel is for {subdir}"
+        )
+    path = target / package.subdir / package.path.name
+    if not path.exists():
+        shutil.copyfile(package.path, path)
+    summary = package.summary
+    return SamplePackage(
+        package.name, package.version, package.build, summary, path.name, path, "rattler-build"
+    )
 
 
 def _package(entry: dict, version: str, *, sources: Path, target: Path, subdir: str):
@@ -90,11 +130,11 @@ def _package(entry: dict, version: str, *, sources: Path, target: Path, subdir: 
             out.mkdir()
             cph.create(str(stage), None, filename, out_folder=str(out))
             shutil.move(out / filename, path)
-    return SamplePackage(name, version, build, summary, filename, path)
+    return SamplePackage(name, version, build, summary, filename, path, "conda-package-handling")
 
 
 def _stage(stage: Path, entry: dict, *, version: str, summary: str, sources: Path, subdir: str):
-    """The package's files and its info/ folder, as conda-build lays them out."""
+    """The package's files and its info/ folder, as conda-build lays them out (info/test/)."""
     (stage / "info" / "test").mkdir(parents=True)
     files = []
     for destination, source in sorted(entry.get("files", {}).items()):

@@ -119,6 +119,8 @@ def write_pin_channels(records, names: set[str], root: Path) -> list[str]:
         if record.name.normalized in names:
             base = str(record.url).rsplit("/", 1)[0] + "/"
             groups.setdefault((base, record.subdir), []).append(record)
+    # Written here, not by rattler's index_fs: index_fs indexes package files present in a
+    # folder, and these channels hold none (base_url points at the files, possibly remote).
     urls = []
     for number, ((base, subdir), members) in enumerate(sorted(groups.items())):
         channel = root / f"pin-{number}"

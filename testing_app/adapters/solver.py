@@ -261,6 +261,8 @@ def write_candidate_channel(directory: Path, records: Iterable[dict]) -> str:
         entry = {k: record[k] for k in CANDIDATE_RECORD_FIELDS if record.get(k) not in (None, "")}
         entry.setdefault("depends", [])
         by_subdir.setdefault(subdir, {})[filename] = entry
+    # Written here, not by rattler's index_fs: index_fs indexes package files present in a
+    # folder, and this channel has none (the records come from the database).
     for subdir, entries in by_subdir.items():
         (directory / subdir).mkdir(exist_ok=True)
         repodata = {

@@ -47,7 +47,7 @@ def test_demo_loop_from_staged_sample_to_verdicts_in_the_browser(
 ):
     jobs = Job.objects.filter(run=demo)
     own = jobs.filter(pinned_build__isnull=True)  # the rest: dependents re-tested with a stand-in
-    # The 8 cells of the samples with the two stand-in releases; cells the stand-ins cannot
+    # The 12 cells of the samples with the two stand-in releases; cells the stand-ins cannot
     # decide (releases with no PyTorch record in the stack) are planned as unknown (issue 13).
     sample_cells = own.filter(
         kind="install_check",
@@ -55,14 +55,23 @@ def test_demo_loop_from_staged_sample_to_verdicts_in_the_browser(
         variant__name="cpu",
         platform__subdir="linux-64",
     )
-    assert sample_cells.count() == 8
-    assert set(jobs.filter(kind="test").values_list("runner", flat=True)) == {"rattler"}
+    assert sample_cells.count() == 12
+    # No conda-build here: the samples rattler-build built are tested by rattler-build, the
+    # conda-build-layout one by the rattler runner's conda-build path.
+    assert set(jobs.filter(kind="test").values_list("runner", flat=True)) == {
+        "rattler",
+        "rattler-build",
+    }
     assert not jobs.exclude(status="finished").exists()
     assert _verdict("sample-passes", "2.4.1") == _verdict("sample-passes", "2.5.1") == "passed"
     assert _verdict("sample-fails-on-torch-2-5", "2.4.1") == "passed"
     assert _verdict("sample-fails-on-torch-2-5", "2.5.1") == "failed"
     assert _verdict("sample-unsatisfiable", "2.5.1") == "uninstallable"
     assert _verdict("pytorch", "2.5.1") == "passed"  # the stand-in's own test
+    assert _verdict("sample-legacy-layout", "2.4.1") == "passed"
+    assert _verdict("sample-legacy-layout", "2.5.1") == "failed"
+    no_tests = own.filter(kind="test", build__name="sample-no-tests")
+    assert set(no_tests.values_list("verdict", flat=True)) == {"no_tests"}
     demo.refresh_from_db()
     assert demo.state == "finished"
 
@@ -70,7 +79,7 @@ def test_demo_loop_from_staged_sample_to_verdicts_in_the_browser(
     expect(page.locator("h1")).to_contain_text(f"Run {demo.pk}")
     screenshot("demo-loop-run")
 
-    failed = own.get(kind="test", verdict="failed")
+    failed = own.get(kind="test", verdict="failed", build__name="sample-fails-on-torch-2-5")
     page.goto(f"{live_server.url}/jobs/{failed.pk}/")
     expect(page.locator(".excerpt-text")).to_contain_text("does not work with PyTorch 2.5")
     screenshot("demo-loop-failed-test")

@@ -176,7 +176,8 @@ def test_journey_from_proposal_to_an_install_from_the_target(
     expect(page.locator("dl.facts")).to_contain_text("Ada Lovelace")
     screenshot("journey-05-package-build-staged")
 
-    # 4. The worker runs the install checks and the tests (rattler runner).
+    # 4. The worker runs the install checks and the tests (no conda-build here: the rattler
+    # runner; the samples rattler-build built are tested by rattler-build itself).
     wait_until(
         lambda: Run.objects.get(pk=run.pk).state == Run.State.FINISHED,
         what="the run's install checks and tests",
@@ -184,7 +185,13 @@ def test_journey_from_proposal_to_an_install_from_the_target(
         worker=worker,
     )
     jobs = Job.objects.filter(run=run)
-    assert set(jobs.filter(kind="test").values_list("runner", flat=True)) == {"rattler"}
+    assert set(jobs.filter(kind="test").values_list("runner", flat=True)) == {
+        "rattler",
+        "rattler-build",
+    }
+    assert set(jobs.filter(kind="test", build=build).values_list("runner", flat=True)) == {
+        "rattler-build"
+    }
     # The build's own cells; its re-tests pinned to a staged PyTorch stand-in are kept apart.
     own = jobs.filter(pinned_build__isnull=True)
     failed = own.get(kind="test", build=build, verdict="failed")

@@ -1,4 +1,7 @@
-"""Real conda package files for tests, written with conda-package-handling."""
+"""Real conda package files for tests in conda-build's layout (info/test/run_test.*), written
+with conda-package-handling: rattler-build cannot make that layout (it writes
+info/tests/tests.yaml), and the conda-build paths need it. Packages in rattler-build's layout
+are built by rattler-build itself (tests/testing_app/rattler_built.py, the sample channel)."""
 
 import hashlib
 import json

@@ -1,4 +1,5 @@
-"""The demo's sample channel for tests: real .conda files built into a temporary folder,
+"""The demo's sample channel for tests: real .conda files (rattler-build's, from the session's
+build cache, and the conda-build-layout ones) put into a temporary folder,
 registered as the staging channel, with the reference rows (variants, releases) seeded."""
 
 import io
@@ -19,7 +20,14 @@ from testing_app.adapters.host_probe import conda_subdir
 from testing_app.services.dispatch import rq_queue
 from testing_app.services.queues import worker_serializer
 
-SAMPLE_NAMES = ("pytorch", "sample-passes", "sample-fails-on-torch-2-5", "sample-unsatisfiable")
+SAMPLE_NAMES = (
+    "pytorch",
+    "sample-passes",
+    "sample-fails-on-torch-2-5",
+    "sample-unsatisfiable",
+    "sample-no-tests",
+    "sample-legacy-layout",
+)
 SUBDIR = conda_subdir(platform.system(), platform.machine())
 
 
@@ -37,7 +45,10 @@ def sample_world(directory: Path, *, register: bool = True) -> SampleWorld:
     """Reference rows, the sample channel on disk and as the staging channel, its packages."""
     seed_reference()
     sample = build_sample_channel(
-        sources=settings.DEMO_DATA_DIR / "samples", target=directory / "samples", subdir=SUBDIR
+        sources=settings.DEMO_DATA_DIR / "samples",
+        target=directory / "samples",
+        subdir=SUBDIR,
+        cache=settings.SAMPLE_BUILD_CACHE_DIR,
     )
     channel = register_channel(name="samples", url=sample.url, role=Channel.Role.STAGING)
     if register:

@@ -8,6 +8,7 @@ import conda_package_handling.api as cph
 import pytest
 from django.conf import settings
 
+from packages_app.adapters.sample_channel import index_channel
 from packages_app.models import Build
 from packages_app.models import Channel
 from packages_app.models import TorchRelease
@@ -127,6 +128,8 @@ def test_cell_virtual_packages_come_from_the_variant_and_platform(lockfile):
 
 
 def _package_with_test_requirements(directory: Path, requirements: list[str]) -> Path:
+    """conda-build's layout (info/test/test_time_dependencies.json), which rattler-build cannot
+    make, so assembled here; its channel indexed by rattler's index_fs."""
     stage = directory / "stage"
     (stage / "info" / "test").mkdir(parents=True)
     index = {"name": "needs-tools", "version": "1.0", "build": "0", "build_number": 0,
@@ -139,15 +142,9 @@ def _package_with_test_requirements(directory: Path, requirements: list[str]) ->
     out = directory / "channel" / "linux-64"
     out.mkdir(parents=True)
     cph.create(str(stage), None, "needs-tools-1.0-0.conda", out_folder=str(out))
-    path = out / "needs-tools-1.0-0.conda"
-    record = {**index, **file_digests(path)}
-    for subdir in ("linux-64", "noarch"):  # a staging channel is a real, indexed channel
-        (directory / "channel" / subdir).mkdir(exist_ok=True)
-        listed = {path.name: record} if subdir == "linux-64" else {}
-        (directory / "channel" / subdir / "repodata.json").write_text(
-            json.dumps({"info": {"subdir": subdir}, "packages": {}, "packages.conda": listed})
-        )
-    return path
+    (directory / "channel" / "noarch").mkdir()
+    index_channel(directory / "channel")  # a staging channel is a real, indexed channel
+    return out / "needs-tools-1.0-0.conda"
 
 
 def _staged(path: Path, **overrides) -> Build:

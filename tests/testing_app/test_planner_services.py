@@ -53,7 +53,7 @@ def test_sync_of_staged_samples_plans_install_checks_and_not_applicable_cells(wo
     run = Run.objects.get()
     assert (run.trigger, run.state) == ("new_build", "running")
     checks = Job.objects.filter(run=run, pinned_build__isnull=True)
-    assert checks.count() == 8  # 4 names x PyTorch 2.4.1 and 2.5.1 (stand-ins: their own one)
+    assert checks.count() == 12  # 6 names x PyTorch 2.4.1 and 2.5.1 (stand-ins: their own one)
     # Each PyTorch stand-in is gated on its dependents: the samples re-tested with it pinned,
     # in its own release's cells only.
     retests = Job.objects.filter(run=run, pinned_build__isnull=False)
@@ -61,13 +61,19 @@ def test_sync_of_staged_samples_plans_install_checks_and_not_applicable_cells(wo
         retests.values_list("build__name", "pinned_build__version", "torch_release__version")
     ) == [
         (name, version, version)
-        for name in ("sample-fails-on-torch-2-5", "sample-passes", "sample-unsatisfiable")
+        for name in (
+            "sample-fails-on-torch-2-5",
+            "sample-legacy-layout",
+            "sample-no-tests",
+            "sample-passes",
+            "sample-unsatisfiable",
+        )
         for version in ("2.4.1", "2.5.1")
     ]
     assert set(checks.values_list("kind", "queue_name", "variant__name", "platform__subdir")) == {
         ("install_check", "install", "cpu", SUBDIR)
     }
-    assert rq_queue("install").count == 14  # pushed after the commit
+    assert rq_queue("install").count == 22  # pushed after the commit
     assert {tuple(specs) for specs in checks.values_list("extra_specs", flat=True)} == {
         ("pytorch * cpu*",)
     }
@@ -169,6 +175,8 @@ def test_registering_a_release_starts_its_wave_for_every_active_package(
         "sample-passes",
         "sample-fails-on-torch-2-5",
         "sample-unsatisfiable",
+        "sample-no-tests",
+        "sample-legacy-layout",
     }
 
 

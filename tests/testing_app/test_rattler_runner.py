@@ -1,6 +1,7 @@
 """The rattler runner: real .conda files solved, installed and tested with py-rattler, as a
 subprocess with conda-build's command line; and test jobs run through it."""
 
+import importlib.metadata
 import json
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 import conda_package_handling.api as cph
 import pytest
 
+from packages_app.adapters.sample_channel import index_channel
 from packages_app.models import Build
 from packages_app.models import TorchRelease
 from packages_app.services.sync import sync_channels
@@ -27,6 +29,7 @@ from testing_app.services.execution import start_job
 from tests import factories
 from tests.testing_app.planning_world import SUBDIR
 from tests.testing_app.planning_world import sample_world
+from tests.testing_app.rattler_built import build_v1
 
 pytestmark = pytest.mark.django_db
 
@@ -72,7 +75,8 @@ def test_script_passes_and_fails_with_the_pinned_pytorch_stand_in(world, tmp_pat
     assert good.stdout.rstrip().endswith("All tests passed")
     assert "The following NEW packages will be INSTALLED:" in good.stdout
     assert bad.returncode == 1
-    assert "FAIL: this sample does not work with PyTorch 2.5" in bad.stderr
+    # rattler-build runs the test (a rattler-build package) and prints its output on stdout.
+    assert "FAIL: this sample does not work with PyTorch 2.5" in bad.stdout
     assert f"TESTS FAILED: {package.name}" in bad.stdout
 
 
@@ -103,20 +107,22 @@ def _package(directory: Path, name: str, *, info_files: dict[str, str]) -> Path:
 
 
 def test_script_package_without_tests_says_nothing_to_test(world, tmp_path):
-    package = _package(tmp_path, "no-tests", info_files={})
+    package = _file(world, "sample-no-tests")  # rattler-build's tests.yaml is `[]`
 
-    result = _run_script(package, world.sample.url, tmp_path / "d")
+    emulated = _run_script(
+        package, world.sample.url, tmp_path / "d0", env=_without_rattler_build(tmp_path)
+    )
+    real = _run_script(package, world.sample.url, tmp_path / "d")
 
-    assert result.returncode == 0
-    assert f"Nothing to test for: {package}" in result.stdout
+    for result in (emulated, real):
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"Nothing to test for: {package}" in result.stdout
 
 
 def test_script_runs_rattler_build_tests_yaml(world, tmp_path):
-    tests_yaml = (
-        '- script:\n    - test "$PKG_NAME" = yaml-tested\n    - echo from tests.yaml\n'
-        "- package_contents:\n    files: [x]\n"
-    )
-    package = _package(tmp_path, "yaml-tested", info_files={"tests/tests.yaml": tests_yaml})
+    # The PyTorch stand-in, built by rattler-build: its script test is in tests.yaml (its
+    # package_contents test is not: rattler-build checks that one while it builds).
+    package = _file(world, "pytorch", "2.4.1")
 
     emulated = _run_script(
         package, world.sample.url, tmp_path / "e", env=_without_rattler_build(tmp_path)
@@ -124,12 +130,12 @@ def test_script_runs_rattler_build_tests_yaml(world, tmp_path):
     real = _run_script(package, world.sample.url, tmp_path / "f")
 
     assert emulated.returncode == 0, emulated.stdout + emulated.stderr
-    assert "from tests.yaml" in emulated.stdout
-    assert "does not run 'package_contents' tests" in emulated.stdout
-    # With py-rattler-build, rattler-build runs it (package_contents was checked at build time).
+    assert "torch-version prints 2.4.1" in emulated.stdout
+    assert "run by rattler-build" not in emulated.stdout  # the emulation ran it
+    # With py-rattler-build, rattler-build runs it.
     assert real.returncode == 0, real.stdout + real.stderr
     assert "run by rattler-build" in real.stdout
-    assert "from tests.yaml" in real.stdout
+    assert "torch-version prints 2.4.1" in real.stdout
 
 
 def test_read_package_tests_reads_both_layouts(tmp_path):
@@ -142,13 +148,13 @@ def test_read_package_tests_reads_both_layouts(tmp_path):
             "test/test_time_dependencies.json": '["pytest", "numpy >=1.20"]',
         },
     )
-    rattler_build = _package(
-        tmp_path,
-        "rb",
-        info_files={
-            "tests/tests.yaml": "- python:\n    imports: [rb]\n"
-            "- script: [rb --help]\n  requirements:\n    run: [click]\n"
-        },
+    # Built by rattler-build (tests/testing_app/recipes/v1-python-tests), against an empty
+    # local channel: its tests are only read here.
+    empty = tmp_path / "empty-channel"
+    (empty / "noarch").mkdir(parents=True)
+    index_channel(empty)
+    rattler_build = build_v1(
+        "v1-python-tests", output_dir=tmp_path / "v1", channels=[empty.as_uri()]
     )
 
     first, second = read_package_tests(conda_build), read_package_tests(rattler_build)
@@ -157,7 +163,11 @@ def test_read_package_tests_reads_both_layouts(tmp_path):
     assert set(first.files) == {"run_test.py", "run_test.sh"}
     assert first.needs_python
     assert second.layout == "rattler-build"
-    assert second.commands == ['python -c "import rb"', "python -m pip check", "rb --help"]
+    assert second.commands == [
+        'python -c "import v1_python_tests"',
+        "python -m pip check",
+        "v1-python-tests --help",
+    ]
     assert second.requirements == ["pip", "python", "click"]
 
 
@@ -186,15 +196,26 @@ def test_test_jobs_run_with_the_rattler_runner_get_conda_build_verdicts(world):
     passed = execute_job(job_id=_test_job(world, "sample-fails-on-torch-2-5", "2.4.1").pk)
     failed = execute_job(job_id=_test_job(world, "sample-fails-on-torch-2-5", "2.5.1").pk)
     stand_in = execute_job(job_id=_test_job(world, "pytorch", "2.5.1").pk)
+    with_files = execute_job(job_id=_test_job(world, "sample-passes", "2.5.1").pk)
+    without_tests = execute_job(job_id=_test_job(world, "sample-no-tests", "2.4.1").pk)
+    legacy = execute_job(job_id=_test_job(world, "sample-legacy-layout", "2.4.1").pk)
 
-    assert (passed.verdict, passed.runner) == ("passed", "rattler")
-    assert passed.runner_version  # py-rattler's version
+    # The samples built by rattler-build are tested by rattler-build itself (the job says so).
+    assert (passed.verdict, passed.runner) == ("passed", "rattler-build")
+    assert passed.runner_version == importlib.metadata.version("py-rattler-build")
     assert {p["name"] for p in passed.solved_packages} == {"pytorch", "sample-fails-on-torch-2-5"}
     assert passed.command[:2] == [sys.executable, str(RATTLER_RUNNER_SCRIPT)]
     assert failed.verdict == "failed"
     assert "does not work with PyTorch 2.5" in failed.failure_excerpt
     assert stand_in.verdict == "passed"
     assert "torch-version prints 2.5.1" in stand_in.log_tail
+    assert (with_files.verdict, with_files.runner) == ("passed", "rattler-build")
+    assert "sample-passes runs with PyTorch 2.5.1" in with_files.log_tail
+    assert (without_tests.verdict, without_tests.runner) == ("no_tests", "rattler-build")
+    # The conda-build-layout sample takes the rattler runner's conda-build path.
+    assert (legacy.verdict, legacy.runner) == ("passed", "rattler")
+    assert legacy.runner_version  # py-rattler's version
+    assert "sample-legacy-layout runs with PyTorch 2.4.1" in legacy.log_tail
 
 
 def test_package_whose_sha256_does_not_match_is_an_error_and_not_kept(world, settings):

@@ -60,6 +60,7 @@ def _run(script: str, workdir, bin_dir, pkgs_dir):
     )
 
 
+# sample-legacy-layout is in conda-build's layout, so its cells are conda-build's to reproduce.
 @pytest.mark.parametrize(
     ("release", "verdict", "exit_code"), [("2.4.1", "passed", 0), ("2.5.1", "failed", 1)]
 )
@@ -71,7 +72,7 @@ def test_the_generated_script_reproduces_the_recorded_verdict(
     verdict,
     exit_code,
 ):
-    job = execute_job(job_id=_test_job(world, "sample-fails-on-torch-2-5", release).pk)
+    job = execute_job(job_id=_test_job(world, "sample-legacy-layout", release).pk)
     assert job.verdict == verdict
 
     reproduction = get_reproduction(job)
@@ -89,7 +90,7 @@ def test_the_generated_script_reproduces_the_recorded_verdict(
 
 
 def test_reproduction_lists_channels_pins_overrides_and_the_tool(world):
-    job = execute_job(job_id=_test_job(world, "sample-fails-on-torch-2-5", "2.5.1").pk)
+    job = execute_job(job_id=_test_job(world, "sample-legacy-layout", "2.5.1").pk)
 
     reproduction = get_reproduction(job)
 
@@ -109,7 +110,7 @@ def test_reproduction_lists_channels_pins_overrides_and_the_tool(world):
 
 
 def test_job_page_script_download_and_api_say_the_same(client, world):
-    job = execute_job(job_id=_test_job(world, "sample-fails-on-torch-2-5", "2.5.1").pk)
+    job = execute_job(job_id=_test_job(world, "sample-legacy-layout", "2.5.1").pk)
     script = get_reproduction(job).script()
 
     page = client.get(f"/jobs/{job.pk}/").content.decode()

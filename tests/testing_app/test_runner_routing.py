@@ -40,9 +40,6 @@ def _unsandboxed(settings):
     settings.TEST_ISOLATION = "none"
 
 
-TESTS_YAML = "- script:\n    - echo tests.yaml ran for $PKG_NAME\n"
-
-
 @pytest.fixture
 def world(tmp_path, settings):
     settings.CONDA_PKGS_DIR = tmp_path / "pkgs"
@@ -52,38 +49,6 @@ def world(tmp_path, settings):
     world = sample_world(tmp_path)
     sync_channels(channels=[world.channel], plan=False)
     return world
-
-
-def _v1_build(tmp_path, name: str):
-    channel_dir = tmp_path / "rattler-built"
-    path = build_package(
-        channel_dir,
-        name=name,
-        build="h0_0",
-        subdir=SUBDIR,
-        depends=("pytorch",),
-        extra_files={
-            "info/recipe/recipe.yaml": f"package:\n  name: {name}\n  version: 1.0.0\n",
-            "info/tests/tests.yaml": TESTS_YAML,
-        },
-    )
-    for subdir in (SUBDIR, "noarch"):  # an empty index: the runner tests the file it downloaded
-        (channel_dir / subdir).mkdir(exist_ok=True)
-        empty = {"info": {"subdir": subdir}, "packages": {}, "packages.conda": {}}
-        (channel_dir / subdir / "repodata.json").write_text(json.dumps(empty))
-    channel = Channel.objects.create(
-        name="rattler-built", url=channel_dir.as_uri(), role=Channel.Role.UPSTREAM
-    )
-    return factories.BuildFactory(
-        channel=channel,
-        name=name,
-        version="1.0.0",
-        build_string="h0_0",
-        subdir=SUBDIR,
-        filename=path.name,
-        depends=["pytorch"],
-        **file_digests(path),
-    )
 
 
 def _job(build, **fields) -> Job:
@@ -105,15 +70,16 @@ def _job(build, **fields) -> Job:
     return execute_job(job_id=job.pk)
 
 
-def test_rattler_build_package_goes_to_the_rattler_runner_not_conda_build(
-    world, tmp_path, settings
-):
-    job = _job(_v1_build(tmp_path, "v1-tested"))
+def test_rattler_build_package_goes_to_the_rattler_runner_not_conda_build(world, settings):
+    # sample-passes: built by rattler-build from its v1 recipe (demo_data/samples/recipes).
+    job = _job(world.channel.builds.get(name="sample-passes"))
     assert (job.verdict, job.runner) == ("passed", "rattler-build"), job.error_message
     assert job.runner_version  # the job page shows the tool and its version
     log = read_log_text(Path(settings.LOG_DIR) / job.log_path)
     assert "package built by rattler-build (info/tests/tests.yaml)" in log
-    assert "tests.yaml ran for v1-tested" in log
+    # Its test runs check-torch.sh, one of its `files:`, from the test's cwd.
+    assert "sample-passes runs with PyTorch 2.4.1" in log
+    assert "etc/conda/test-files/sample-passes/0" in log
     assert job.command[1].endswith("rattler_runner.py")
 
 
@@ -193,6 +159,7 @@ def test_pin_channels_hold_exactly_the_pinned_records_and_point_at_their_files(t
 
 
 def test_conda_build_package_still_goes_to_conda_build(world, settings):
-    build = world.channel.builds.get(name="sample-passes")
+    # sample-legacy-layout: conda-build's layout (info/test/run_test.sh).
+    build = world.channel.builds.get(name="sample-legacy-layout")
     job = _job(build)
     assert job.runner == "conda-build"

@@ -110,10 +110,10 @@ def test_first_sync_imports_and_plans_second_sync_is_a_304(
     again = sync_channel(channel=world.channel)
 
     assert [s.status for s in first.subdirs] == ["imported", "imported"]
-    assert first.subdirs[0].created == 5
-    # 4 names x 2 releases, plus the 3 samples re-tested with each PyTorch stand-in pinned.
-    assert first.subdirs[0].planned_jobs == 8 + 6
-    assert Run.objects.get().trigger_detail.startswith(f"sync of samples/{SUBDIR}: 5 new")
+    assert first.subdirs[0].created == 7
+    # 6 names x 2 releases, plus the 5 samples re-tested with each PyTorch stand-in pinned.
+    assert first.subdirs[0].planned_jobs == 12 + 10
+    assert Run.objects.get().trigger_detail.startswith(f"sync of samples/{SUBDIR}: 7 new")
     assert [s.status for s in again.subdirs] == ["unchanged", "unchanged"]
     sent = [etag for path, etag in server.requests if path.endswith(f"{SUBDIR}/repodata.json")]
     assert sent[0] == ""
@@ -235,14 +235,14 @@ def test_file_channel_sync_uses_size_and_mtime_and_upstream_sync_plans_nothing(
     assert statuses[SUBDIR] == "imported"
     assert statuses.get("osx-arm64" if SUBDIR != "osx-arm64" else "win-64") == "missing"
     assert {s.status for s in again.subdirs if s.status != "missing"} == {"unchanged"}
-    assert Build.objects.filter(channel=world.channel).count() == 5
+    assert Build.objects.filter(channel=world.channel).count() == 7
     assert not Run.objects.exists()  # upstream channels feed the catalog; staging is tested
 
 
 def test_sync_channels_command_prints_and_fails_on_errors(world, server):
     out = io.StringIO()
     call_command("sync_channels", "--channel", "samples", "--no-plan", stdout=out)
-    assert f"samples {SUBDIR}: 5 new, 0 changed, 0 withdrawn" in out.getvalue()
+    assert f"samples {SUBDIR}: 7 new, 0 changed, 0 withdrawn" in out.getvalue()
 
     _repodata(server).write_text("not json")
     Channel.objects.filter(pk=world.channel.pk).update(sync_state={})

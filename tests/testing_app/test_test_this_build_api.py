@@ -127,7 +127,7 @@ def test_build_uploaded_after_the_last_sync_is_found_by_reading_staging_again(
         response = _post(plain, {"filename": PASSES})
 
     assert response.status_code == 201
-    assert Build.objects.filter(channel=world.channel).count() == 5
+    assert Build.objects.filter(channel=world.channel).count() == 7
     assert Run.objects.count() == 1  # the read imported only; this request planned
 
 

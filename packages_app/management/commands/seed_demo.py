@@ -2,6 +2,7 @@
 the sample channel whose staged builds the demo's worker installs and tests (issue 5)."""
 
 import platform
+import time
 from pathlib import Path
 from urllib.parse import unquote
 from urllib.parse import urlparse
@@ -9,10 +10,11 @@ from urllib.parse import urlparse
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+from django.core.management.base import CommandError
 from django.db import transaction
 
+from packages_app.adapters.sample_channel import SampleChannelError
 from packages_app.adapters.sample_channel import build_sample_channel
-from packages_app.adapters.sample_channel import load_manifest
 from packages_app.models import Channel
 from packages_app.services.catalog import import_repodata
 from packages_app.services.packages import register_package
@@ -78,18 +80,29 @@ class Command(BaseCommand):
         channel, and sync it: the sync discovers the staged builds and plans their runs."""
         sources = settings.DEMO_DATA_DIR / "samples"
         subdir = conda_subdir(platform.system(), platform.machine())
-        sample = build_sample_channel(
-            sources=sources, target=settings.VAR_DIR / "channels" / SAMPLE_CHANNEL, subdir=subdir
-        )
+        started = time.monotonic()
+        try:
+            sample = build_sample_channel(
+                sources=sources,
+                target=settings.VAR_DIR / "channels" / SAMPLE_CHANNEL,
+                subdir=subdir,
+                cache=settings.SAMPLE_BUILD_CACHE_DIR,
+            )
+        except SampleChannelError as exc:
+            raise CommandError(f"the sample channel could not be built: {exc}") from exc
+        cache = settings.SAMPLE_BUILD_CACHE_DIR
+        seconds = time.monotonic() - started
+        self.stdout.write(f"sample packages ready (rattler-build, cache {cache}): {seconds:.1f} s")
         channel = register_channel(name=SAMPLE_CHANNEL, url=sample.url, role=Channel.Role.STAGING)
-        summaries = {e["name"]: e["summary"] for e in load_manifest(sources)}
         with transaction.atomic():
             (maintainer,) = upsert_maintainers(
                 entries=[{"name": DEMO_MAINTAINER_NAME, "email": DEMO_MAINTAINER_EMAIL}]
             )
         for name in sample.names:
             if name not in DEMO_PACKAGES:  # the PyTorch stand-in's package is the real one
-                register_package(name=name, summary=summaries[name][:300], maintainers=[maintainer])
+                register_package(
+                    name=name, summary=sample.summary(name)[:300], maintainers=[maintainer]
+                )
         self.stdout.write(
             f"sample channel {sample.url} ({subdir}): {len(sample.packages)} packages"
         )
