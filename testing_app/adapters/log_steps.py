@@ -136,7 +136,8 @@ def lines_with_offsets(data: bytes, start: int = 0):
 class CondaBuildSteps:
     """Names conda-build's steps from its own output, which announces none: its test begins
     with the solve (`TEST START:`), the install plan starts the install, and the first line
-    after the plan begins the tests."""
+    after the plan begins the tests. (Tested through the conda-build stand-in of the test suite,
+    which prints these lines as conda-build's code does; not against a real conda-build.)"""
 
     def __init__(self, plan_header: str):
         self.plan_header = plan_header
