@@ -1,5 +1,6 @@
 """manage.py run_demo: its helpers, and a real `--check` run on SQLite with a private Redis."""
 
+import io
 import os
 import re
 import shutil
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.management.base import CommandError
 
 from testing_app.management.commands import run_demo
 
@@ -44,7 +46,8 @@ def test_redis_reachable_is_true_for_the_test_redis():
 def test_child_commands_run_web_and_this_host_as_a_worker_with_the_cpu_queues():
     commands = run_demo.child_commands("py", "manage.py", 8765, with_worker=True)
     assert commands == {
-        "web": ["py", "manage.py", "runserver", "127.0.0.1:8765"],
+        # No autoreloader (it starts Django twice); run_demo runs the system checks itself.
+        "web": ["py", "manage.py", "runserver", "--noreload", "--skip-checks", "127.0.0.1:8765"],
         # distro_worker adds this host's capability queues (test.<subdir>.cpu[@rattler]).
         "worker": [
             "py", "manage.py", "distro_worker", "--name", "demo-host",
@@ -59,9 +62,14 @@ def test_child_commands_without_redis_start_no_worker():
     assert list(run_demo.child_commands("py", "m", 8000, with_worker=False)) == ["web"]
 
 
-def test_setup_commands_migrate_seed_and_make_the_target_channel():
-    steps = run_demo.setup_commands("py", "manage.py")
-    assert [step[2] for step in steps] == ["migrate", "seed_demo", "init_target_channel"]
+def test_seed_steps_seed_the_demo_then_make_the_target_channel():
+    # migrate runs inside run_demo before the web server; these follow the first page.
+    steps = run_demo.seed_commands("py", "manage.py")
+    assert {name: step[2] for name, step in steps.items()} == {
+        "seed": "seed_demo",
+        "target": "init_target_channel",
+    }
+    assert set(steps) < set(run_demo.ONE_SHOT_STEPS)
 
 
 def test_private_redis_listens_on_loopback_and_persists_nothing(tmp_path):
@@ -200,3 +208,60 @@ def test_run_demo_refuses_to_run_without_debug(tmp_path):
     result = _run_check(env)
     assert result.returncode != 0
     assert "DEBUG=1" in result.stderr
+
+
+def _step(record: Path, name: str, *, code: int = 0, stay_s: float = 0) -> list[str]:
+    """A child that notes its name in `record`, stays `stay_s` seconds, exits with `code`."""
+    script = (
+        f"import time; open({str(record)!r}, 'a').write({name!r} + '\\n'); "
+        f"time.sleep({stay_s}); raise SystemExit({code})"
+    )
+    return [sys.executable, "-c", script]
+
+
+def _background_with(monkeypatch, record: Path, *, target_code: int = 0, sweep_code: int = 0):
+    monkeypatch.setattr(
+        run_demo,
+        "seed_commands",
+        lambda python, manage: {
+            "seed": _step(record, "seed", stay_s=0.3),
+            "target": _step(record, "target", code=target_code),
+        },
+    )
+    monkeypatch.setattr(
+        run_demo, "sweep_command", lambda python, manage: _step(record, "sweep", code=sweep_code)
+    )
+    command = run_demo.Command(stdout=io.StringIO(), stderr=io.StringIO())
+    worker = {"worker": _step(record, "worker", stay_s=2)}
+    return command, command._background("py", "manage.py", worker, dict(os.environ))
+
+
+def test_after_the_first_page_seed_then_worker_then_sweep(tmp_path, monkeypatch):
+    record = tmp_path / "order"
+    command, background = _background_with(monkeypatch, record, sweep_code=5)
+    children: dict = {}
+    try:
+        # The watch ends when a long-running child (here the worker, after 2 s) exits.
+        with pytest.raises(CommandError, match="The worker process exited with code 0"):
+            command._watch(children, background)
+    finally:
+        for proc in children.values():  # (not _stop_all: it ignores Ctrl-C from then on)
+            run_demo.stop(proc, timeout=5)
+    lines = record.read_text().split()
+    assert lines[:2] == ["seed", "target"]  # one after another, before the worker
+    assert sorted(lines[2:]) == ["sweep", "worker"]
+    assert "the full run's planning failed (exit code 5)" in command.stderr.getvalue()
+    assert "demo catalog seeded; starting worker" in command.stdout.getvalue()
+
+
+def test_a_failed_seed_step_stops_the_demo_before_the_worker(tmp_path, monkeypatch):
+    record = tmp_path / "order"
+    command, background = _background_with(monkeypatch, record, target_code=3)
+    children: dict = {}
+    try:
+        with pytest.raises(CommandError, match="The target step failed \\(exit code 3\\)"):
+            command._watch(children, background)
+    finally:
+        for proc in children.values():  # (not _stop_all: it ignores Ctrl-C from then on)
+            run_demo.stop(proc, timeout=5)
+    assert record.read_text().split() == ["seed", "target"]

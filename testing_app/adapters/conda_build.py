@@ -28,6 +28,7 @@ from dataclasses import field
 from pathlib import Path
 
 from testing_app.adapters.job_log import JobLog
+from testing_app.adapters.log_steps import CondaBuildSteps
 from testing_app.adapters.process_tree import kill_tree
 from testing_app.adapters.process_tree import new_process_group
 from testing_app.adapters.process_tree import stop_tree
@@ -127,6 +128,9 @@ class CondaBuildTest:
     launcher: tuple[str, ...] = ()
     # Runner-specific options (the rattler runner's --sandbox-prefix), after --override-channels.
     options: tuple[str, ...] = ()
+    # The rattler runner prints its steps (`##[step] <name>`); conda-build's are named from the
+    # lines it prints (log_steps.CondaBuildSteps).
+    announces_steps: bool = False
 
     def argv(self) -> list[str]:
         """The command line. The package path comes before --extra-deps, whose nargs='+' would
@@ -311,7 +315,8 @@ def run_conda_build_test(
     # Recorded so that whoever outlives this process can end the group (kill_leftovers).
     (test.croot / PROCESS_GROUP_FILE).write_text(str(proc.pid))
     scanner = _OutputScanner()
-    reader = threading.Thread(target=_pump, args=(proc, log, scanner), daemon=True)
+    steps = None if test.announces_steps else CondaBuildSteps(INSTALL_PLAN_HEADER)
+    reader = threading.Thread(target=_pump, args=(proc, log, scanner, steps), daemon=True)
     reader.start()
     try:
         timed_out = _wait(proc, started, timeout_s, log, on_progress, progress_interval_s)
@@ -350,9 +355,13 @@ def _excerpt(scanner: _OutputScanner, exit_code: int | None) -> list[str]:
     return list(scanner.recent)[-EXCERPT_AFTER:]
 
 
-def _pump(proc: subprocess.Popen, log: JobLog, scanner: _OutputScanner) -> None:
+def _pump(
+    proc: subprocess.Popen, log: JobLog, scanner: _OutputScanner, steps: CondaBuildSteps | None
+) -> None:
     assert proc.stdout is not None
     for line in proc.stdout:
+        if steps is not None and (step := steps.step_before(line)):
+            log.step(step)
         scanner.feed(log.write(line))
     proc.stdout.close()
 

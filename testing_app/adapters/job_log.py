@@ -1,5 +1,7 @@
 """A job's log file: written line by line while the job runs, secrets redacted, kept whole
 (gzip-compressed) once it is finished, with the last lines kept in memory for the live view.
+Its steps (set up, solve, install, each test) are marker lines stamped with the time each
+began (adapters/log_steps.py).
 
 No Django here: the services decide where the file lives and what counts as a secret.
 """
@@ -10,9 +12,17 @@ import re
 import shutil
 import threading
 from collections import deque
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
+from datetime import UTC
+from datetime import datetime
 from pathlib import Path
+
+from testing_app.adapters.log_steps import announced_step
+from testing_app.adapters.log_steps import end_marker
+from testing_app.adapters.log_steps import read_marker
+from testing_app.adapters.log_steps import step_marker
 
 REDACTED = "[redacted]"
 # Environment variables whose values are secrets, by name.
@@ -71,13 +81,27 @@ class Redactor:
         return text
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class JobLog:
     """Append-only log of one job. Thread-safe: a reader thread writes, the main thread reads
-    the tail. `finish()` compresses the file and returns the path of the .gz."""
+    the tail. `step(name)` starts a step (a stamped marker line); a runner's `##[step] <name>`
+    line does the same. `finish()` stamps the end, compresses the file and returns the path of
+    the .gz."""
 
-    def __init__(self, path: Path, *, redact: Redactor, tail_lines: int = 60):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        redact: Redactor,
+        tail_lines: int = 60,
+        clock: Callable[[], datetime] = utc_now,
+    ):
         self.path = Path(path)
         self.redact = redact
+        self.clock = clock
         self._tail: deque[str] = deque(maxlen=tail_lines)
         self._lock = threading.Lock()
         # The first error writing the file (disk full, I/O error). The job goes on with the tail
@@ -93,16 +117,34 @@ class JobLog:
             self.write_error = exc
 
     def write(self, line: str) -> str:
-        """Write one line (redacted); returns what was written."""
+        """Write one line (redacted); returns what was written. A runner's step request
+        (`##[step] <name>`) is written as the step's stamped marker instead."""
         clean = self.redact(line.rstrip("\n"))
+        step = announced_step(clean)
+        if step is not None:
+            return self.step(step)
+        if read_marker(clean) is not None:
+            # Output that forges a stamped marker is kept, indented, as no marker: only the
+            # worker decides when a step began.
+            clean = " " + clean
+        self._append(clean)
+        return clean
+
+    def step(self, name: str) -> str:
+        """Start a step now: its marker line, stamped with the time; returns the line."""
+        marker = step_marker(self.redact(name), self.clock())
+        self._append(marker)
+        return marker
+
+    def _append(self, text: str, *, in_tail: bool = True) -> None:
         with self._lock:
-            self._tail.append(clean)
+            if in_tail:
+                self._tail.append(text)
             if self.write_error is None:
                 try:
-                    self._file.write(clean + "\n")
+                    self._file.write(text + "\n")
                 except OSError as exc:
                     self.write_error = exc
-        return clean
 
     def tail(self) -> str:
         with self._lock:
@@ -119,6 +161,9 @@ class JobLog:
     def finish(self) -> Path:
         """Close and gzip the log; the plain file is replaced by `<name>.gz` atomically. When
         that cannot be written, the plain file stays (as far as it was written)."""
+        if self._file is not None and not self._file.closed:
+            # The file's last line only: the tail is what the output ended with.
+            self._append(end_marker(self.clock()), in_tail=False)
         self.close()
         if self.write_error is not None:
             return self.path  # incomplete, on a disk that refuses writes: left as it is

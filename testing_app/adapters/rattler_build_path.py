@@ -22,6 +22,8 @@ EXIT_PASSED, EXIT_FAILED, EXIT_INFRASTRUCTURE = 0, 1, 2
 
 
 RATTLER_BUILD_SETUP_FAILED = "failed to setup test environment"
+# The rattler runner's step request (rattler_runner.STEP): the worker stamps the line.
+STEP = "##[step] "
 
 
 class _LogPrinter:
@@ -74,10 +76,18 @@ def run_rattler_build_tests(rattler_build, package: Path, tests, croot: Path, ar
     channels = [*write_pin_channels(records, pinned, croot / "pins"), *args.channel]
     say(f"channels, strict priority: {', '.join(channels)}")
     printer = _LogPrinter(say)
+    results = []
     try:
-        results = built.run_tests(
-            channel=channels, channel_priority="strict", progress_callback=printer
-        )
+        # One test at a time (rattler-build makes an environment per test either way), so that
+        # each is a step of the job's log with its own start and duration.
+        for index, test in enumerate(built.tests):
+            kind = type(test).__name__.removesuffix("Test").lower() or "test"
+            say(f"{STEP}test {index + 1} of {count}: {kind} (rattler-build)")
+            results.append(
+                built.run_test(
+                    index, channel=channels, channel_priority="strict", progress_callback=printer
+                )
+            )
     except Exception as exc:  # noqa: BLE001 - as above
         say(f"error: rattler-build could not run the tests: {exc}")
         return EXIT_INFRASTRUCTURE

@@ -42,6 +42,7 @@ import argparse
 import asyncio
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -60,6 +61,10 @@ SCRIPT_NAMES = ("run_test.py", "run_test.sh", "run_test.bat")
 NOARCH = "noarch"
 EXIT_PASSED, EXIT_FAILED, EXIT_INFRASTRUCTURE = 0, 1, 2
 PLAN_HEADER = "The following NEW packages will be INSTALLED:"
+# How this runner starts a step of the job's log (adapters/log_steps.py, STEP_ANNOUNCEMENT):
+# the worker replaces the line with a marker stamped with the time it read it.
+STEP = "##[step] "
+STEP_NAME_LENGTH = 120
 
 
 class PackageReadError(Exception):
@@ -211,6 +216,10 @@ def say(line: str = "") -> None:
     print(line, flush=True)
 
 
+def step(name: str) -> None:
+    say(STEP + name)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     package = Path(args.package[0]).resolve()
@@ -316,6 +325,7 @@ def _solve(package: Path, tests: PackageTests, croot: Path, args):
     if tests.needs_python:
         specs.append("python")
     specs += args.extra_deps
+    step("solve the test environment")
     try:
         match_specs = [MatchSpec(spec) for spec in specs]
     except Exception as exc:  # noqa: BLE001 - rattler's parse errors share no base class
@@ -364,6 +374,7 @@ def _print_plan(records) -> None:
 def _install(records, prefix: Path) -> None:
     from rattler import install
 
+    step("install the test environment")
     _print_plan(records)
     cache = os.environ.get("CONDA_PKGS_DIRS", "").split(os.pathsep)[0] or None
     asyncio.run(install(records, target_prefix=prefix, cache_dir=cache, show_progress=False))
@@ -415,7 +426,8 @@ def _run_tests(
 
 def _test_lines(tests: PackageTests, *, windows: bool) -> list[str]:
     """The runner script's commands, as conda-build's conda_test_runner writes them: every
-    command stops the run on failure (bash -o errexit; on Windows an ERRORLEVEL check)."""
+    command stops the run on failure (bash -o errexit; on Windows an ERRORLEVEL check). Each
+    is announced as a step of the job's log first (named by its first line)."""
     if tests.layout == "rattler-build":
         commands = list(tests.commands)
     else:
@@ -424,9 +436,22 @@ def _test_lines(tests: PackageTests, *, windows: bool) -> list[str]:
             commands.append("call run_test.bat")
         elif not windows and "run_test.sh" in tests.files:
             commands.append("bash -e run_test.sh")
-    if windows:
-        return [f"{command}\nIF %ERRORLEVEL% NEQ 0 exit /B 1" for command in commands]
-    return commands
+    if windows:  # cmd's echo has no quoting: the step is named by its number only
+        return [
+            f"echo {STEP}test {number}\n{command}\nIF %ERRORLEVEL% NEQ 0 exit /B 1"
+            for number, command in enumerate(commands, start=1)
+        ]
+    return [
+        f"echo {shlex.quote(STEP + _test_step_name(number, command))}\n{command}"
+        for number, command in enumerate(commands, start=1)
+    ]
+
+
+def _test_step_name(number: int, command: str) -> str:
+    first = (command.strip().splitlines() or [""])[0].strip()
+    if len(first) > STEP_NAME_LENGTH:
+        first = first[: STEP_NAME_LENGTH - 1] + "…"
+    return f"test {number}: {first}"
 
 
 def _current_subdir() -> str:

@@ -8,14 +8,22 @@ count bytes of the uncompressed text in both cases. Reads never follow a path ou
 import gzip
 import re
 from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
 from django.conf import settings
 
+from testing_app.adapters.log_steps import MARKER_PREFIX
+from testing_app.adapters.log_steps import LogStep
+from testing_app.adapters.log_steps import lines_with_offsets
+from testing_app.adapters.log_steps import read_marker
+from testing_app.adapters.log_steps import steps_of
 from testing_app.models import Job
 
 TAIL_BYTES = 64 * 1024
 CHUNK_BYTES = 64 * 1024
+# The page shows the whole log on request (?log=full) up to this size, else its tail.
+FULL_LOG_BYTES = 4 * 1024 * 1024
 # Solver explanations (rattler's "Cannot solve the request", conda's exceptions) come first:
 # an unsolvable test environment is "uninstallable", and conda-build then also prints
 # "TESTS FAILED", which would point at the wrong lines.
@@ -70,13 +78,18 @@ def _read_range(path: Path, *, start: int | None, length: int) -> tuple[bytes, i
 
 
 def read_log_tail(job: Job, *, max_bytes: int = TAIL_BYTES) -> LogChunk | None:
-    """The last `max_bytes` of the job's log, or None when it has no readable log file."""
+    """The last `max_bytes` of the job's log (from a line's start), or None when it has no
+    readable log file."""
     path = resolve_log_path(job)
     if path is None:
         return None
     data, start, size = _read_range(path, start=None, length=max_bytes)
+    if start > 0:  # begin with a whole line
+        newline = data.find(b"\n")
+        skipped = newline + 1 if newline >= 0 else len(data)
+        data, start = data[skipped:], start + skipped
     return LogChunk(
-        text=_decode(data, skip_partial_line=start > 0),
+        text=data.decode("utf-8", errors="replace"),
         offset=start,
         next_offset=size,
         size=size,
@@ -105,11 +118,63 @@ def read_log_chunk(job: Job, *, offset: int, max_bytes: int = CHUNK_BYTES) -> Lo
     )
 
 
-def _decode(data: bytes, *, skip_partial_line: bool) -> str:
-    if skip_partial_line:
-        newline = data.find(b"\n")
-        data = data[newline + 1 :] if newline >= 0 else data
-    return data.decode("utf-8", errors="replace")
+def read_log_steps(job: Job) -> list[LogStep]:
+    """The steps of the job's whole log (adapters/log_steps.py), with their start times and
+    durations. The last step of a finished job whose log has no end marker (a worker that died)
+    ends when the job did; while the job runs, it has no end yet."""
+    path = resolve_log_path(job)
+    if path is None:
+        return []
+    if path.suffix == ".gz":
+        with gzip.open(path, "rb") as handle:
+            data = handle.read()
+    else:
+        data = path.read_bytes()
+    steps = steps_of(lines_with_offsets(data))
+    last = steps[-1] if steps else None
+    if last is not None and last.ended_at is None and job.finished_at is not None:
+        steps[-1] = replace(last, ended_at=max(job.finished_at, last.started_at))
+    return steps
+
+
+@dataclass(frozen=True)
+class LogSegment:
+    """A piece of the shown log text: a step's marker line (with its step) or plain text."""
+
+    text: str
+    step: LogStep | None = None
+
+
+def log_segments(chunk: LogChunk, steps: list[LogStep]) -> list[LogSegment]:
+    """The shown text cut at its step marker lines, each paired with its step (the steps that
+    begin inside the text, in order), so that the page can anchor and style them."""
+    shown = iter([step for step in steps if step.offset >= chunk.offset])
+    segments: list[LogSegment] = []
+    plain: list[str] = []
+    for line in chunk.text.splitlines(keepends=True):
+        marker = read_marker(line) if line.startswith(MARKER_PREFIX) else None
+        step = next(shown, None) if marker is not None and marker.kind == "step" else None
+        if step is None:
+            plain.append(line)
+            continue
+        if plain:
+            segments.append(LogSegment(text="".join(plain)))
+            plain = []
+        segments.append(LogSegment(text=line, step=step))
+    if plain:
+        segments.append(LogSegment(text="".join(plain)))
+    return segments
+
+
+def chunk_markers(chunk: LogChunk) -> list[dict]:
+    """The marker lines of a chunk, for the live view: each step's name and start, and the
+    log's end, in order (JSON-ready)."""
+    found = []
+    for line in chunk.text.splitlines():
+        marker = read_marker(line) if line.startswith(MARKER_PREFIX) else None
+        if marker is not None:
+            found.append({"kind": marker.kind, "name": marker.name, "at": marker.at.isoformat()})
+    return found
 
 
 def extract_failure_excerpt(text: str) -> str:

@@ -271,6 +271,7 @@ def _run(job, worker, log, croot, on_progress, runner=RUNNER_NAME) -> JobOutcome
     version = _runner_version(worker, env, runner)
     launcher, binary = runner_command(runner)
     where = f"{worker.name} on {worker.host.name}" if worker else "an unregistered worker"
+    log.step("set up: fetch the package, prepare the test")
     log.write(f"job {job.pk} (attempt {job.attempt}): {job.build.filename} on {where}")
     if worker is not None and worker.gpu_index is not None:
         log.write(f"GPU {worker.gpu_index}: CUDA_VISIBLE_DEVICES={env.get('CUDA_VISIBLE_DEVICES')}")
@@ -327,6 +328,7 @@ def _run(job, worker, log, croot, on_progress, runner=RUNNER_NAME) -> JobOutcome
             download_s=download_s,
         )
     # The program that runs is chosen above; the tool recorded is the one that runs the tests.
+    announces_steps = runner == RATTLER_RUNNER
     runner, version = _tool_that_tests(runner, layout, worker, env)
     test = CondaBuildTest(
         binary=binary,
@@ -336,6 +338,7 @@ def _run(job, worker, log, croot, on_progress, runner=RUNNER_NAME) -> JobOutcome
         extra_deps=extra_deps(job),
         croot=croot,
         options=tuple(options),
+        announces_steps=announces_steps,
     )
     try:
         run = run_conda_build_test(

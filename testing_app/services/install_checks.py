@@ -172,6 +172,7 @@ def _check(job: Job, log: JobLog) -> JobOutcome:
     subdir = job.platform.subdir
     virtual = cell_virtual_packages(variant=job.variant, subdir=subdir)
     python = f" x Python {job.python}" if job.python else ""
+    log.step("read the package's test requirements")
     log.write(
         f"install check of {job.build.filename}: PyTorch {job.torch_release.version} x "
         f"{job.variant.name} x {subdir}{python}"
@@ -197,6 +198,7 @@ def _check(job: Job, log: JobLog) -> JobOutcome:
             channels = [own, *channels]
         lines = (f"specs: {specs}", f"channels: {channels}", f"stack: {stack.describe()}",
                  f"virtual: {virtual}")  # fmt: skip
+        log.step("solve the test environment")
         for line in lines:
             log.write(line)
         try:

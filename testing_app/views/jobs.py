@@ -14,8 +14,13 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from django.views.decorators.http import require_POST
 
+from testing_app.selectors.logs import FULL_LOG_BYTES
+from testing_app.selectors.logs import TAIL_BYTES
+from testing_app.selectors.logs import chunk_markers
 from testing_app.selectors.logs import get_failure_excerpt
+from testing_app.selectors.logs import log_segments
 from testing_app.selectors.logs import read_log_chunk
+from testing_app.selectors.logs import read_log_steps
 from testing_app.selectors.logs import read_log_tail
 from testing_app.selectors.logs import resolve_log_path
 from testing_app.selectors.runs import get_job
@@ -31,14 +36,21 @@ from testing_app.views.runs import job_state
 
 @require_GET
 def job_detail(request, pk):
+    """The job's facts and its log: the outline of its steps (start, duration) and the text,
+    its last 64 KiB (or all of it up to 4 MiB with ?log=full), followed live while it runs."""
     job = get_job(pk)
-    log = read_log_tail(job)
+    full = request.GET.get("log") == "full"
+    log = read_log_tail(job, max_bytes=FULL_LOG_BYTES if full else TAIL_BYTES)
+    steps = read_log_steps(job)
     return render(
         request,
         "testing_app/job_detail.html",
         {
             "job": job,
             "log": log,
+            "steps": steps,
+            "segments": log_segments(log, steps) if log else [],
+            "full_log": full,
             "excerpt": get_failure_excerpt(job, log),
             "live": job_is_live(job),
             "cell_jobs": list_cell_jobs(job),
@@ -123,6 +135,8 @@ def job_log_tail(request, pk):
             "state": job_state(job),
             "available": chunk is not None,
             "text": chunk.text if chunk else "",
+            # The step markers inside `text`, in order: the page adds them to its outline.
+            "markers": chunk_markers(chunk) if chunk else [],
             # Without a log file, the lines the worker keeps on the row are all there is.
             "tail": "" if chunk else job.log_tail,
             "offset": chunk.offset if chunk else 0,

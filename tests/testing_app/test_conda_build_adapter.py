@@ -159,7 +159,9 @@ def test_job_log_finish_compresses_and_removes_plain_file(tmp_path):
     path = log.finish()
     assert path.name == "7.log.gz"
     assert not (tmp_path / "7.log").exists()
-    assert gzip.decompress(path.read_bytes()).decode() == f"one\ntwo {REDACTED}\nthree\n"
+    *lines, end = gzip.decompress(path.read_bytes()).decode().splitlines()
+    assert lines == ["one", f"two {REDACTED}", "three"]
+    assert end.startswith("##[end ")  # the log's end, stamped (adapters/log_steps.py)
 
 
 def test_conda_build_version_reads_the_stand_in():

@@ -1,6 +1,12 @@
 """manage.py run_demo: the one-command local demo (migrate, seed, web server, one worker and
 the periodic scheduler).
 
+Only the schema stands between the command and the first page: migrate runs in this process,
+the web server starts (the system checks run here meanwhile), and once it answers the rest
+follows in the background, one step after another: seed_demo (the catalog, the sample channel
+and its sync), the local target channel, then the worker and the scheduler (which need the
+seeded platforms and channels), then the full run's planning. Pages fill in as steps land.
+
 The worker is this machine enrolled as a host (`distro_worker`, with a pre-approved token made
 here): besides the CPU service queues it listens on this host's capability queues
 (test.<subdir>.cpu, and @rattler for jobs that need the rattler runner), which a plain
@@ -20,6 +26,7 @@ import time
 import redis
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.core.management.base import CommandError
 from django.db import connections
@@ -34,6 +41,8 @@ TOKEN_ENV = "DISTRO_ENROLL_TOKEN"
 STOP_TIMEOUT_S = 10
 
 DEMO_INSTALL_SETS = '[["pytorch"]]'
+# The background steps that end by themselves (the others run until the demo stops).
+ONE_SHOT_STEPS = ("seed", "target", "sweep")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -72,21 +81,25 @@ def redis_server_command(binary: str, port: int, directory) -> list[str]:
     return [binary, *fixed, "--port", str(port), "--dir", str(directory), "--logfile", logfile]
 
 
-def setup_commands(python: str, manage: str) -> list[list[str]]:
-    """One-shot steps before the demo starts; each is idempotent, so reruns are cheap."""
-    return [
-        [python, manage, "migrate", "--noinput"],
-        [python, manage, "seed_demo"],
+def seed_commands(python: str, manage: str) -> dict[str, list[str]]:
+    """One-shot steps after the first page, in this order, before the worker starts; each is
+    idempotent, so reruns are cheap. (migrate runs earlier, inside run_demo itself.)"""
+    return {
+        "seed": [python, manage, "seed_demo"],
         # A local directory (TARGET_CHANNEL_DIR) as the target: promotions land there.
-        [python, manage, "init_target_channel"],
-    ]
+        "target": [python, manage, "init_target_channel"],
+    }
 
 
 def child_commands(python: str, manage: str, port: int, with_worker: bool) -> dict[str, list]:
     """The long-running children: the web server and, when Redis exists, one CPU worker and
     the periodic scheduler (rqcron: reconciler, channel sync, maintenance policy, digests), as
     a deployment runs them."""
-    commands = {"web": [python, manage, "runserver", f"127.0.0.1:{port}"]}
+    # No autoreloader: it would start Django twice before the first page and then poll every
+    # module file each second (`make run` is the server that reloads on edits). The system
+    # checks run in run_demo itself while the server starts.
+    web = [python, manage, "runserver", "--noreload", "--skip-checks", f"127.0.0.1:{port}"]
+    commands = {"web": web}
     if with_worker:
         # distro_worker also runs RQ's scheduler (delayed retries); the periodic jobs come from
         # the one rqcron process, which enqueues them on "default" for the worker.
@@ -189,35 +202,64 @@ class Command(BaseCommand):
         try:
             if private_redis := self._choose_redis(env):
                 children["redis"] = private_redis
-            for command in setup_commands(python, manage):
-                self.stdout.flush()  # keep our lines ahead of the child's output
-                if subprocess.run(command, env=env, cwd=settings.BASE_DIR).returncode:
-                    raise CommandError(f"`{' '.join(command[1:])}` failed; demo not started.")
+            self._migrate()
             self._admin_user()
             with_worker = env.get("RQ_SYNC") != "1"
             if with_worker:
                 self._enrollment_token(env)
                 self._warn_without_isolation()
             commands = child_commands(python, manage, port, with_worker=with_worker)
+            web = commands.pop("web")
             if check:
+                call_command("check")
+                for command in seed_commands(python, manage).values():
+                    self._run_now(command, env)
                 self.stdout.write(f"install sets: {env['INSTALL_SETS']}")
                 self.stdout.write(f"tests need a package file: {env['TESTS_NEED_PACKAGE_FILE']}")
+                self.stdout.write(f"would start web: {' '.join(web[1:])}")
+                for name, command in commands.items():
+                    self.stdout.write(f"would start {name}: {' '.join(command[1:])}")
                 self.stdout.write(
                     f"then in the background: {' '.join(sweep_command(python, manage)[1:])}"
                 )
-                for name, command in commands.items():
-                    self.stdout.write(f"would start {name}: {' '.join(command[1:])}")
                 self.stdout.write(self.style.SUCCESS("run_demo --check: ready, started nothing"))
                 return
-            for name, command in commands.items():
-                children[name] = start(command, env)
-            self._announce(port, children)
-            sweep = children["sweep"] = start(sweep_command(python, manage), env)
-            self._watch({k: v for k, v in children.items() if k != "sweep"}, sweep)
+            children["web"] = start(web, env)
+            # The checks the server skipped, on the other core while it starts.
+            call_command("check")
+            self._announce(port, children, later=list(commands))
+            self._watch(children, self._background(python, manage, commands, env))
         except KeyboardInterrupt:
             self.stdout.write("\nStopping the demo...")
         finally:
             self._stop_all(children)
+
+    def _migrate(self) -> None:
+        """The schema, in this process: a separate `manage.py migrate` would start Python and
+        Django once more before the first page. (call_command skips the system checks; the web
+        server runs them.)"""
+        self.stdout.flush()
+        call_command("migrate", interactive=False)
+        connections.close_all()  # the web and worker processes share the SQLite file
+
+    def _run_now(self, command: list[str], env: dict) -> None:
+        self.stdout.flush()  # keep our lines ahead of the child's output
+        if subprocess.run(command, env=env, cwd=settings.BASE_DIR).returncode:
+            raise CommandError(f"`{' '.join(command[1:])}` failed; demo not started.")
+
+    def _background(self, python, manage, commands: dict, env: dict):
+        """The steps after the first page, as a generator the watch loop drives: it yields
+        (name, process) for each child it starts, and the loop resumes it once a one-shot step
+        has ended well (at once after a long-running child). The seed steps come first: the
+        worker needs the platforms and channels they create."""
+        for name, command in seed_commands(python, manage).items():
+            yield name, start(command, env)
+        self.stdout.write(
+            "demo catalog seeded" + (f"; starting {', '.join(commands)}" if commands else "")
+        )
+        for name, command in commands.items():
+            yield name, start(command, env)
+        yield "sweep", start(sweep_command(python, manage), env)
 
     def _choose_redis(self, env: dict) -> subprocess.Popen | None:
         """A reachable REDIS_URL, else a private redis-server, else in-process jobs (RQ_SYNC)."""
@@ -296,7 +338,7 @@ class Command(BaseCommand):
         env[TOKEN_ENV] = plain
         connections.close_all()  # the worker opens the SQLite file next
 
-    def _announce(self, port: int, children: dict) -> None:
+    def _announce(self, port: int, children: dict, later: list[str]) -> None:
         """Wait until the web server accepts connections, then print the URL."""
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and first_exited(children) is None:
@@ -306,20 +348,42 @@ class Command(BaseCommand):
             time.sleep(0.2)
         url = f"http://127.0.0.1:{port}/"
         self.stdout.write(self.style.SUCCESS(f"\nconda-distro demo: {url}  (admin: {url}admin/)"))
-        self.stdout.write(f"Running: {', '.join(children)}. Press Ctrl-C to stop.\n")
+        then = f", then {' and '.join(later)} start" if later else ""
+        self.stdout.write(
+            f"Running: {', '.join(children)}. In the background the demo catalog is seeded{then}: "
+            "pages fill in as they land. Press Ctrl-C to stop.\n"
+        )
 
-    def _watch(self, children: dict, sweep: subprocess.Popen | None = None) -> None:
-        """Until a child stops; the one-shot sweep may end (it is reported, not fatal)."""
-        while (exited := first_exited(children)) is None:
-            if sweep is not None and (code := sweep.poll()) is not None:
-                if code:
-                    self.stderr.write(f"the full run's planning failed (exit code {code})")
-                else:
-                    self.stdout.write("full run planned: the worker now runs its install checks")
-                sweep = None
-            time.sleep(0.5)
-        name, code = exited
-        raise CommandError(f"The {name} process exited with code {code}; stopped the demo.")
+    def _watch(self, children: dict, background=None) -> None:
+        """Until a long-running child stops, driving the background steps meanwhile: a seed step
+        that fails stops the demo; the sweep may fail (it is reported, not fatal)."""
+        step = next(background, None) if background is not None else None
+        while True:
+            if step is not None:
+                name, proc = step
+                children[name] = proc  # from now on stopped with the rest
+                code = proc.poll() if name in ONE_SHOT_STEPS else 0
+                if code is not None:
+                    if name in ONE_SHOT_STEPS:
+                        del children[name]
+                        self._one_shot_ended(name, code)
+                    step = next(background, None)
+                    continue
+            long_running = {k: v for k, v in children.items() if k not in ONE_SHOT_STEPS}
+            if (exited := first_exited(long_running)) is not None:
+                name, code = exited
+                raise CommandError(f"The {name} process exited with code {code}; stopped the demo.")
+            time.sleep(0.2)
+
+    def _one_shot_ended(self, name: str, code: int) -> None:
+        if name != "sweep":
+            if code:
+                raise CommandError(f"The {name} step failed (exit code {code}); stopped the demo.")
+            return
+        if code:
+            self.stderr.write(f"the full run's planning failed (exit code {code})")
+        else:
+            self.stdout.write("full run planned: the worker now runs its install checks")
 
     def _stop_all(self, children: dict) -> None:
         # A second Ctrl-C must not cut the cleanup short and leave orphans behind.
