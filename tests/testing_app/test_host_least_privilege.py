@@ -104,8 +104,9 @@ def _running_on_a_dead_worker(job: Job, *, host) -> Job:
     return job
 
 
+@pytest.mark.parametrize("execution", ["in-process", "fork"])
 def test_a_host_worker_runs_real_jobs_with_only_its_role_and_redis_user(
-    start_worker, make_build, cpu_cell, role_database_url, host_redis_url
+    start_worker, make_build, cpu_cell, role_database_url, host_redis_url, execution
 ):
     maintainer = factories.MaintainerFactory()
     passing = make_build(
@@ -126,6 +127,7 @@ def test_a_host_worker_runs_real_jobs_with_only_its_role_and_redis_user(
         "DATABASE_URL": role_database_url,
         "REDIS_URL": host_redis_url,
         "HOST_LIMITED_ROLE": "1",
+        "WORKER_EXECUTION": execution,
     }
     worker = start_worker("--enroll-token", token, "--name", HOST, "--burst", env=limited_env)
 
