@@ -2,9 +2,11 @@
 run and record the jobs of its capability queues, and nothing else.
 
 The grants are generated from the models (table and column names come from `_meta`), so a
-renamed field or table follows; a new column a worker must write has to be added to HOST_ACCESS,
-and the end-to-end test (a real worker running a real job under the role,
-tests/testing_app/test_host_least_privilege.py) fails until it is.
+renamed field or table follows, and the written columns come from the services' own field lists
+(START_FIELDS, OUTCOME_FIELDS, CELL_FIELDS, HOST_FACT_FIELDS), so a field added there is granted
+too. A write outside them must be added to HOST_ACCESS: the end-to-end test (a real worker
+running real jobs under the role, tests/testing_app/test_host_least_privilege.py) fails until it
+is.
 
 What a worker does, and so what it needs:
 
@@ -13,9 +15,8 @@ What a worker does, and so what it needs:
   and end the jobs of its host's dead workers;
 - heartbeats: stamp its WorkerProcess and Host, read its host's state;
 - a job: the guarded queued -> running -> finished updates of the Job, the cell (CellResult,
-  PinnedCellResult), the Run's state, an automatic retry (a new Job) and, after a passing
-  install check, the test job of the same cell; it reads the job's build, channel stack,
-  PyTorch release and variant.
+  PinnedCellResult), the Run's state and an automatic retry (a new Job); it reads the job's
+  build, channel stack, PyTorch release and variant.
 
 What it does not get: accounts (auth_user and the other auth and session tables),
 maintainers, notifications, packages' status, proposals, promotions, waivers,
@@ -54,7 +55,7 @@ HOST_ACCESS: tuple[TableAccess, ...] = (
         "testing_app.Job",
         insert=ALL,
         update=(*START_FIELDS, *OUTCOME_FIELDS, "handoffs", "enqueued_at"),
-        why="claim, run and record jobs; automatic retries; the test after an install check",
+        why="claim, run and record jobs; automatic retries",
     ),
     TableAccess("testing_app.Run", update=("state", "started_at", "finished_at")),
     TableAccess("testing_app.CellResult", insert=ALL, update=(*CELL_FIELDS, "detail")),
