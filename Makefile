@@ -60,7 +60,8 @@ run: install
 	@$(DEV_ENV) $(MANAGE) runserver "127.0.0.1:$${PORT:-8000}"
 
 worker: install
-	@$(DEV_ENV) $(MANAGE) rqworker --with-scheduler default install promote
+	@# Trusted queues and host queues in separate workers (docs/operators.md); Ctrl-C stops both.
+	@$(DEV_ENV) sh -c 'trap "kill 0" INT TERM; $(MANAGE) rqworker --with-scheduler default promote & $(MANAGE) rqworker --with-scheduler install & wait'
 
 lint: install
 	$(BIN)/ruff check .

@@ -43,15 +43,18 @@ def test_redis_reachable_is_true_for_the_test_redis():
     assert run_demo.redis_reachable(settings.REDIS_URL) is True
 
 
-def test_child_commands_run_web_and_this_host_as_a_worker_with_the_cpu_queues():
+def test_child_commands_run_web_this_host_as_a_worker_and_a_trusted_worker():
     commands = run_demo.child_commands("py", "manage.py", 8765, with_worker=True)
     assert commands == {
         # No autoreloader (it starts Django twice); run_demo runs the system checks itself.
         "web": ["py", "manage.py", "runserver", "--noreload", "--skip-checks", "127.0.0.1:8765"],
         # distro_worker adds this host's capability queues (test.<subdir>.cpu[@rattler]).
         "worker": [
-            "py", "manage.py", "distro_worker", "--name", "demo-host",
-            "--cpu-queue", "default", "--cpu-queue", "install", "--cpu-queue", "promote",
+            "py", "manage.py", "distro_worker", "--name", "demo-host", "--cpu-queue", "install",
+        ],
+        # The trusted queues in a worker of their own: one worker never serves both kinds.
+        "trusted-worker": [
+            "py", "manage.py", "rqworker", "--with-scheduler", "default", "promote",
         ],
         # The periodic jobs (reconciler, sync, maintenance policy), as a deployment runs them.
         "scheduler": ["py", "manage.py", "rqcron", "testing_app.management.cron"],

@@ -276,8 +276,13 @@ WORKER_LOST_AFTER_S = env.int("WORKER_LOST_AFTER_S", default=90)
 # How a worker runs its jobs: "in-process" (in the worker itself) or "fork" (one RQ work-horse
 # per job); testing_app/management/workers.py says why in-process is the default.
 WORKER_EXECUTION = env.str("WORKER_EXECUTION", default="in-process")
-# Queues every worker also serves besides its capability queues (e.g. "install,default").
+# Queues every worker also serves besides its capability queues (e.g. "install"). A worker
+# serves host queues (install, test.*) or trusted ones (default, promote), never both.
 WORKER_CPU_QUEUES = env.list("WORKER_CPU_QUEUES", default=[])
+# On a host whose DATABASE_URL names the role of `manage.py host_db_role`: a finished job's
+# follow-ups that need more than that role (maintainers' notices, reinstating a package) are
+# marked due and run by the web side's reconciler (docs/operators.md, "What a host holds").
+HOST_LIMITED_ROLE = env.bool("HOST_LIMITED_ROLE", default=False)
 # Queued jobs younger than this are left alone by the reconciler (their on-commit enqueue may
 # still be running).
 RECONCILE_GRACE_S = env.int("RECONCILE_GRACE_S", default=30)

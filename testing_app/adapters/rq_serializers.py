@@ -8,9 +8,9 @@ Pickle can do both (unpickling calls any importable callable), so:
   serves only those queues reads JSON only (HOST_SERIALIZER): a pickle there is refused;
 - the trusted side's queues (default, promote) keep RQ's pickle (RQ's own cron enqueues with
   its default serializer, and nothing a host writes goes there once the Redis ACL is applied);
-  a trusted worker reads both (TrustedSideSerializer). A worker serving `install` together
-  with a trusted queue reads both too (the demo): in production `install` is served apart
-  (hosts, or `rqworker install`, JSON only), since a host can rewrite an install job's data.
+  a trusted worker reads both (TrustedSideSerializer). No worker serves host queues and
+  trusted queues together (services/queues.py, worker_serializer), so a worker that may
+  unpickle never takes a job a host can write.
 
 JSON data still names a function by its dotted path: JSON alone does not stop a host that can
 write to a trusted queue, the Redis ACL (docs/operators.md) does. No ORM here.

@@ -44,8 +44,12 @@ def warm_up_lifecycle() -> None:
     Django builds much of what a query needs lazily (model metadata caches, compiled lookups);
     a work-horse is a fresh fork per job, so whatever the worker itself never ran is rebuilt
     and thrown away for every job. Measured on this project's benchmark: about a third of a
-    work-horse's CPU time. Skipped on an empty catalog (there is nothing to run anyway).
+    work-horse's CPU time. Skipped on an empty catalog (there is nothing to run anyway), and
+    under a host's limited role (HOST_LIMITED_ROLE), which may not create runs: a speed-up is
+    no reason to grant a privilege.
     """
+    if settings.HOST_LIMITED_ROLE:
+        return
     from packages_app.models import Build
     from packages_app.models import TorchRelease
     from testing_app.models import Job

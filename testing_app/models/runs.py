@@ -178,6 +178,9 @@ class Job(models.Model):
     # The parts of duration_s: fetching the package, then conda-build (environment + tests).
     download_s = models.FloatField(null=True, blank=True)
     test_s = models.FloatField(null=True, blank=True)
+    # Finished by a host under its limited role (HOST_LIMITED_ROLE): the maintainers' notices
+    # and the package's reinstatement are still to run, on the web side (the reconciler).
+    follow_ups_due = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-id"]  # newest first, on the primary key index
@@ -235,6 +238,12 @@ class Job(models.Model):
             models.Index(fields=["build", "torch_release", "variant", "platform", "-created_at"]),
             models.Index(fields=["host", "-started_at"]),
             models.Index(fields=["-finished_at"]),
+            # The reconciler's look for follow-ups due: the few rows that have them.
+            models.Index(
+                fields=["follow_ups_due"],
+                condition=Q(follow_ups_due=True),
+                name="job_follow_ups_due",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -12,6 +12,7 @@ from datetime import date
 from datetime import timedelta
 
 import django_rq
+from django.db import connection
 from django.db.models import Count
 from django.db.models import Q
 from django.db.models.functions import TruncDate
@@ -21,8 +22,10 @@ from rattler.exceptions import InvalidVersionError
 from redis.exceptions import RedisError
 from rq import Queue
 
+from packages_app.models import Package
 from testing_app.models import Host
 from testing_app.models import Job
+from testing_app.models import Notification
 from testing_app.models import Variant
 from testing_app.planner.gpu_arch import family_name
 from testing_app.planner.gpu_arch import sm_name
@@ -230,3 +233,19 @@ def get_host_daily_stats(*, days: int = STATS_DAYS) -> list[HostDay]:
         (HostDay(host=h, day=d, jobs=n, problems=p) for h, d, n, p in rows),
         key=lambda r: (r.host, r.day),
     )
+
+
+def database_role_writes_follow_ups() -> bool:
+    """Whether this process's database role may write what a finished job's follow-ups write
+    (notices, a package's status): false under a host's limited role (manage.py host_db_role),
+    which then needs HOST_LIMITED_ROLE. Other databases (the SQLite demo) have no roles."""
+    if connection.vendor != "postgresql":
+        return True
+    tables = [Notification._meta.db_table, Package._meta.db_table]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT bool_and(has_table_privilege(t, 'INSERT') AND has_table_privilege(t, 'UPDATE'))"
+            " FROM unnest(%s::text[]) AS t",
+            [tables],
+        )
+        return bool(cursor.fetchone()[0])

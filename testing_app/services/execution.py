@@ -49,6 +49,20 @@ logger = logging.getLogger(__name__)
 
 # An avoided host hands a retry on at most this often, so a job never bounces forever.
 MAX_HANDOFFS = 2
+# What starting a job writes (start_job).
+START_FIELDS = [
+    "status",
+    "started_at",
+    "log_path",
+    "host",
+    "worker",
+    "worker_name",
+    "gpu_index",
+    "gpu_name",
+    "driver_version",
+]
+# What a cell's verdict change writes (_record_cell).
+CELL_FIELDS = ["verdict", "previous_verdict", "latest_job", "updated_at"]
 # What finishing a job writes (see _store_outcome).
 OUTCOME_FIELDS = [
     "status",
@@ -66,6 +80,7 @@ OUTCOME_FIELDS = [
     "log_path",
     "log_tail",
     "failure_excerpt",
+    "follow_ups_due",
 ]
 
 
@@ -179,19 +194,7 @@ def start_job(*, job_id: int, worker: WorkerProcess | None) -> Job | Declined | 
     job.log_path = f"{job.pk}.log"
     if worker is not None:
         _stamp_worker(job, worker)
-    job.save(
-        update_fields=[
-            "status",
-            "started_at",
-            "log_path",
-            "host",
-            "worker",
-            "worker_name",
-            "gpu_index",
-            "gpu_name",
-            "driver_version",
-        ]
-    )
+    job.save(update_fields=START_FIELDS)
     if worker is not None:
         WorkerProcess.objects.filter(pk=worker.pk).update(current_job=job)
     _cell_rows(job).filter(latest_job=job).update(verdict=Verdict.RUNNING, updated_at=now)
@@ -307,9 +310,36 @@ def finish_job(*, job_id: int, outcome: JobOutcome) -> Job | None:
         enqueue_test_after_check(check=job)
     _record_cell(job, retry=retry, now=now)
     _update_run_state(job.run_id, now=now)
+    if not job.follow_ups_due:
+        _follow_up(job)
+    return job
+
+
+def _follow_up(job: Job) -> None:
+    """What a finished job changes beyond its own cell and run (trusted-side writes)."""
     notify_job_finished(job=job)  # maintainers: own failure, or breakage by an upstream build
     reinstate_if_passing(job=job)  # maintenance policy: a passing build undoes at_risk at once
-    return job
+
+
+def run_due_follow_ups(*, limit: int = 500) -> int:
+    """The follow-ups of jobs that hosts finished under their limited role (finish_job), run
+    by the reconciler on the web side; each job's once (the flag is cleared in the same
+    transaction, rows locked by another reconciler are skipped). Returns how many ran."""
+    done = 0
+    due = Job.objects.filter(follow_ups_due=True, status=Job.Status.FINISHED)
+    for job_id in due.order_by("pk").values_list("pk", flat=True)[:limit]:
+        with transaction.atomic():
+            job = (
+                Job.objects.select_for_update(skip_locked=True)
+                .filter(pk=job_id, follow_ups_due=True)
+                .first()
+            )
+            if job is None:
+                continue
+            _follow_up(job)
+            Job.objects.filter(pk=job.pk).update(follow_ups_due=False)
+            done += 1
+    return done
 
 
 def _store_outcome(job: Job, outcome: JobOutcome, *, now) -> None:
@@ -325,6 +355,8 @@ def _store_outcome(job: Job, outcome: JobOutcome, *, now) -> None:
     job.log_path = outcome.log_path or job.log_path
     job.log_tail = outcome.log_tail or job.log_tail
     job.failure_excerpt = outcome.failure_excerpt
+    # A host's limited role cannot write notices or packages: the web side follows up.
+    job.follow_ups_due = settings.HOST_LIMITED_ROLE
 
 
 def _automatic_retry(job: Job, *, retryable: bool) -> Job | None:
@@ -403,7 +435,8 @@ def _record_cell(job: Job, *, retry: Job | None, now) -> None:
     ):
         return
     cell = _cell_rows(job).select_for_update().first()
-    if cell is None:
+    new = cell is None
+    if new:
         package_id = job.build.package_id
         cell = _cell_model(job)(**_cell_filter(job), package_id=package_id, verdict=job.verdict)
     elif cell.latest_job_id is not None and cell.latest_job_id > job.pk:
@@ -414,7 +447,7 @@ def _record_cell(job: Job, *, retry: Job | None, now) -> None:
     cell.verdict = Verdict.QUEUED if retry else job.verdict
     cell.latest_job = retry or job
     cell.updated_at = now
-    cell.save()
+    cell.save(update_fields=None if new else CELL_FIELDS)
 
 
 def _update_run_state(run_id: int, *, now) -> None:

@@ -37,6 +37,25 @@ TRANSITIONS = {
 # A fixed prefix: a token never starts with "-" (which `distro_worker --enroll-token T` would
 # read as an option) and secret scanners can recognise one pasted where it should not be.
 ENROLLMENT_TOKEN_PREFIX = "cde_"
+# What an enrolled host's start-up refreshes (enroll_host); its host_db_role may update these.
+HOST_FACT_FIELDS = (
+    "platform",
+    "os_name",
+    "os_version",
+    "glibc_version",
+    "cpu_model",
+    "cpu_count",
+    "memory_bytes",
+    "gpus",
+    "driver_version",
+    "max_cuda",
+    "rocm_version",
+    "runners",
+    "test_isolation",
+    "test_isolation_note",
+    "queues",
+    "updated_at",
+)
 
 
 def hash_token(token: str) -> str:
@@ -151,7 +170,10 @@ def enroll_host(
     _apply_facts(host, facts)
     host.queues = host_queues(facts, list(Variant.objects.all()), cpu_queues or [])
     host.full_clean()
-    host.save()
+    if host.pk is None:
+        host.save()
+    else:  # its facts only: an enrolled host never writes its own state or approval
+        host.save(update_fields=HOST_FACT_FIELDS)
     if enrollment is not None:
         EnrollmentToken.objects.filter(pk=enrollment.pk).update(last_used_at=timezone.now())
     return host

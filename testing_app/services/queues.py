@@ -44,13 +44,25 @@ def queue_serializer(name: str):
     return HOST_SERIALIZER if is_host_queue(name) else DefaultSerializer
 
 
+class MixedQueuesError(ValueError):
+    """A worker was asked to serve host queues and trusted queues together."""
+
+
 def worker_serializer(queue_names: Iterable[str]):
-    """What a worker serving `queue_names` reads: JSON only when it serves host queues only (a
-    host), else the trusted side's serializer, which reads both."""
+    """What a worker serving `queue_names` reads: JSON only when it serves host queues (a host,
+    or the web side's `rqworker install`), else the trusted side's serializer. A worker never
+    serves both kinds: a host can write the jobs of the host queues, and a worker that may read
+    pickle must never load them (MixedQueuesError)."""
     names = list(queue_names)
-    if names and all(is_host_queue(name) for name in names):
-        return HOST_SERIALIZER
-    return TrustedSideSerializer
+    hosts = [name for name in names if is_host_queue(name)]
+    trusted = [name for name in names if not is_host_queue(name)]
+    if hosts and trusted:
+        raise MixedQueuesError(
+            f"A worker serves host queues ({', '.join(hosts)}) or trusted queues "
+            f"({', '.join(trusted)}), not both: hosts can write the first, and a worker of the "
+            "trusted queues reads pickle. Run one worker for each (docs/operators.md)."
+        )
+    return HOST_SERIALIZER if hosts else TrustedSideSerializer
 
 
 def capability_queue_name(*, subdir: str, variant_name: str, runner: str = "") -> str:

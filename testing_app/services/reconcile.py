@@ -42,6 +42,7 @@ from testing_app.services.dispatch import job_pk_from_rq_id
 from testing_app.services.dispatch import push_jobs
 from testing_app.services.execution import abandon_job
 from testing_app.services.execution import finish_run_if_drained
+from testing_app.services.execution import run_due_follow_ups
 from testing_app.services.hosts import stop_worker
 from testing_app.services.queue_work import recount_queued_work
 
@@ -77,6 +78,7 @@ def reconcile(*, grace_s: int | None = None) -> ReconcileReport:
     removed = remove_orphaned_entries()
     recount_queued_work()
     finish_drained_runs()
+    run_due_follow_ups()
     report = ReconcileReport(lost_workers, lost_jobs, restored, removed, released)
     if lost_workers or lost_jobs or restored or removed or released:
         logger.warning("reconciler: %s", report)

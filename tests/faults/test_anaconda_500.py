@@ -1,6 +1,6 @@
 """Fault 6: anaconda.org answers the copy with a 500, then with a 200 (docs/fault-runs.md).
 
-Real HTTP end to end: a worker process (`distro_worker --cpu-queue promote`) runs the promote
+Real HTTP end to end: a trusted worker process (`rqworker promote`) runs the promote
 job; binstar_client talks to a local stand-in of the anaconda.org API, py-rattler reads the
 channels' repodata from it. The promotion completes exactly once: the failed copy, the one that
 landed under the staging label and the move to the public label, one file in the target, one
@@ -8,6 +8,8 @@ notice per maintainer.
 """
 
 import json
+import subprocess
+import sys
 
 import pytest
 import redis
@@ -68,7 +70,7 @@ def staged(stub, promo_settings):
 
 
 def test_anaconda_500_then_200_promotion_completes_exactly_once(
-    stub, staged, release_manager, worker, token
+    stub, staged, release_manager, worker_env
 ):
     promotion, created = create_promotion(
         build_ids=[staged.pk], requested_by=release_manager, idempotency_key="fault-run"
@@ -82,17 +84,17 @@ def test_anaconda_500_then_200_promotion_completes_exactly_once(
         "INSTALL_SETS": json.dumps([["pytorch"]]),
         "INSTALL_CHECK_CHANNELS": "",
     }
-    run = worker(
-        "--enroll-token",
-        token,
-        "--name",
-        "promo-host",
-        "--cpu-queue",
-        "promote",
-        "--burst",
-        env=env,
+    # The web side's trusted worker (hosts never serve `promote`), as a deployment runs it.
+    run = subprocess.run(  # noqa: S603
+        [sys.executable, "manage.py", "rqworker", "promote", "--burst"],
+        env={**worker_env, **env},
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
-    assert run.wait(timeout=180) == 0, run.output()[-4000:]
+    assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
 
     promotion.refresh_from_db()
     assert promotion.state == Promotion.State.DONE, promotion.error_message

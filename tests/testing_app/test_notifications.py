@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from packages_app.models import Maintainer
 from packages_app.services.reviews import decide_proposal
+from testing_app.models import Job
 from testing_app.models import Notification
 from testing_app.models import PackageNoticeIssue
 from testing_app.models import Variant
@@ -20,6 +21,7 @@ from testing_app.services.notifications import notify
 from testing_app.services.notifications import send_daily_digests
 from testing_app.services.notifications import send_overdue_notifications
 from testing_app.services.promotion_followups import notify_maintainers
+from testing_app.services.reconcile import reconcile
 from tests import factories
 from tests.testing_app.notice_helpers import drain_default_queue
 from tests.testing_app.notice_helpers import failed_jobs
@@ -113,6 +115,32 @@ def test_failed_build_on_many_cells_tells_each_maintainer_once(
     digest_row = rows.get(maintainer=kornia["grace"])
     assert digest_row.state == State.QUEUED
     assert digest_row.body.count("\n- PyTorch 2.5.1 x ") == 4  # every cell, in one notice
+
+
+def test_a_host_with_the_limited_role_leaves_the_notices_to_the_reconciler(
+    kornia, cells, settings, django_capture_on_commit_callbacks
+):
+    """HOST_LIMITED_ROLE: the host records the verdicts and marks the follow-ups due; the web
+    side's reconciler writes the same notices the host would have, and the immediate email
+    goes out from the trusted queue."""
+    settings.HOST_LIMITED_ROLE = True
+    with django_capture_on_commit_callbacks(execute=True):
+        jobs = [finish(kornia["build"], cell, Verdict.FAILED, excerpt=EXCERPT) for cell in cells]
+    assert all(job.verdict == Verdict.FAILED and job.follow_ups_due for job in jobs)
+    assert not Notification.objects.exists()
+
+    settings.HOST_LIMITED_ROLE = False  # the web side
+    with django_capture_on_commit_callbacks(execute=True):
+        reconcile(grace_s=0)
+    rows = Notification.objects.order_by("maintainer__name")
+    assert [(r.maintainer.name, r.kind) for r in rows] == [
+        ("Ada", Kind.OWN_FAILURE),
+        ("Grace", Kind.OWN_FAILURE),
+    ]
+    assert rows.get(maintainer=kornia["grace"]).body.count("\n- PyTorch 2.5.1 x ") == 4
+    assert drain_default_queue() == 1  # Ada's immediate email
+    assert [m.to for m in mail.outbox] == [[kornia["ada"].email]]
+    assert not Job.objects.filter(follow_ups_due=True).exists()
 
 
 def _own_failure_emails(maintainer) -> list:

@@ -32,10 +32,13 @@ from testing_app.management.workers import IN_PROCESS
 from testing_app.management.workers import DistroWorker
 from testing_app.models import Host
 from testing_app.models import Variant
+from testing_app.selectors.hosts import database_role_writes_follow_ups
 from testing_app.services.hosts import enroll_host
 from testing_app.services.hosts import register_worker
 from testing_app.services.hosts import stop_worker
 from testing_app.services.hosts import worker_capabilities
+from testing_app.services.queues import INSTALL_QUEUE
+from testing_app.services.queues import is_host_queue
 from testing_app.services.queues import queues_for_worker
 from testing_app.services.reconcile import recover_dead_workers_of_host
 from testing_app.services.simulation import simulated_host_facts
@@ -80,8 +83,7 @@ class Command(BaseCommand):
             "--cpu-queue",
             action="append",
             dest="cpu_queues",
-            help="Also serve this queue (install, default, promote); repeatable. "
-            "Default: WORKER_CPU_QUEUES.",
+            help="Also serve this host queue (install); repeatable. Default: WORKER_CPU_QUEUES.",
         )
         parser.add_argument("--burst", action="store_true", help="Exit when the queues are empty.")
         parser.add_argument(
@@ -102,6 +104,26 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         if cpu_queues is None:
             cpu_queues = list(settings.WORKER_CPU_QUEUES)
+        trusted = [queue for queue in cpu_queues if not is_host_queue(queue)]
+        if trusted:  # before anything is registered, as above
+            raise CommandError(
+                f"A host's worker serves host queues only, not {', '.join(trusted)}: those are "
+                "the web side's (`manage.py rqworker default promote`), whose workers read "
+                "pickle and must never meet a job a host can write."
+            )
+        if settings.HOST_LIMITED_ROLE and INSTALL_QUEUE in cpu_queues:
+            # `install` also carries the promotion gate's installability checks, which this
+            # role cannot record: they would fail here instead of on a web-side worker.
+            raise CommandError(
+                "Under HOST_LIMITED_ROLE a host does not serve `install`: the promotion gate's "
+                "checks run there; serve it on the web side (`manage.py rqworker install`)."
+            )
+        if not settings.HOST_LIMITED_ROLE and not database_role_writes_follow_ups():
+            # Else every finished job would fail on its notices and stay `running`.
+            raise CommandError(
+                "This database role cannot write notices or packages (a host's role from "
+                "`manage.py host_db_role`): set HOST_LIMITED_ROLE=1 on this host."
+            )
         try:
             facts = self._facts()
         except ProbeError as exc:

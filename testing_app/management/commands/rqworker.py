@@ -2,17 +2,20 @@
 
 django-rq's command defaults to RQ's pickle serializer, which cannot read the JSON jobs of the
 hosts' queues (adapters/rq_serializers.py). Here the default follows the queues: host queues
-only (`rqworker install`) -> JSON only; any trusted queue -> the trusted side's serializer
-(JSON or pickle in). Serving `install` together with default/promote is allowed (the demo does)
-but warned about: a compromised host can rewrite an install job's data, and that worker would
-unpickle it. It takes precedence because testing_app comes before django_rq in INSTALLED_APPS.
+(`rqworker install`) -> JSON only; trusted queues (`rqworker default promote`) -> the trusted
+side's serializer. Both kinds in one worker are refused: a compromised host can rewrite a job
+of a host queue, and a worker that reads pickle must never load it. It takes precedence
+because testing_app comes before django_rq in INSTALLED_APPS.
 """
 
+from django.core.management.base import CommandError
 from django_rq.management.commands.rqworker import Command as DjangoRqWorkerCommand
-from rq.serializers import JSONSerializer
 
-from testing_app.services.queues import is_host_queue
+from testing_app.adapters.rq_serializers import HOST_SERIALIZER
+from testing_app.services.queues import MixedQueuesError
 from testing_app.services.queues import worker_serializer
+
+JSON_SERIALIZER_PATH = f"{HOST_SERIALIZER.__module__}.{HOST_SERIALIZER.__qualname__}"
 
 
 class Command(DjangoRqWorkerCommand):
@@ -22,14 +25,14 @@ class Command(DjangoRqWorkerCommand):
 
     def handle(self, *args, **options):
         names = list(args) or ["default"]
-        if options["serializer"] is None:
+        try:
             serializer = worker_serializer(names)
+        except MixedQueuesError as exc:
+            raise CommandError(str(exc)) from exc
+        if options["serializer"] is None:
             options["serializer"] = f"{serializer.__module__}.{serializer.__qualname__}"
-            mixed = serializer is not JSONSerializer and any(is_host_queue(n) for n in names)
-            if mixed:
-                self.stderr.write(
-                    "warning: this worker serves host queues and trusted queues together and "
-                    "reads pickle: run `rqworker install` (JSON only) apart from the trusted "
-                    "queues in production (docs/operators.md)"
-                )
+        elif serializer is HOST_SERIALIZER and options["serializer"] != JSON_SERIALIZER_PATH:
+            raise CommandError(
+                f"The host queues {', '.join(names)} are read with {JSON_SERIALIZER_PATH} only."
+            )
         return super().handle(*args, **options)

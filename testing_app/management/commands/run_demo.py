@@ -4,14 +4,15 @@ the periodic scheduler).
 Only the schema stands between the command and the first page: migrate runs in this process,
 the web server starts (the system checks run here meanwhile), and once it answers the rest
 follows in the background, one step after another: seed_demo (the catalog, the sample channel
-and its sync), the local target channel, then the worker and the scheduler (which need the
+and its sync), the local target channel, then the workers and the scheduler (which need the
 seeded platforms and channels), then the full run's planning. Pages fill in as steps land.
 
-The worker is this machine enrolled as a host (`distro_worker`, with a pre-approved token made
-here): besides the CPU service queues it listens on this host's capability queues
+The host worker is this machine enrolled as a host (`distro_worker`, with a pre-approved token
+made here): besides the `install` queue it listens on this host's capability queues
 (test.<subdir>.cpu, and @rattler for jobs that need the rattler runner), which a plain
 `rqworker` cannot serve since its queue names come from settings. Without conda-build it runs
-the sample channel's tests with the rattler runner.
+the sample channel's tests with the rattler runner. The trusted queues (default, promote) get
+their own `rqworker`, as in a deployment: one worker never serves both kinds.
 """
 
 import contextlib
@@ -35,7 +36,8 @@ from packages_app.management.commands.seed_demo import DEMO_MAINTAINER_EMAIL
 from testing_app.services.test_sandbox import host_isolation
 from testing_app.services.test_sandbox import isolation_required
 
-WORKER_QUEUES = ("default", "install", "promote")
+HOST_WORKER_QUEUES = ("install",)
+TRUSTED_WORKER_QUEUES = ("default", "promote")
 DEMO_HOST = "demo-host"
 TOKEN_ENV = "DISTRO_ENROLL_TOKEN"
 STOP_TIMEOUT_S = 10
@@ -92,19 +94,26 @@ def seed_commands(python: str, manage: str) -> dict[str, list[str]]:
 
 
 def child_commands(python: str, manage: str, port: int, with_worker: bool) -> dict[str, list]:
-    """The long-running children: the web server and, when Redis exists, one CPU worker and
-    the periodic scheduler (rqcron: reconciler, channel sync, maintenance policy, digests), as
-    a deployment runs them."""
+    """The long-running children: the web server and, when Redis exists, this machine as a
+    host's worker, the trusted side's worker and the periodic scheduler (rqcron: reconciler,
+    channel sync, maintenance policy, digests), as a deployment runs them."""
     # No autoreloader: it would start Django twice before the first page and then poll every
     # module file each second (`make run` is the server that reloads on edits). The system
     # checks run in run_demo itself while the server starts.
     web = [python, manage, "runserver", "--noreload", "--skip-checks", f"127.0.0.1:{port}"]
     commands = {"web": web}
     if with_worker:
-        # distro_worker also runs RQ's scheduler (delayed retries); the periodic jobs come from
-        # the one rqcron process, which enqueues them on "default" for the worker.
-        cpu_queues = [arg for queue in WORKER_QUEUES for arg in ("--cpu-queue", queue)]
+        # Both workers run RQ's scheduler (delayed retries of their queues); the periodic jobs
+        # come from the one rqcron process, which enqueues them on "default".
+        cpu_queues = [arg for queue in HOST_WORKER_QUEUES for arg in ("--cpu-queue", queue)]
         commands["worker"] = [python, manage, "distro_worker", "--name", DEMO_HOST, *cpu_queues]
+        commands["trusted-worker"] = [
+            python,
+            manage,
+            "rqworker",
+            "--with-scheduler",
+            *TRUSTED_WORKER_QUEUES,
+        ]
         commands["scheduler"] = [python, manage, "rqcron", "testing_app.management.cron"]
     return commands
 
