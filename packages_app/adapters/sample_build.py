@@ -11,12 +11,20 @@ files and rattler-build's version, holding the built files and a `built.json` li
 changed recipe or another rattler-build makes a new key, hence a new build; an unchanged one is
 not rebuilt (rattler-build stamps a build time into each package, so a rebuild would give new
 checksums, which a channel sync sees as new builds). No ORM here.
+
+Host variables: a recipe may read `${{ env.get("SAMPLE_HOST_...") }}` (see
+`host_stand_in_variables`): the interpreter and pip of the Python that builds. The `python` and
+`pip` STAND-INS of tests/testing_app/recipes/python-samples use them to wrap this machine's
+interpreter, so that python tests (imports, pip check) can run offline. The values of the
+variables a recipe names are part of its cache key: another interpreter or pip, another build.
 """
 
 import hashlib
 import importlib.metadata
 import json
 import os
+import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -28,6 +36,7 @@ RECIPE_FILE = "recipe.yaml"
 VARIANTS_FILE = "variants.yaml"
 BUILT_LIST = "built.json"
 BUILD_TIMEOUT_S = 600
+HOST_VARIABLE_PREFIX = "SAMPLE_HOST_"
 
 
 class SampleBuildError(Exception):
@@ -55,15 +64,51 @@ def rattler_build_version() -> str:
         ) from exc
 
 
-def recipe_key(recipe_dir: Path, builder_version: str) -> str:
-    """sha256 over rattler-build's version and every file of the recipe directory (relative
-    path and bytes), in a stable order."""
+def host_stand_in_variables() -> dict[str, str]:
+    """What the python and pip stand-in recipes read about the Python that builds them: the
+    real interpreter binary (a venv's base interpreter, links resolved), its version, and the
+    folder holding pip and its dist-info. Without pip in this environment its variables are
+    left out: only a recipe that names them fails (build_recipes says why)."""
+    variables = {
+        f"{HOST_VARIABLE_PREFIX}PYTHON": os.path.realpath(sys._base_executable),
+        f"{HOST_VARIABLE_PREFIX}PYTHON_VERSION": platform.python_version(),
+    }
+    try:
+        pip = importlib.metadata.distribution("pip")
+    except importlib.metadata.PackageNotFoundError:
+        return variables
+    variables[f"{HOST_VARIABLE_PREFIX}PIP_VERSION"] = pip.version
+    variables[f"{HOST_VARIABLE_PREFIX}PIP_SITE"] = str(Path(pip.locate_file("")).resolve())
+    return variables
+
+
+def recipe_key(recipe_dir: Path, builder_version: str, variables: dict | None = None) -> str:
+    """sha256 over rattler-build's version, every file of the recipe directory (relative path
+    and bytes) in a stable order, and the host variables its files name (name and value)."""
     digest = hashlib.sha256(f"rattler-build {builder_version}\n".encode())
-    for path in sorted(p for p in recipe_dir.rglob("*") if p.is_file()):
+    for path in _recipe_files(recipe_dir):
         relative = path.relative_to(recipe_dir).as_posix()
-        digest.update(f"{relative}\n{path.stat().st_size}\n".encode())
-        digest.update(path.read_bytes())
+        data = path.read_bytes()
+        digest.update(f"{relative}\n{len(data)}\n".encode())
+        digest.update(data)
+    for name in sorted(named_host_variables(recipe_dir)):
+        value = (variables or {}).get(name)
+        digest.update(f"{name}={value}\n".encode())
     return digest.hexdigest()
+
+
+def named_host_variables(recipe_dir: Path) -> set[str]:
+    """The SAMPLE_HOST_* variables the files of a recipe directory name."""
+    pattern = re.compile(rf"{HOST_VARIABLE_PREFIX}[A-Z_]+")
+    return {
+        name
+        for path in _recipe_files(recipe_dir)
+        for name in pattern.findall(path.read_bytes().decode(errors="replace"))
+    }
+
+
+def _recipe_files(recipe_dir: Path) -> list[Path]:
+    return sorted(p for p in recipe_dir.rglob("*") if p.is_file())
 
 
 def recipe_dirs(recipes: Path) -> list[Path]:
@@ -78,18 +123,31 @@ def build_recipes(*, recipes: Path, cache: Path) -> list[BuiltPackage]:
     """Every recipe under `recipes`, built for this machine, from `cache` where it holds the
     recipe's current key; the others are built (all in one child process) and cached."""
     version = rattler_build_version()
+    variables = host_stand_in_variables()
     cache.mkdir(parents=True, exist_ok=True)
-    entries = {d: cache / f"{d.name}-{recipe_key(d, version)[:20]}" for d in recipe_dirs(recipes)}
+    entries = {
+        d: cache / f"{d.name}-{recipe_key(d, version, variables)[:20]}"
+        for d in recipe_dirs(recipes)
+    }
     missing = [d for d, entry in entries.items() if not (entry / BUILT_LIST).is_file()]
+    for recipe_dir in missing:
+        unknown = sorted(named_host_variables(recipe_dir) - set(variables))
+        if unknown:
+            raise SampleBuildError(
+                f"{recipe_dir.name}: this Python cannot give {', '.join(unknown)} "
+                "(the pip stand-in needs pip installed next to it)"
+            )
     if missing:
-        _build_into_cache(missing, entries)
+        _build_into_cache(missing, entries, variables)
     built = []
     for entry in entries.values():
         built += _read_built_list(entry)
     return built
 
 
-def _build_into_cache(recipe_dirs_to_build: list[Path], entries: dict[Path, Path]) -> None:
+def _build_into_cache(
+    recipe_dirs_to_build: list[Path], entries: dict[Path, Path], variables: dict[str, str]
+) -> None:
     cache = next(iter(entries.values())).parent
     with tempfile.TemporaryDirectory(prefix=".building-", dir=cache) as tmp:
         work = Path(tmp)
@@ -99,7 +157,7 @@ def _build_into_cache(recipe_dirs_to_build: list[Path], entries: dict[Path, Path
             text=True,
             timeout=BUILD_TIMEOUT_S,
             check=False,
-            env=_build_env(),
+            env=_build_env(variables),
         )
         if done.returncode != 0:
             raise SampleBuildError(
@@ -124,11 +182,12 @@ def _build_into_cache(recipe_dirs_to_build: list[Path], entries: dict[Path, Path
                     raise
 
 
-def _build_env() -> dict[str, str]:
-    """This environment, with the system's default command path after PATH: the recipes'
+def _build_env(variables: dict[str, str]) -> dict[str, str]:
+    """This environment, with the system's default command path after PATH (the recipes'
     build scripts run a shell and coreutils (mkdir, sed, chmod), also when the caller's PATH was
-    narrowed (as a demo check that hides redis-server does)."""
-    env = dict(os.environ)
+    narrowed, as a demo check that hides redis-server does) and the host variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(HOST_VARIABLE_PREFIX)}
+    env.update(variables)
     entries = [*env.get("PATH", "").split(os.pathsep), *os.defpath.split(os.pathsep)]
     env["PATH"] = os.pathsep.join(dict.fromkeys(e for e in entries if e))
     return env

@@ -86,13 +86,9 @@ def load_manifest(sources: Path) -> list[dict]:
 def build_sample_channel(*, sources: Path, target: Path, subdir: str, cache: Path) -> SampleChannel:
     """Every sample package missing from `target`: the recipes built by rattler-build (from
     `cache` when it holds them), the conda-build-layout ones assembled; then index_fs."""
-    (target / subdir).mkdir(parents=True, exist_ok=True)
-    (target / NOARCH).mkdir(parents=True, exist_ok=True)
-    try:
-        built = build_recipes(recipes=sources / RECIPES_DIR, cache=cache)
-    except SampleBuildError as exc:
-        raise SampleChannelError(str(exc)) from exc
-    packages = [_place(package, target=target, subdir=subdir) for package in built]
+    packages = add_recipe_packages(
+        recipes=sources / RECIPES_DIR, target=target, subdir=subdir, cache=cache
+    )
     for entry in load_manifest(sources):
         for version in entry["versions"]:
             packages.append(
@@ -100,6 +96,21 @@ def build_sample_channel(*, sources: Path, target: Path, subdir: str, cache: Pat
             )
     index_channel(target)
     return SampleChannel(root=target, subdir=subdir, packages=tuple(packages))
+
+
+def add_recipe_packages(
+    *, recipes: Path, target: Path, subdir: str, cache: Path
+) -> list[SamplePackage]:
+    """The recipes under `recipes` built by rattler-build (from `cache` when it holds them) and
+    put into the channel at `target`, unless files of those names are there. Not indexed: the
+    caller runs index_channel once it has added everything."""
+    (target / subdir).mkdir(parents=True, exist_ok=True)
+    (target / NOARCH).mkdir(parents=True, exist_ok=True)
+    try:
+        built = build_recipes(recipes=recipes, cache=cache)
+    except SampleBuildError as exc:
+        raise SampleChannelError(str(exc)) from exc
+    return [_place(package, target=target, subdir=subdir) for package in built]
 
 
 def _place(package, *, target: Path, subdir: str) -> SamplePackage:

@@ -4,22 +4,32 @@ the repodata written by rattler's index_fs, checked here against the files thems
 (checksums computed independently) and against a fresh index_fs run."""
 
 import hashlib
+import importlib.metadata
 import json
+import os
+import platform
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import conda_package_handling.api as cph
 import pytest
 import yaml
 from conda_package_streaming.package_streaming import stream_conda_component
 from django.conf import settings
 
 from packages_app.adapters.sample_build import BUILT_LIST
+from packages_app.adapters.sample_build import SampleBuildError
+from packages_app.adapters.sample_build import build_recipes
+from packages_app.adapters.sample_build import host_stand_in_variables
 from packages_app.adapters.sample_build import rattler_build_version
 from packages_app.adapters.sample_build import recipe_key
 from packages_app.adapters.sample_channel import SampleChannelError
 from packages_app.adapters.sample_channel import build_sample_channel
 from packages_app.adapters.sample_channel import index_channel
+from tests.testing_app.planning_world import PYTHON_SAMPLES
 
 pytest.importorskip("rattler_build")
 
@@ -140,6 +150,63 @@ def _rattler_built(channel) -> dict[str, bytes]:
     return {
         p.filename: p.path.read_bytes() for p in channel.packages if p.builder == "rattler-build"
     }
+
+
+def test_host_variables_key_only_the_recipes_that_name_them():
+    version = rattler_build_version()
+    variables = host_stand_in_variables()
+    other = {**variables, "SAMPLE_HOST_PYTHON_VERSION": "3.99.0"}
+    python = PYTHON_SAMPLES / "python"
+    sample = PYTHON_SAMPLES / "sample-python-tests"
+
+    assert recipe_key(python, version, variables) != recipe_key(python, version, other)
+    assert recipe_key(sample, version, variables) == recipe_key(sample, version, other)
+    # A recipe naming none keys as before host variables existed (the demo's caches stay).
+    assert recipe_key(sample, version, variables) == recipe_key(sample, version)
+
+
+def test_without_pip_next_to_this_python_the_pip_stand_in_is_a_clear_error(tmp_path, monkeypatch):
+    found = importlib.metadata.distribution
+
+    def without_pip(name):
+        if name == "pip":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return found(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", without_pip)
+    with pytest.raises(SampleBuildError, match="pip: this Python cannot give SAMPLE_HOST_PIP_SITE"):
+        build_recipes(recipes=PYTHON_SAMPLES, cache=tmp_path / "cache")
+    assert not list((tmp_path / "cache").glob("*/built.json"))  # nothing built
+
+
+def test_python_stand_in_runs_this_interpreter_on_its_prefix_site_packages_only(tmp_path):
+    built = build_recipes(recipes=PYTHON_SAMPLES, cache=settings.SAMPLE_BUILD_CACHE_DIR)
+    (python,) = [p for p in built if p.name == "python"]
+    (pip,) = [p for p in built if p.name == "pip"]
+    assert python.version == platform.python_version()
+    assert (python.build, pip.build) == ("host_interpreter_stand_in_0", "host_pip_stand_in_0")
+    assert pip.version == host_stand_in_variables()["SAMPLE_HOST_PIP_VERSION"]
+    prefix = tmp_path / "prefix"
+    cph.extract(str(python.path), dest_dir=str(prefix))
+    xy = ".".join(platform.python_version_tuple()[:2])
+    site_packages = prefix / "lib" / f"python{xy}" / "site-packages"
+    site_packages.mkdir(parents=True)
+    (site_packages / "probe_module.py").write_text("WHERE = __file__\n")
+    program = "import probe_module, sys; print(probe_module.WHERE); print(sys.version)"
+
+    shown = subprocess.run(
+        [prefix / "bin" / "python", "-c", program], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    # The environment's own packages and nothing of this project's: django is installed
+    # next to this interpreter, not in the prefix, so it stays out of sight.
+    hidden = subprocess.run(
+        [prefix / "bin" / "python", "-c", "import django"], capture_output=True, text=True
+    )
+
+    assert shown == [str(site_packages / "probe_module.py"), sys.version.splitlines()[0]]
+    assert hidden.returncode == 1
+    assert "No module named 'django'" in hidden.stderr
+    assert os.path.realpath(sys._base_executable) in (prefix / "bin" / "python").read_text()
 
 
 def test_a_recipe_that_does_not_build_is_a_clear_error(tmp_path):

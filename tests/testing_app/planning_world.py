@@ -12,7 +12,10 @@ from django.core.management import call_command
 from rq.worker import SimpleWorker
 
 from packages_app.adapters.sample_channel import SampleChannel
+from packages_app.adapters.sample_channel import SamplePackage
+from packages_app.adapters.sample_channel import add_recipe_packages
 from packages_app.adapters.sample_channel import build_sample_channel
+from packages_app.adapters.sample_channel import index_channel
 from packages_app.models import Channel
 from packages_app.services.packages import register_package
 from packages_app.services.sync import register_channel
@@ -29,6 +32,10 @@ SAMPLE_NAMES = (
     "sample-legacy-layout",
 )
 SUBDIR = conda_subdir(platform.system(), platform.machine())
+# The python and pip stand-ins (they wrap the interpreter running the tests) and two samples
+# with python tests; the tests' channel only, see recipes/python-samples/README.md.
+PYTHON_SAMPLES = Path(__file__).resolve().parent / "recipes" / "python-samples"
+PYTHON_SAMPLE_NAMES = ("sample-python-tests", "sample-python-pip-check-fails")
 
 
 @dataclass
@@ -55,6 +62,21 @@ def sample_world(directory: Path, *, register: bool = True) -> SampleWorld:
         for name in SAMPLE_NAMES:
             register_package(name=name, summary=f"{name} for tests")
     return SampleWorld(sample=sample, channel=channel)
+
+
+def add_python_samples(world: SampleWorld) -> list[SamplePackage]:
+    """recipes/python-samples built by rattler-build (cached like the demo's samples) into the
+    world's channel, which is indexed again, and their samples registered (not synced)."""
+    added = add_recipe_packages(
+        recipes=PYTHON_SAMPLES,
+        target=world.sample.root,
+        subdir=SUBDIR,
+        cache=settings.SAMPLE_BUILD_CACHE_DIR,
+    )
+    index_channel(world.sample.root)
+    for name in PYTHON_SAMPLE_NAMES:
+        register_package(name=name, summary=f"{name} for tests")
+    return added
 
 
 def drain(*queues: str) -> None:

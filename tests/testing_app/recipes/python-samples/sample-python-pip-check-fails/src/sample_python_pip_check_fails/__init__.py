@@ -1,0 +1,3 @@
+"""SAMPLE module (tests/testing_app/recipes/python-samples)."""
+
+VERSION = "1.0.0"
