@@ -5,11 +5,13 @@ asserts nothing. DATABASE_URL (PostgreSQL; default conda_distro_bench_waves, cre
 missing) and REDIS_URL (an empty database, flushed afterwards) as bench/_jobs_setup.py says.
 
 What is real: the catalog (bench/planning_scale.py's generator: N packages, 10 PyTorch
-releases, 6 variants, 4 platforms), the planner (plan_release_wave), the push order, RQ, K
-`manage.py distro_worker` processes with their queue choice, the guarded job lifecycle and
-the install check -> test chain. What is simulated, through the two settings meant only for
-this (testing_app/services/simulation.py): each worker's host facts (SIMULATED_HOST_FACTS: platform,
-GPU and driver CUDA, so one machine plays the whole fleet) and its runner
+releases, 6 variants, 4 platforms; 2,000 packages plan 11,128 install checks and as many
+tests), the planner (plan_release_wave), the push order, RQ, one `manage.py distro_worker`
+process per host of FLEET (19) with their queue choice, the routing of CUDA variants by GPU
+architecture (the product's table), the guarded job lifecycle and the install check -> test
+chain. What is simulated, through the two settings meant only for this
+(testing_app/services/simulation.py): each worker's host facts (SIMULATED_HOST_FACTS: platform,
+GPU architecture, driver CUDA or ROCm, so one machine plays the whole fleet) and its runner
 (SIMULATED_JOB_RUNNER: sleeps the cell's log-normal duration times --time-scale).
 
 History: the estimates that order the wave come from the previous release's jobs, which this
@@ -18,9 +20,11 @@ medians, different per-cell noise), as a real deployment would have them.
 
 Printed: the makespan (from the planning commit to the last job's end), the lower bound
 LB = max(longest job, for every set of hosts the work only that set can serve / its size,
-total work / hosts) over the jobs' simulated durations, the ratio, and each worker's idle
-time. The bound ignores the per-job overhead and the install check -> test precedence, so it
-is below what any schedule can reach on this machine.
+total work / hosts) over the jobs' simulated durations, the ratio, and each host's time (busy,
+asleep, idle before its first job, between jobs, after its last job). The bound ignores the
+per-job overhead and the install check -> test precedence, so it is below what any schedule
+can reach on this machine; the bench also prints it with this run's measured per-job cost
+added to every job.
 """
 
 import argparse
@@ -31,7 +35,9 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from itertools import pairwise
 from pathlib import Path
+from statistics import median
 
 sys.path.insert(0, os.path.dirname(__file__))
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/conda_distro_bench_waves")
@@ -44,29 +50,41 @@ from _jobs_setup import require_empty_redis  # noqa: E402
 HOST_PREFIX = "sim-host-"
 WAVE_RELEASE = "2.11.0"
 PREVIOUS_RELEASE = "2.10.0"
-# The fleet: (platform, driver CUDA or "", ROCm or "", how many hosts). A driver serves every
-# CUDA variant up to its own (so a 13.0 host serves cuda13.0, 12.8, 12.6 and cpu; a 12.6 host
-# cuda12.6 and cpu); a host without GPU serves cpu only. Each host also serves `install`.
+# The fleet: (platform, driver CUDA or "", GPU compute capability or "", ROCm or "", how many
+# hosts). A driver serves every CUDA variant up to its own, and a CUDA variant only where the
+# GPU's architecture runs the release's build (testing_app/planner/reference/cuda_arch_support.csv:
+# a Blackwell sm_120 card is not in CUDA 12.6's list, a Volta sm_70 card no longer in 13.0's; on
+# win-64, where the table has no row, the toolkit's limits apply); a ROCm host serves every ROCm
+# variant up to its own; a host without GPU serves cpu only. Every host also serves `install`.
+# Sized so that each platform's hosts have about the same work per host at design scale (the
+# generated upstream channel has no ROCm PyTorch, so ROCm cells are not applicable there and the
+# ROCm host takes linux-64 cpu and install work).
 FLEET = [
-    ("linux-64", "13.0", "", 1),
-    ("linux-64", "12.8", "", 1),
-    ("linux-64", "", "7.2", 1),
-    ("linux-aarch64", "13.0", "", 2),
-    ("linux-aarch64", "12.8", "", 1),
-    ("linux-aarch64", "", "", 1),
-    ("win-64", "13.0", "", 2),
-    ("win-64", "12.8", "", 1),
-    ("win-64", "12.6", "", 1),
-    ("win-64", "", "", 1),
-    ("osx-arm64", "", "", 1),
+    ("linux-64", "13.0", "12.0", "", 1),  # Blackwell workstation card: cuda13.0, cuda12.8
+    ("linux-64", "13.0", "9.0", "", 1),  # Hopper: cuda13.0, 12.8, 12.6
+    ("linux-64", "13.0", "7.0", "", 1),  # Volta: cuda12.8, 12.6 (13.0 dropped sm_70)
+    ("linux-64", "12.6", "8.0", "", 1),  # Ampere, older driver: cuda12.6
+    ("linux-64", "", "", "7.2", 1),  # ROCm 7.2: rocm7.2, rocm7.1 (and linux-64 cpu)
+    ("linux-aarch64", "13.0", "9.0", "", 2),  # Grace Hopper: cuda13.0, 12.8, 12.6
+    ("linux-aarch64", "13.0", "10.0", "", 2),  # Grace Blackwell: cuda13.0, 12.8
+    ("linux-aarch64", "12.8", "8.0", "", 1),  # Ampere: cuda12.8, 12.6
+    ("linux-aarch64", "", "", "", 1),
+    ("win-64", "13.0", "12.0", "", 2),  # Blackwell: cuda13.0, 12.8
+    ("win-64", "13.0", "8.9", "", 2),  # Ada: cuda13.0, 12.8, 12.6
+    ("win-64", "12.8", "8.6", "", 1),  # Ampere: cuda12.8, 12.6
+    ("win-64", "12.6", "7.5", "", 1),  # Turing: cuda12.6
+    ("win-64", "", "", "", 1),
+    ("osx-arm64", "", "", "", 1),
 ]
 
 
-def host_facts(subdir: str, cuda: str, rocm: str, index: int) -> dict:
+def host_facts(subdir: str, cuda: str, capability: str, rocm: str, index: int) -> dict:
     gpus = []
     if cuda:
-        gpu = {"index": 0, "name": f"simulated GPU (CUDA {cuda})", "uuid": f"GPU-sim-{index}"}
-        gpus = [{**gpu, "memory_mib": 81920, "driver_version": "sim", "compute_capability": "9.0"}]
+        gpu = {"index": 0, "name": f"simulated GPU sm_{capability.replace('.', '')}",
+               "uuid": f"GPU-sim-{index}"}  # fmt: skip
+        gpus = [{**gpu, "memory_mib": 81920, "driver_version": "sim",
+                 "compute_capability": capability}]  # fmt: skip
     return {"subdir": subdir, "gpus": gpus, "max_cuda": cuda, "rocm_version": rocm,
             "driver_version": "sim" if cuda else "", "rattler_version": "sim"}  # fmt: skip
 
@@ -116,12 +134,12 @@ def start_fleet(workdir: Path, scale: float, queue_order: str) -> list[subproces
 
     token = create_enrollment_token(name="wave simulation", pre_approved=True)[1]
     processes = []
-    hosts = [(s, c, r) for s, c, r, n in FLEET for _ in range(n)]
-    for index, (subdir, cuda, rocm, *_rest) in enumerate(hosts):
+    hosts = [(s, c, a, r) for s, c, a, r, n in FLEET for _ in range(n)]
+    for index, (subdir, cuda, capability, rocm) in enumerate(hosts):
         env = {
             **os.environ,
             "DISTRO_ENROLL_TOKEN": token,
-            "SIMULATED_HOST_FACTS": json.dumps(host_facts(subdir, cuda, rocm, index)),
+            "SIMULATED_HOST_FACTS": json.dumps(host_facts(subdir, cuda, capability, rocm, index)),
             "SIMULATED_JOB_RUNNER": "testing_app.services.simulation.sleeping_runner",
             "SIMULATION_TIME_SCALE": str(scale),
             "WORKER_CPU_QUEUES": "install",
@@ -136,6 +154,19 @@ def start_fleet(workdir: Path, scale: float, queue_order: str) -> list[subproces
         processes.append(subprocess.Popen(argv, cwd=BASE_DIR, env=env, stdout=log,  # noqa: S603
                                           stderr=subprocess.STDOUT))  # fmt: skip
     return processes
+
+
+def stop(processes: list[subprocess.Popen]) -> None:
+    """SIGTERM (a worker finishes its job first), SIGKILL what is left after a minute."""
+    for process in processes:
+        process.terminate()
+    deadline = time.monotonic() + 60
+    for process in processes:
+        try:
+            process.wait(timeout=max(deadline - time.monotonic(), 1))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def wait_registered(processes, count: int, since, workdir: Path) -> None:
@@ -194,14 +225,39 @@ def lower_bound(work: list[tuple[float, frozenset]], hosts: int) -> tuple[float,
     return best, best_set
 
 
+def between_jobs(by_host: dict[str, list]) -> list[float]:
+    """Every gap from one job's end to the next one's start on the same host."""
+    gaps = []
+    for jobs in by_host.values():
+        ordered = sorted(jobs, key=lambda j: j.started_at)
+        gaps += [(b.started_at - a.finished_at).total_seconds() for a, b in pairwise(ordered)]
+    return gaps or [0.0]
+
+
+def describe(worker) -> str:
+    """ "linux-64 sm_90 CUDA 13.0: cuda13.0 cuda12.8 cuda12.6 cpu" """
+    host = worker.host
+    gpu = (host.gpus or [{}])[0]
+    parts = [host.platform.subdir]
+    if gpu.get("compute_capability"):
+        parts.append(f"sm_{gpu['compute_capability'].replace('.', '')}")
+    if host.max_cuda:
+        parts.append(f"CUDA {host.max_cuda}")
+    if host.rocm_version:
+        parts.append(f"ROCm {host.rocm_version}")
+    variants = [q.split(".", 2)[2] for q in worker.queues if q.startswith("test.") and "@" not in q]
+    return " ".join(parts) + ": " + " ".join(variants)
+
+
 def main() -> None:  # noqa: PLR0915 - one linear script
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--packages", type=int, default=4000)
-    parser.add_argument("--time-scale", type=float, default=0.002,
-                        help="sleep = simulated seconds x this (0.002: 8 min -> 1 s)")  # fmt: skip
+    parser.add_argument("--packages", type=int, default=2000)
+    parser.add_argument("--time-scale", type=float, default=0.0005,
+                        help="sleep = simulated s x this (0.0005: 8 min -> 0.24 s)")  # fmt: skip
     parser.add_argument("--queue-order", default="remaining-work",
                         choices=["remaining-work", "fixed"])  # fmt: skip
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)
     configure_environment()
     require_empty_redis()
     from django.db import connections
@@ -242,10 +298,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script
                 sys.exit(f"a worker died; logs in {workdir}")
             time.sleep(2)
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=60)
+        stop(processes)
         connections.close_all()
     jobs = list(
         Job.objects.filter(run=run).select_related(
@@ -259,7 +312,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script
     for worker in workers:
         for queue in worker.queues:
             serving[queue].add(worker.host.name)
-    work, busy = [], defaultdict(float)
+    work, busy, by_host = [], defaultdict(float), defaultdict(list)
     for job in jobs:
         seconds = args.time_scale * simulated_seconds(
             kind=job.kind, package=job.build.package.name, variant=job.variant.name,
@@ -267,10 +320,11 @@ def main() -> None:  # noqa: PLR0915 - one linear script
         )  # fmt: skip
         work.append((seconds, frozenset(serving[job.queue_name])))
         if job.started_at and job.finished_at:
-            busy[job.host.name if job.host else "?"] += (
-                job.finished_at - job.started_at
-            ).total_seconds()
-    makespan = (max(j.finished_at for j in jobs) - planned_at).total_seconds()
+            name = job.host.name if job.host else "?"
+            busy[name] += (job.finished_at - job.started_at).total_seconds()
+            by_host[name].append(job)
+    end = max(j.finished_at for j in jobs)
+    makespan = (end - planned_at).total_seconds()
     bound, reason = lower_bound(work, hosts)
     tests = sum(1 for j in jobs if j.kind == "test")
     print(f"jobs: {len(jobs):,} ({len(jobs) - tests:,} install checks, {tests:,} tests); "
@@ -280,21 +334,32 @@ def main() -> None:  # noqa: PLR0915 - one linear script
           f"{sorted(w for w, _ in work)[len(work) // 2]:.2f} s")  # fmt: skip
     slept = sum(w for w, _ in work)
     inside = sum(busy.values())
+    gaps = between_jobs(by_host)
     print(f"where host time went: {slept:,.0f} s asleep in runners, {inside - slept:,.0f} s of "
           f"lifecycle around them ({(inside - slept) / len(jobs) * 1000:.0f} ms a job), "
-          f"{hosts * makespan - inside:,.0f} s between jobs (dequeue, idle)")  # fmt: skip
+          f"{hosts * makespan - inside:,.0f} s between jobs (dequeue, idle); gap from a job's end "
+          f"to the next one's start on a host: median {median(gaps) * 1000:.0f} ms")  # fmt: skip
     print(f"makespan {makespan:.1f} s; lower bound {bound:.1f} s ({reason}); "
           f"ratio {makespan / bound:.3f} (goal <= 1.10)")  # fmt: skip
     per_job = (inside - slept) / len(jobs)
     with_overhead, _ = lower_bound([(w + per_job, s) for w, s in work], hosts)
-    ratio = makespan / with_overhead
     print(f"lower bound with the measured lifecycle per job added to every job: "
-          f"{with_overhead:.1f} s; ratio {ratio:.3f} (the schedule alone)")  # fmt: skip
-    print("host                 queues  busy s   idle s")
+          f"{with_overhead:.1f} s; ratio {makespan / with_overhead:.3f}")  # fmt: skip
+    with_gaps, _ = lower_bound([(w + per_job + median(gaps), s) for w, s in work], hosts)
+    print(f"... and the median gap between jobs too (this machine's whole per-job cost): "
+          f"{with_gaps:.1f} s; ratio {makespan / with_gaps:.3f} (the schedule alone)")  # fmt: skip
+    print("host          capabilities                        queues  jobs  busy s  asleep s  "
+          "before first s  between s  after last s")  # fmt: skip
     for worker in sorted(workers, key=lambda w: w.host.name):
         name = worker.host.name
-        print(f"{name:<20} {len(worker.queues):>6} {busy[name]:>7.1f} "
-              f"{makespan - busy[name]:>8.1f}")  # fmt: skip
+        mine = sorted(by_host[name], key=lambda j: j.started_at)
+        asleep = sum(j.test_s or 0 for j in mine)
+        first = (mine[0].started_at - planned_at).total_seconds() if mine else makespan
+        last = (end - mine[-1].finished_at).total_seconds() if mine else 0.0
+        between = makespan - busy[name] - first - last
+        print(f"{name:<13} {describe(worker):<36} {len(worker.queues):>6} {len(mine):>5} "
+              f"{busy[name]:>7.1f} {asleep:>9.1f} {first:>15.1f} {between:>10.1f} "
+              f"{last:>13.1f}")  # fmt: skip
     flush_redis()
 
 
