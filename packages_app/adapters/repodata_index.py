@@ -125,15 +125,17 @@ class RawRepodata:
             out.extend(record_hash(filename, raw) for filename, raw in records.items())
         return out
 
-    def delta(self, index: "RecordIndex") -> Delta:
+    def delta(self, index: "RecordIndex", hashes: array) -> Delta:
         """Records whose (file name, raw bytes) the index does not hold, and names it lists
-        that this file does not."""
+        that this file does not. `hashes` is this file's `hashes()`."""
         known = set(index.hashes)
         changed: dict[str, dict[str, bytes]] = {key: {} for key in KEYS}
+        position = 0
         for key, records in self.groups.items():
             for filename, raw in records.items():
-                if record_hash(filename, raw) not in known:
+                if hashes[position] not in known:
                     changed[key][filename] = bytes(raw)
+                position += 1
         del known
         removed = [name for name in index.filenames() if not self.is_listed(name)]
         return Delta(changed=changed, removed=removed)
@@ -152,10 +154,10 @@ class RawRepodata:
         if count:
             yield chunk
 
-    def snapshot(self) -> "RecordIndex":
+    def snapshot(self, hashes: array) -> "RecordIndex":
         """The index of this file (its fingerprint is set once the import commits)."""
         names = "\n".join(name for records in self.groups.values() for name in records)
-        return RecordIndex(hashes=self.hashes(), names_blob=names.encode(), fingerprint={})
+        return RecordIndex(hashes=hashes, names_blob=names.encode(), fingerprint={})
 
 
 def write_records(path: Path, subdir: str, groups: dict[str, dict[str, bytes]]) -> None:

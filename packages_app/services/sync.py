@@ -142,10 +142,13 @@ def _sync_subdir(channel, subdir, *, plan: bool) -> SubdirSync:
         with RawRepodata(fetched.path, label=url, expected_subdir=subdir) as raw:
             if raw.subdir != subdir:
                 raise RepodataError(f"{url}: says it is subdir {raw.subdir!r}")
+            hashes = raw.hashes()
             index = RecordIndex.load(folder, fingerprint=_fingerprint(channel, subdir))
-            snapshot = raw.snapshot()
+            delta = raw.delta(index, hashes) if index is not None else None
+            del index  # before the snapshot: the two indexes' names never sit in memory at once
+            snapshot = raw.snapshot(hashes)
             outcome = _import_and_plan(
-                channel, subdir, raw, index, fetched.validators, label=url, plan=plan
+                channel, subdir, raw, delta, fetched.validators, label=url, plan=plan
             )
     except (RepodataError, ValidationError) as exc:
         return SubdirSync(subdir, "error", "; ".join(getattr(exc, "messages", [str(exc)])))
@@ -167,13 +170,13 @@ def _fingerprint(channel: Channel, subdir: str) -> dict:
 
 
 @transaction.atomic
-def _import_and_plan(channel, subdir, raw, index, validators, *, label, plan) -> SubdirSync:
-    """Import what changed (the index's delta) or, without a usable index, every record in
-    chunks; one transaction either way, so a bad record leaves the catalog as it was."""
+def _import_and_plan(channel, subdir, raw, delta, validators, *, label, plan) -> SubdirSync:
+    """Import what changed (the record index's delta) or, without a usable index (`delta` is
+    None), every record in chunks; one transaction either way, so a bad record leaves the
+    catalog as it was."""
     outcome = SubdirSync(subdir, "imported", listed=raw.record_count)
     changed_files: list[str] = []
-    if index is not None:
-        delta = raw.delta(index)
+    if delta is not None:
         batches = [delta.changed] if delta.changed_count else []
     else:
         batches = raw.chunks(settings.SYNC_CHUNK_RECORDS)
@@ -188,7 +191,7 @@ def _import_and_plan(channel, subdir, raw, index, validators, *, label, plan) ->
             outcome.parsed += len(parsed.records)
             changed_files.extend(report.changed_files)
             _warn_unreadable(channel, subdir, parsed.records)
-    if index is not None:
+    if delta is not None:
         outcome.withdrawn = withdraw_files(channel=channel, subdir=subdir, filenames=delta.removed)
     else:
         outcome.withdrawn = withdraw_unlisted(
