@@ -250,9 +250,10 @@ if CHANNEL_PRIORITY not in ("strict", "flexible", "disabled"):
 # here passes it. False by default: the real lock files reproduced here lock no pip.
 PIP_AS_PYTHON_DEPENDENCY = env.bool("PIP_AS_PYTHON_DEPENDENCY", default=False)
 # Largest repodata.json a sync reads (decompressed). Sync maps the file and parses it in chunks
-# of SYNC_CHUNK_RECORDS: its peak memory is about the file's size plus ~300 bytes per record
-# plus ~150 MiB (bench/sync_scale.py), so 1 GiB keeps a worker under 2 GB.
-REPODATA_MAX_BYTES = env.int("REPODATA_MAX_BYTES", default=1024 * 1024 * 1024)
+# of SYNC_CHUNK_RECORDS: a whole import peaks near the file's size plus ~0.5 KB per record plus
+# ~150 MiB (bench/sync_scale.py: 1,099 MiB for a 479 MiB, 10^6-record subdir), so 768 MiB
+# (~1.6 M records of that shape) keeps a worker near 1.7 GiB, under 2 GB.
+REPODATA_MAX_BYTES = env.int("REPODATA_MAX_BYTES", default=768 * 1024 * 1024)
 # Largest repodata.json `import_repodata` and the promotion checks parse whole: that peaks at
 # ~9.6 bytes of memory per byte plus ~45 MiB (bench/repodata_memory.py), so 160 MiB keeps a
 # worker near 1.6 GiB, under 2 GB. Raise it only with the worker's memory (about 10x the cap).
