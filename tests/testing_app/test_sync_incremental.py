@@ -190,3 +190,16 @@ def test_missing_subdir_over_http_is_skipped_and_a_configured_one_is_an_error(wo
     configured = sync_channel(channel=world.channel, plan=False)
     assert configured.subdirs[1].status == "error"
     assert "no repodata.json" in configured.subdirs[1].message
+
+
+def test_repodata_over_the_size_cap_is_refused_with_the_size_named(world, server, settings):
+    sync_channel(channel=world.channel, plan=False)
+    before = _states(world.channel)
+    settings.REPODATA_MAX_BYTES = 100
+    _edit(server, _add_and_patch)
+
+    result = sync_channel(channel=world.channel, plan=False).subdirs[0]
+
+    assert result.status == "error"
+    assert "larger than 100 bytes, refused" in result.message
+    assert _states(world.channel) == before
