@@ -3,11 +3,12 @@
 Run as `.venv/bin/python bench/repodata_memory.py [MiB ...]` (default 16 32 64). For each size it
 writes a repodata.json of that size (the real pytorch snapshot's records, repeated under
 unique file names, so records have the real shape: ~1 KiB each with their depends), then parses
-it in a fresh process with packages_app.adapters.repodata.parse_repodata_file (what sync and
-import run) and reads that process's peak RSS from the kernel (os.wait4). The baseline, in the
-same run, is a process that only json.loads the same file. It prints MiB, ratios, the fitted
-bytes of memory per byte of repodata, and the largest REPODATA_MAX_BYTES that keeps a worker
-under 2 GiB by that fit. Asserts nothing.
+it in a fresh process with packages_app.adapters.repodata.parse_repodata_file (what
+import_repodata and the promotion checks run on a whole file; sync parses in chunks, see
+bench/sync_scale.py) and reads that process's peak RSS from the kernel (os.wait4). The
+baseline, in the same run, is a process that only json.loads the same file. It prints MiB,
+ratios, the fitted bytes of memory per byte of repodata, and the largest
+REPODATA_PARSE_MAX_BYTES that keeps a worker under 2 GiB by that fit. Asserts nothing.
 """
 
 import json

@@ -48,6 +48,7 @@ def _empty_cache():
 def _private_storage(tmp_path, settings):
     settings.LOG_DIR = tmp_path / "logs"
     settings.ARTIFACT_DIR = tmp_path / "artifacts"
+    settings.REPODATA_CACHE_DIR = tmp_path / "repodata-cache"
 
 
 @pytest.fixture

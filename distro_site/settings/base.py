@@ -254,10 +254,19 @@ if CHANNEL_PRIORITY not in ("strict", "flexible", "disabled"):
 # conda's add_pip_as_python_dependency (conda: true; pixi and rattler: false); every solve
 # here passes it. False by default: the real lock files reproduced here lock no pip.
 PIP_AS_PYTHON_DEPENDENCY = env.bool("PIP_AS_PYTHON_DEPENDENCY", default=False)
-# Largest repodata.json a sync or import reads. Parsing peaks at ~9.6 bytes of memory per byte
-# of repodata plus ~45 MiB (bench/repodata_memory.py): 160 MiB keeps a worker near 1.6 GiB,
-# under 2 GB. Raise it only with the worker's memory (about 10x the new cap).
-REPODATA_MAX_BYTES = env.int("REPODATA_MAX_BYTES", default=160 * 1024 * 1024)
+# Largest repodata.json a sync reads (decompressed). Sync maps the file and parses it in chunks
+# of SYNC_CHUNK_RECORDS: a whole import peaks near the file's size plus ~0.5 KB per record plus
+# ~150 MiB (bench/sync_scale.py: 1,099 MiB for a 479 MiB, 10^6-record subdir), so 768 MiB
+# (~1.6 M records of that shape) keeps a worker near 1.7 GiB, under 2 GB.
+REPODATA_MAX_BYTES = env.int("REPODATA_MAX_BYTES", default=768 * 1024 * 1024)
+# Largest repodata.json `import_repodata` and the promotion checks parse whole: that peaks at
+# ~9.6 bytes of memory per byte plus ~45 MiB (bench/repodata_memory.py), so 160 MiB keeps a
+# worker near 1.6 GiB, under 2 GB. Raise it only with the worker's memory (about 10x the cap).
+REPODATA_PARSE_MAX_BYTES = env.int("REPODATA_PARSE_MAX_BYTES", default=160 * 1024 * 1024)
+# rattler's repodata cache (the decompressed files, their ETags) and sync's record indexes.
+REPODATA_CACHE_DIR = Path(env.str("REPODATA_CACHE_DIR", default=str(VAR_DIR / "repodata-cache")))
+# Records parsed and written at a time when a sync imports a whole subdir.
+SYNC_CHUNK_RECORDS = env.int("SYNC_CHUNK_RECORDS", default=20_000)
 HTTP_TIMEOUT_S = env.float("HTTP_TIMEOUT_S", default=30.0)
 
 # --- anaconda.org (promotion backend) ---------------------------------------------------------

@@ -1,22 +1,36 @@
-"""Fetch one subdir's repodata.json only when it changed: conditional GET over http(s), file
-size and modification time for file:// channels. No ORM here.
+"""Fetch one subdir's repodata.json the way rattler does, into a persistent cache. No ORM here.
 
-The validators of the last successful fetch go in (ETag / Last-Modified, or the file's stat);
-the answer is `not_modified`, `missing` (the channel has no such subdir: 404, or no file), or
-`fetched` with the file saved to a temporary path and the new validators.
+http(s) channels go through `rattler.fetch_repo_data`: it prefers `repodata.json.zst` (then
+`.bz2`, then plain JSON) when the channel offers it, keeps the decompressed file and the
+response's validators (ETag, Last-Modified, the file's BLAKE2 hash) in one cache folder per
+channel and subdir, and revalidates with a conditional request (`If-None-Match` answered 304
+reuses the cached file). JLAP is gone from py-rattler 0.28 and sharded repodata is only read
+per package name by its Gateway, so a whole-channel sync reads the (compressed) full file.
+
+file:// channels are read in place; their file size and modification time are the validators.
+
+The answer is `missing` (the channel has no such subdir: 404, or no file) or `fetched` with the
+path of the decompressed file and the validators; the caller compares the validators' `blake2`
+with the last import's to know whether anything changed.
 """
 
-import os
-import tempfile
+import hashlib
+import json
+import math
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
 from urllib.parse import unquote
 from urllib.parse import urlparse
 
-import requests
+from rattler import Channel as RattlerChannel
+from rattler import Subdir
+from rattler.exceptions import FetchRepoDataError
+from rattler.networking import Client
+from rattler.networking import fetch_repo_data as rattler_fetch_repo_data
 
-CHUNK_BYTES = 1024 * 1024
+from testing_app.adapters.rattler_sync import run_rattler
+
 NOT_MODIFIED, MISSING, FETCHED = "not_modified", "missing", "fetched"
 
 
@@ -28,70 +42,86 @@ class RepodataFetchError(Exception):
 class Fetched:
     status: str
     path: Path | None = None
-    # What to send next time: {"etag", "last_modified"} (http) or {"mtime_ns", "size"} (file).
+    # {"blake2", "etag", "last_modified"} (http, from rattler's cache) or {"mtime_ns", "size"}.
     validators: dict = field(default_factory=dict)
-    # True when `path` is a downloaded copy the caller removes (file:// points at the original).
-    temporary: bool = False
 
 
 def repodata_url(base_url: str, subdir: str) -> str:
     return f"{base_url.rstrip('/')}/{subdir}/repodata.json"
 
 
+def cache_folder(cache_root: Path, base_url: str, subdir: str) -> Path:
+    """The cache folder of one channel URL and subdir (rattler's files and the record index)."""
+    key = hashlib.sha256(f"{base_url.rstrip('/')}|{subdir}".encode()).hexdigest()[:24]
+    return cache_root / key
+
+
 def fetch_repodata(
-    url: str,
+    base_url: str,
+    subdir: str,
     *,
     validators: dict,
-    directory: Path,
+    cache_root: Path,
     timeout_s: float,
     max_bytes: int,
-    session: requests.Session | None = None,
 ) -> Fetched:
-    """Fetch `url` into a new file under `directory` unless `validators` say it is unchanged."""
+    """The subdir's repodata.json, from the cache when the channel says it is unchanged."""
+    url = repodata_url(base_url, subdir)
     parsed = urlparse(url)
     if parsed.scheme == "file":
         return _fetch_file(Path(unquote(parsed.path)), validators=validators)
     if parsed.scheme not in ("http", "https"):
         raise RepodataFetchError(f"{url}: unsupported URL scheme {parsed.scheme!r}")
-    headers = {"Accept-Encoding": "gzip"}
-    if validators.get("etag"):
-        headers["If-None-Match"] = validators["etag"]
-    if validators.get("last_modified"):
-        headers["If-Modified-Since"] = validators["last_modified"]
-    http = session or requests
+    folder = cache_folder(cache_root, base_url, subdir)
+    folder.mkdir(parents=True, exist_ok=True)
+    # No retry middleware: a dead channel is reported at once, the next sync tries again.
+    timeout = max(1, math.ceil(timeout_s))  # rattler's client takes whole seconds
+    client = Client(timeout=timeout)
     try:
-        with http.get(url, headers=headers, stream=True, timeout=timeout_s) as response:
-            if response.status_code == 304:
-                return Fetched(NOT_MODIFIED, validators=validators)
-            if response.status_code == 404:
-                return Fetched(MISSING)
-            response.raise_for_status()
-            path = _save(response, directory=directory, max_bytes=max_bytes, url=url)
-            fresh = {
-                "etag": response.headers.get("ETag", ""),
-                "last_modified": response.headers.get("Last-Modified", ""),
-            }
-    except requests.Timeout as exc:
-        raise RepodataFetchError(f"{url}: timed out after {timeout_s:g} s") from exc
-    except requests.RequestException as exc:
-        raise RepodataFetchError(f"{url}: {exc}") from exc
-    return Fetched(FETCHED, path=path, validators=fresh, temporary=True)
+        sparse = run_rattler(
+            lambda: rattler_fetch_repo_data(
+                channels=[RattlerChannel(base_url.rstrip("/") + "/")],
+                platforms=[Subdir(subdir)],
+                cache_path=folder,
+                callback=None,
+                client=client,
+            )
+        )
+        for repodata in sparse:
+            repodata.close()  # the caller reads the file itself, in bounded pieces
+    except FetchRepoDataError as exc:
+        reason = str(exc)
+        if reason.startswith("repodata not found"):
+            return Fetched(MISSING)
+        if "timed out" in reason:
+            raise RepodataFetchError(f"{url}: timed out after {timeout} s") from exc
+        raise RepodataFetchError(f"{url}: {' / '.join(reason.splitlines())}") from exc
+    except OSError:
+        # rattler downloaded the file but cannot read it (not JSON, a bad record): the caller's
+        # own reading names the fault; without a cached file it is reported as it is.
+        if _cached(folder) is None:
+            raise
+    cached = _cached(folder)
+    if cached is None:
+        raise RepodataFetchError(f"{url}: rattler left no cached repodata")
+    path, info = cached
+    if path.stat().st_size > max_bytes:
+        raise RepodataFetchError(f"{url}: larger than {max_bytes} bytes, refused")
+    fresh = {
+        "blake2": info.get("blake2_hash") or "",
+        "etag": info.get("etag") or "",
+        "last_modified": info.get("mod") or "",
+    }
+    return Fetched(FETCHED, path=path, validators=fresh)
 
 
-def _save(response, *, directory: Path, max_bytes: int, url: str) -> Path:
-    handle, name = tempfile.mkstemp(dir=directory, prefix="repodata-", suffix=".json")
-    written = 0
-    try:
-        with os.fdopen(handle, "wb") as out:
-            for chunk in response.iter_content(CHUNK_BYTES):
-                written += len(chunk)
-                if written > max_bytes:
-                    raise RepodataFetchError(f"{url}: larger than {max_bytes} bytes, refused")
-                out.write(chunk)
-    except BaseException:
-        os.unlink(name)
-        raise
-    return Path(name)
+def _cached(folder: Path) -> tuple[Path, dict] | None:
+    """rattler's cache entry in `folder`: `<hash>.json` and its `<hash>.info.json` state."""
+    for info_path in sorted(folder.glob("*.info.json")):
+        path = info_path.with_name(info_path.name.removesuffix(".info.json") + ".json")
+        if path.is_file():
+            return path, json.loads(info_path.read_text())
+    return None
 
 
 def _fetch_file(path: Path, *, validators: dict) -> Fetched:

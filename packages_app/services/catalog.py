@@ -23,6 +23,7 @@ from packages_app.models import Package
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
+LOOKUP_BATCH = 5000
 # Fields a re-import may change (channels patch records after upload: depends, license...).
 RECORD_FIELDS = (
     "name",
@@ -88,7 +89,7 @@ def import_repodata(
     parsed = read_repodata(
         source,
         timeout_s=settings.HTTP_TIMEOUT_S,
-        max_bytes=settings.REPODATA_MAX_BYTES,
+        max_bytes=settings.REPODATA_PARSE_MAX_BYTES,
         lenient_specs=lenient_specs,
     )
     return import_parsed_repodata(
@@ -141,12 +142,16 @@ def _upsert_records(
     withdraw_missing: bool,
     progress: Callable[[int, int], None] | None,
 ) -> ImportReport:
-    existing = {
-        filename: (pk, digest, state)
-        for pk, filename, digest, state in Build.objects.filter(
-            channel=channel, subdir=subdir
-        ).values_list("pk", "filename", "record_digest", "state")
-    }
+    # Only the rows of these records: a chunk of a 10^6-record subdir reads its own rows, not
+    # the whole subdir's.
+    existing = {}
+    for names in _batches(sorted({r.filename for r in records}), LOOKUP_BATCH):
+        existing.update(
+            (filename, (pk, digest, state))
+            for pk, filename, digest, state in Build.objects.filter(
+                channel=channel, subdir=subdir, filename__in=names
+            ).values_list("pk", "filename", "record_digest", "state")
+        )
     package_ids = dict(
         Package.objects.filter(name__in={r.name for r in records}).values_list("name", "pk")
     )
@@ -186,21 +191,13 @@ def _upsert_records(
     if progress:
         progress(len(records) - len(to_create) - len(to_update), len(records))
 
-    withdrawn = 0
+    withdrawn, withdrawn_names = 0, set()
     if withdraw_missing:
         listed = {r.filename for r in records}
-        gone = [
-            pk
-            for filename, (pk, _, state) in existing.items()
-            if filename not in listed and state != Build.State.WITHDRAWN
-        ]
-        withdrawn = Build.objects.filter(pk__in=gone).update(
-            state=Build.State.WITHDRAWN, withdrawn_at=now, updated_at=now
-        )
-    touched = {b.name for b in to_create} | {b.name for b in to_update}
-    if withdrawn:
-        touched |= set(Build.objects.filter(pk__in=gone).values_list("name", flat=True))
-    refresh_latest_versions(names=touched)
+        withdrawn, withdrawn_names = _withdraw_unlisted(channel, subdir, listed.__contains__, now)
+    refresh_latest_versions(
+        names={b.name for b in to_create} | {b.name for b in to_update} | withdrawn_names
+    )
     return ImportReport(
         channel=str(channel),
         subdir=subdir,
@@ -211,6 +208,46 @@ def _upsert_records(
         withdrawn=withdrawn,
         changed_files=tuple(b.filename for b in (*to_create, *to_update)),
     )
+
+
+def withdraw_unlisted(*, channel: Channel, subdir: str, is_listed: Callable[[str], bool]) -> int:
+    """Mark withdrawn the live builds of `channel`/`subdir` whose file `is_listed` says the
+    channel no longer lists (a sync that read the whole file)."""
+    withdrawn, names = _withdraw_unlisted(channel, subdir, is_listed, timezone.now())
+    refresh_latest_versions(names=names)
+    return withdrawn
+
+
+def withdraw_files(*, channel: Channel, subdir: str, filenames: Iterable[str]) -> int:
+    """Mark withdrawn the named live builds of `channel`/`subdir` (a sync's removed records)."""
+    now, withdrawn, names = timezone.now(), 0, set()
+    for batch in _batches(sorted(set(filenames)), LOOKUP_BATCH):
+        live = Build.objects.filter(channel=channel, subdir=subdir, filename__in=batch).exclude(
+            state=Build.State.WITHDRAWN
+        )
+        names |= set(live.values_list("name", flat=True))
+        withdrawn += live.update(state=Build.State.WITHDRAWN, withdrawn_at=now, updated_at=now)
+    refresh_latest_versions(names=names)
+    return withdrawn
+
+
+def _withdraw_unlisted(channel, subdir, is_listed, now) -> tuple[int, set[str]]:
+    live = (
+        Build.objects.filter(channel=channel, subdir=subdir)
+        .exclude(state=Build.State.WITHDRAWN)
+        .values_list("pk", "filename", "name")
+    )
+    gone, names = [], set()
+    for pk, filename, name in live.iterator(chunk_size=LOOKUP_BATCH):
+        if not is_listed(filename):
+            gone.append(pk)
+            names.add(name)
+    withdrawn = 0
+    for batch in _batches(gone, LOOKUP_BATCH):
+        withdrawn += Build.objects.filter(pk__in=batch).update(
+            state=Build.State.WITHDRAWN, withdrawn_at=now, updated_at=now
+        )
+    return withdrawn, names
 
 
 def _check_column_lengths(records: list[RepodataRecord], *, source: str) -> None:

@@ -19,10 +19,12 @@ from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
 
-import requests
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Count
+from django.db.models import Max
+from django.db.models import Q
 from django.utils import timezone
 
 from packages_app.adapters.repodata import RepodataError
@@ -30,12 +32,18 @@ from packages_app.adapters.repodata import parse_repodata_file
 from packages_app.adapters.repodata_fetch import MISSING
 from packages_app.adapters.repodata_fetch import NOT_MODIFIED
 from packages_app.adapters.repodata_fetch import RepodataFetchError
+from packages_app.adapters.repodata_fetch import cache_folder
 from packages_app.adapters.repodata_fetch import fetch_repodata
 from packages_app.adapters.repodata_fetch import repodata_url
+from packages_app.adapters.repodata_index import RawRepodata
+from packages_app.adapters.repodata_index import RecordIndex
+from packages_app.adapters.repodata_index import write_records
 from packages_app.models import Build
 from packages_app.models import Channel
 from packages_app.models import Package
 from packages_app.services.catalog import import_parsed_repodata
+from packages_app.services.catalog import withdraw_files
+from packages_app.services.catalog import withdraw_unlisted
 
 logger = logging.getLogger(__name__)
 
@@ -55,12 +63,16 @@ class SubdirSync:
     withdrawn: int = 0
     planned_run_id: int | None = None
     planned_jobs: int = 0
+    # Records the file lists, and those parsed: all of them when the record index was missing
+    # or out of date, else only the changed ones.
+    listed: int = 0
+    parsed: int = 0
 
     def line(self) -> str:
         if self.status == "imported":
             text = (
                 f"{self.subdir}: {self.created} new, {self.updated} changed, "
-                f"{self.withdrawn} withdrawn"
+                f"{self.withdrawn} withdrawn ({self.parsed} of {self.listed} records parsed)"
             )
             if self.planned_run_id:
                 text += f"; run {self.planned_run_id} ({self.planned_jobs} install checks)"
@@ -79,74 +91,122 @@ class ChannelSync:
 
 
 def sync_channels(
-    *, channels: Iterable[Channel] | None = None, plan: bool = True, session=None
+    *, channels: Iterable[Channel] | None = None, plan: bool = True
 ) -> list[ChannelSync]:
     """Sync every configured channel (or the given ones); one channel's failure stops none of
     the others."""
     if channels is None:
         channels = Channel.objects.order_by("pk")
-    return [sync_channel(channel=c, plan=plan, session=session) for c in channels]
+    return [sync_channel(channel=c, plan=plan) for c in channels]
 
 
-def sync_channel(*, channel: Channel, plan: bool = True, session=None) -> ChannelSync:
+def sync_channel(*, channel: Channel, plan: bool = True) -> ChannelSync:
     """Sync one channel's subdirs (the configured ones, else SYNC_SUBDIRS where they exist)."""
     channel.refresh_from_db()  # the validators of the last sync, not of when it was loaded
     result = ChannelSync(channel=str(channel))
     explicit = bool(channel.subdirs)
-    http = session or requests.Session()
-    with tempfile.TemporaryDirectory(prefix="sync-") as tmp:
-        for subdir in channel.subdirs or settings.SYNC_SUBDIRS:
-            outcome = _sync_subdir(channel, subdir, Path(tmp), plan=plan, session=http)
-            if outcome.status == "missing" and explicit:
-                outcome.status, outcome.message = "error", "no repodata.json for this subdir"
-            result.subdirs.append(outcome)
+    for subdir in channel.subdirs or settings.SYNC_SUBDIRS:
+        outcome = _sync_subdir(channel, subdir, plan=plan)
+        if outcome.status == "missing" and explicit:
+            outcome.status, outcome.message = "error", "no repodata.json for this subdir"
+        result.subdirs.append(outcome)
     _record_channel_state(channel, result)
     for line in (s.line() for s in result.subdirs if s.status != "missing"):
         logger.info("sync %s: %s", channel, line)
     return result
 
 
-def _sync_subdir(channel, subdir, directory, *, plan: bool, session) -> SubdirSync:
-    validators = dict((channel.sync_state or {}).get(subdir) or {})
+def _sync_subdir(channel, subdir, *, plan: bool) -> SubdirSync:
+    previous = dict((channel.sync_state or {}).get(subdir) or {})
     url = repodata_url(channel.base_url, subdir)
+    cache_root = Path(settings.REPODATA_CACHE_DIR)
     try:
         fetched = fetch_repodata(
-            url,
-            validators=validators,
-            directory=directory,
+            channel.base_url,
+            subdir,
+            validators=previous,
+            cache_root=cache_root,
             timeout_s=settings.HTTP_TIMEOUT_S,
             max_bytes=settings.REPODATA_MAX_BYTES,
-            session=session,
         )
     except RepodataFetchError as exc:
         return SubdirSync(subdir, "error", str(exc))
-    if fetched.status == NOT_MODIFIED:
-        return SubdirSync(subdir, "unchanged")
     if fetched.status == MISSING:
         return SubdirSync(subdir, "missing")
+    if fetched.status == NOT_MODIFIED or (
+        previous.get("blake2") and previous["blake2"] == fetched.validators.get("blake2")
+    ):
+        return SubdirSync(subdir, "unchanged")
+    folder = cache_folder(cache_root, channel.base_url, subdir)
     try:
-        parsed = parse_repodata_file(fetched.path, source=url, lenient_specs=True)
-        return _import_and_plan(channel, subdir, parsed, fetched.validators, plan=plan)
+        with RawRepodata(fetched.path, label=url, expected_subdir=subdir) as raw:
+            if raw.subdir != subdir:
+                raise RepodataError(f"{url}: says it is subdir {raw.subdir!r}")
+            hashes = raw.hashes()
+            index = RecordIndex.load(folder, fingerprint=_fingerprint(channel, subdir))
+            delta = raw.delta(index, hashes) if index is not None else None
+            del index  # before the snapshot: the two indexes' names never sit in memory at once
+            snapshot = raw.snapshot(hashes)
+            outcome = _import_and_plan(
+                channel, subdir, raw, delta, fetched.validators, label=url, plan=plan
+            )
     except (RepodataError, ValidationError) as exc:
         return SubdirSync(subdir, "error", "; ".join(getattr(exc, "messages", [str(exc)])))
-    finally:
-        if fetched.temporary and fetched.path is not None:
-            fetched.path.unlink(missing_ok=True)
+    # After the commit: the index describes what the catalog now holds for this subdir.
+    snapshot.fingerprint = _fingerprint(channel, subdir)
+    snapshot.save(folder)
+    return outcome
+
+
+def _fingerprint(channel: Channel, subdir: str) -> dict:
+    """What the record index must still describe: the subdir's rows, live rows, last change."""
+    rows = Build.objects.filter(channel=channel, subdir=subdir).aggregate(
+        rows=Count("pk"),
+        live=Count("pk", filter=~Q(state=Build.State.WITHDRAWN)),
+        last=Max("updated_at"),
+    )
+    last = rows["last"].isoformat() if rows["last"] else ""
+    return {"channel": channel.pk, "rows": rows["rows"], "live": rows["live"], "last": last}
 
 
 @transaction.atomic
-def _import_and_plan(channel, subdir, parsed, validators, *, plan: bool) -> SubdirSync:
-    if parsed.subdir != subdir:
-        raise RepodataError(f"{parsed.source}: says it is subdir {parsed.subdir!r}")
-    report = import_parsed_repodata(channel=channel, parsed=parsed, withdraw_missing=True)
-    outcome = SubdirSync(
-        subdir,
-        "imported",
-        created=report.created,
-        updated=report.updated,
-        withdrawn=report.withdrawn,
+def _import_and_plan(channel, subdir, raw, delta, validators, *, label, plan) -> SubdirSync:
+    """Import what changed (the record index's delta) or, without a usable index (`delta` is
+    None), every record in chunks; one transaction either way, so a bad record leaves the
+    catalog as it was."""
+    outcome = SubdirSync(subdir, "imported", listed=raw.record_count)
+    changed_files: list[str] = []
+    if delta is not None:
+        batches = [delta.changed] if delta.changed_count else []
+    else:
+        batches = raw.chunks(settings.SYNC_CHUNK_RECORDS)
+    with tempfile.TemporaryDirectory(prefix="sync-") as tmp:
+        for groups in batches:
+            path = Path(tmp) / "repodata.json"
+            write_records(path, subdir, groups)
+            parsed = parse_repodata_file(path, source=label, lenient_specs=True)
+            report = import_parsed_repodata(channel=channel, parsed=parsed)
+            outcome.created += report.created
+            outcome.updated += report.updated
+            outcome.parsed += len(parsed.records)
+            changed_files.extend(report.changed_files)
+            _warn_unreadable(channel, subdir, parsed.records)
+    if delta is not None:
+        outcome.withdrawn = withdraw_files(channel=channel, subdir=subdir, filenames=delta.removed)
+    else:
+        outcome.withdrawn = withdraw_unlisted(
+            channel=channel, subdir=subdir, is_listed=raw.is_listed
+        )
+    if plan and channel.role == Channel.Role.STAGING and changed_files:
+        _plan_changed(channel, subdir, changed_files, outcome)
+    Channel.objects.filter(pk=channel.pk).update(
+        sync_state={**(Channel.objects.get(pk=channel.pk).sync_state or {}), subdir: validators}
     )
-    for record in parsed.records:
+    return outcome
+
+
+def _warn_unreadable(channel, subdir, records) -> None:
+    for record in records:
         if record.unreadable_specs:
             logger.warning(
                 "%s/%s: %s has unreadable specs %s (a lint error; it is not planned)",
@@ -155,12 +215,6 @@ def _import_and_plan(channel, subdir, parsed, validators, *, plan: bool) -> Subd
                 record.filename,
                 list(record.unreadable_specs),
             )
-    if plan and channel.role == Channel.Role.STAGING and report.changed_files:
-        _plan_changed(channel, subdir, report.changed_files, outcome)
-    Channel.objects.filter(pk=channel.pk).update(
-        sync_state={**(Channel.objects.get(pk=channel.pk).sync_state or {}), subdir: validators}
-    )
-    return outcome
 
 
 def _plan_changed(channel, subdir, filenames, outcome: SubdirSync) -> None:

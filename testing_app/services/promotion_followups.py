@@ -116,7 +116,7 @@ def _not_yet_indexed(target, wanted: dict[str, set[str]]) -> tuple[list[str], st
             parsed = read_repodata(
                 f"{target.base_url}/{subdir}/repodata.json",
                 timeout_s=settings.HTTP_TIMEOUT_S,
-                max_bytes=settings.REPODATA_MAX_BYTES,
+                max_bytes=settings.REPODATA_PARSE_MAX_BYTES,
                 lenient_specs=True,
             )
             listed = {record.filename for record in parsed.records}

@@ -1,14 +1,8 @@
 """Channel sync against a real HTTP server on 127.0.0.1 serving a channel directory, and against
 file:// channels: conditional GETs, imports, withdrawals, planning, and every bad input."""
 
-import hashlib
 import io
 import json
-import shutil
-import threading
-import time
-from http.server import SimpleHTTPRequestHandler
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -24,72 +18,21 @@ from testing_app.models import Job
 from testing_app.models import Run
 from tests.testing_app.planning_world import SUBDIR
 from tests.testing_app.planning_world import sample_world
+from tests.testing_app.sync_world import channel_server
+from tests.testing_app.sync_world import served_sample_world
 
 pytestmark = pytest.mark.django_db
-PORTS = range(8840, 8850)  # this test suite's ports
-
-
-class ChannelHandler(SimpleHTTPRequestHandler):
-    """Serves the channel folder with an ETag, answers If-None-Match with 304, and records
-    every request; `?slow` paths (the `slow` flag) sleep past the client's timeout."""
-
-    def do_GET(self):
-        server = self.server
-        server.requests.append((self.path, self.headers.get("If-None-Match", "")))
-        if server.slow:
-            time.sleep(server.slow)
-        path = Path(self.translate_path(self.path))
-        if not path.is_file():
-            self.send_error(404)
-            return
-        body = path.read_bytes()
-        etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
-        if self.headers.get("If-None-Match") == etag:
-            self.send_response(304)
-            self.send_header("ETag", etag)
-            self.end_headers()
-            return
-        self.send_response(200)
-        self.send_header("ETag", etag)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture
 def server(tmp_path):
-    root = tmp_path / "served"
-    root.mkdir()
-    for port in PORTS:
-        try:
-            httpd = ThreadingHTTPServer(
-                ("127.0.0.1", port), lambda *a: ChannelHandler(*a, directory=str(root))
-            )
-            break
-        except OSError:
-            continue
-    else:
-        pytest.fail(f"no free port in {PORTS}")
-    httpd.requests, httpd.slow, httpd.root = [], 0, root
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+    with channel_server(tmp_path / "served") as httpd:
+        yield httpd
 
 
 @pytest.fixture
-def world(tmp_path, server, django_capture_on_commit_callbacks):
-    """The sample channel copied under the HTTP server, registered as the staging channel."""
-    world = sample_world(tmp_path)
-    shutil.copytree(world.sample.root, server.root / "samples")
-    url = f"http://127.0.0.1:{server.server_address[1]}/samples"
-    Channel.objects.filter(pk=world.channel.pk).update(url=url, subdirs=[SUBDIR, "noarch"])
-    world.channel.refresh_from_db()
-    return world
+def world(tmp_path, server):
+    return served_sample_world(tmp_path, server)
 
 
 def _repodata(server) -> Path:
@@ -115,9 +58,12 @@ def test_first_sync_imports_and_plans_second_sync_is_a_304(
     assert first.subdirs[0].planned_jobs == 12 + 10
     assert Run.objects.get().trigger_detail.startswith(f"sync of samples/{SUBDIR}: 7 new")
     assert [s.status for s in again.subdirs] == ["unchanged", "unchanged"]
-    sent = [etag for path, etag in server.requests if path.endswith(f"{SUBDIR}/repodata.json")]
+    gets = [(path, etag) for method, path, etag in server.requests if method == "GET"]
+    # rattler took the compressed file the channel offers, never the plain JSON.
+    assert not [path for path, _ in gets if path.endswith("repodata.json")]
+    sent = [etag for path, etag in gets if path.endswith(f"{SUBDIR}/repodata.json.zst")]
     assert sent[0] == ""
-    assert sent[1].startswith('"')  # the second GET was conditional
+    assert sent[1].startswith('"')  # the second GET was conditional, answered 304
     assert Run.objects.count() == 1
     world.channel.refresh_from_db()
     assert world.channel.last_sync_error == ""
@@ -196,8 +142,8 @@ def test_corrupted_repodata_keeps_the_previous_data_and_records_the_error(world,
 def test_unreachable_and_timed_out_channels_record_errors_and_keep_builds(world, server, settings):
     sync_channel(channel=world.channel, plan=False)
     count = Build.objects.filter(channel=world.channel).count()
-    settings.HTTP_TIMEOUT_S = 0.5
-    server.slow = 2
+    settings.HTTP_TIMEOUT_S = 1
+    server.slow = 3
     Channel.objects.filter(pk=world.channel.pk).update(sync_state={})  # force a full GET
     world.channel.refresh_from_db()
 
@@ -209,7 +155,7 @@ def test_unreachable_and_timed_out_channels_record_errors_and_keep_builds(world,
     unreachable = sync_channels(channels=[closed, world.channel], plan=False)
 
     assert slow.subdirs[0].status == "error"
-    assert "timed out after 0.5 s" in slow.subdirs[0].message
+    assert "timed out after 1 s" in slow.subdirs[0].message
     assert unreachable[0].errors
     closed.refresh_from_db()
     assert "127.0.0.1:9" in closed.last_sync_error

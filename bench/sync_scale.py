@@ -1,0 +1,258 @@
+"""Benchmark: channel sync of a conda-forge-sized channel over real HTTP, first and incremental.
+
+Run as `DATABASE_URL=postgres://... .venv/bin/python bench/sync_scale.py [--scale F] [--data DIR]`.
+
+It generates the channel of bench/sync_scale_data.py (1,000,000 linux-64 + 500,000 noarch
+records, and a second version where 100 records changed: per subdir 30 patched, 10 added, 10
+removed), writes each subdir's repodata.json and repodata.json.zst, and serves them from a
+threaded HTTP server on a free port of 127.0.0.1 that answers HEAD and GET with a stat-based
+ETag and If-None-Match with 304, as a CDN does. The channel is registered as an upstream channel
+(conda-forge's role here: it feeds the catalog, nothing is planned) in a database of its own.
+
+Each sync runs in a fresh process (`manage.py`-like Django setup, the product's default
+settings), which reports its own peak RSS (VmHWM from /proc/self/status). Steps:
+1. first sync (empty catalog: every record parsed and written, in chunks);
+2. the server switches to the second version: the sync where 100 records changed;
+3. the same again: nothing changed (304 on both subdirs).
+Baselines in the same run, on the same linux-64 file: `json.loads` of the file alone in a fresh
+process (what a plain-JSON reader pays before doing anything), and the bytes on the wire.
+Targets (issue 16): the second sync under 10 s and under 1 GB. Asserts nothing; prints numbers
+and checks the catalog's counts against what the generator changed.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from functools import partial
+from http.server import SimpleHTTPRequestHandler
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlparse
+from urllib.parse import urlunparse
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/conda_distro_bench"
+CHANNEL_NAME = "bench-sync-scale"
+TARGET_SECOND_S, TARGET_SECOND_MIB = 10.0, 1000 * 1000 * 1000 / 2**20
+MIB = 2**20
+
+SYNC_CHILD = """
+import json, os, resource, sys, time
+import django
+django.setup()
+from packages_app.models import Channel
+from packages_app.services.sync import sync_channel
+channel = Channel.objects.get(name=sys.argv[1])
+wall, cpu = time.perf_counter(), time.process_time()
+result = sync_channel(channel=channel, plan=False)
+print(json.dumps({
+    "wall_s": time.perf_counter() - wall,
+    "cpu_s": time.process_time() - cpu,
+    "lines": [s.line() for s in result.subdirs],
+    "errors": result.errors,
+    "hwm_kib": int(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM"))),
+}))
+"""
+JSON_CHILD = """
+import json, sys, time
+from pathlib import Path
+wall = time.perf_counter()
+raw = json.loads(Path(sys.argv[1]).read_bytes())
+hwm = int(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM")))
+print(json.dumps({"wall_s": time.perf_counter() - wall, "hwm_kib": hwm,
+                  "records": sum(len(raw.get(k, {})) for k in ("packages", "packages.conda"))}))
+"""
+
+
+class StaticChannelHandler(SimpleHTTPRequestHandler):
+    """Files under the server's current root, with a stat-based ETag and 304 on If-None-Match."""
+
+    def send_head(self):
+        self.directory = str(self.server.root)
+        path = Path(self.translate_path(self.path))
+        if not path.is_file():
+            self.send_error(404)
+            return None
+        stat = path.stat()
+        etag = f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"'
+        self.server.requests.append((self.command, self.path))
+        if self.headers.get("If-None-Match") == etag:
+            self.send_response(304)
+            self.send_header("ETag", etag)
+            self.end_headers()
+            return None
+        self.server.bytes_sent += stat.st_size if self.command == "GET" else 0
+        handle = path.open("rb")
+        self.send_response(200)
+        self.send_header("ETag", etag)
+        self.send_header("Content-Length", str(stat.st_size))
+        self.end_headers()
+        return handle
+
+    def log_message(self, *args):
+        pass
+
+
+def configure_environment() -> str:
+    database_url = os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
+    if urlparse(database_url).scheme not in ("postgres", "postgresql"):
+        sys.exit(f"DATABASE_URL must be a postgres:// URL, not {database_url!r}")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "distro_site.settings.base")
+    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789abcdefghijklmnopqrstuv")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    sys.path.insert(0, str(BASE_DIR))
+    return database_url
+
+
+def ensure_database(database_url: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    parts = urlparse(database_url)
+    name = parts.path.lstrip("/")
+    with psycopg.connect(urlunparse(parts._replace(path="/postgres")), autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def generate(data: Path, scale: float) -> dict:
+    """Write before/ and after/ channel folders (repodata.json + .zst); returns sizes."""
+    from backports import zstd
+
+    sys.path.insert(0, str(BASE_DIR / "bench"))
+    import sync_scale_data
+
+    sizes = {}
+    for subdir in sync_scale_data.SUBDIRS:
+        started = time.perf_counter()
+        before, after = sync_scale_data.generate(subdir, scale=scale)
+        for version, groups in (("before", before), ("after", after)):
+            path = data / version / subdir / "repodata.json"
+            size = sync_scale_data.write_repodata(path, subdir, groups)
+            compressed = zstd.compress(path.read_bytes(), level=3)
+            (path.parent / "repodata.json.zst").write_bytes(compressed)
+            sizes[(version, subdir)] = (
+                size,
+                len(compressed),
+                sum(len(v) for v in groups.values()),
+            )
+        del before, after
+        print(f"generated {subdir} in {time.perf_counter() - started:.1f} s")
+    (data / "sizes.json").write_text(json.dumps({f"{v}/{s}": x for (v, s), x in sizes.items()}))
+    return sizes
+
+
+def run_child(code: str, *args: str) -> tuple[dict, float, float]:
+    """Run `code` in a fresh Python; its JSON output, wall time, and peak RSS in MiB. The peak is
+    the child's own VmHWM: os.wait4's ru_maxrss would count the parent's RSS at fork time."""
+    started = time.perf_counter()
+    output = subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=BASE_DIR, stdout=subprocess.PIPE, text=True
+    )
+    if output.returncode != 0:
+        sys.exit(f"child failed ({output.returncode}): {output.stdout}")
+    result = json.loads(output.stdout.strip().splitlines()[-1])
+    return result, time.perf_counter() - started, result["hwm_kib"] / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the 1.5 M records")
+    parser.add_argument("--data", type=Path, help="keep the generated channel here (reused)")
+    options = parser.parse_args()
+    database_url = configure_environment()
+    ensure_database(database_url)
+    data = options.data or Path(tempfile.mkdtemp(prefix="sync-scale-"))
+    cache = Path(tempfile.mkdtemp(prefix="sync-scale-cache-"))
+    os.environ["REPODATA_CACHE_DIR"] = str(cache)
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from packages_app.models import Build
+    from packages_app.models import Channel
+
+    call_command("migrate", verbosity=0)
+    if (data / "sizes.json").is_file():
+        sizes = {
+            tuple(k.split("/")): tuple(v)
+            for k, v in json.loads((data / "sizes.json").read_text()).items()
+        }
+    else:
+        sizes = generate(data, options.scale)
+    for (version, subdir), (size, compressed, records) in sorted(sizes.items()):
+        print(
+            f"{version:6} {subdir:8}: {records:>9,} records, repodata.json {size / MIB:7.1f} MiB, "
+            f".zst {compressed / MIB:6.1f} MiB"
+        )
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(StaticChannelHandler, directory="."))
+    server.root, server.requests, server.bytes_sent = data / "before", [], 0
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    Build.objects.filter(channel__name=CHANNEL_NAME).delete()
+    Channel.objects.filter(name=CHANNEL_NAME).delete()
+    channel = Channel.objects.create(
+        name=CHANNEL_NAME, url=url, role=Channel.Role.UPSTREAM, subdirs=["linux-64", "noarch"]
+    )
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
+
+    steps = []
+    for label, root in (
+        ("first sync (empty catalog)", "before"),
+        ("second sync (100 records changed)", "after"),
+        ("third sync (nothing changed, 304)", "after"),
+    ):
+        server.root, server.bytes_sent, server.requests = data / root, 0, []
+        load = os.getloadavg()[0]
+        result, wall, rss = run_child(SYNC_CHILD, CHANNEL_NAME)
+        steps.append((label, result, wall, rss, server.bytes_sent, load))
+        gets = sum(1 for method, _ in server.requests if method == "GET")
+        print(
+            f"{label}: sync {result['wall_s']:.2f} s (CPU {result['cpu_s']:.2f} s), process "
+            f"{wall:.2f} s, peak RSS {rss:.0f} MiB, {server.bytes_sent / MIB:.1f} MiB on the "
+            f"wire in {gets} GETs, load average {load:.1f}"
+        )
+        for line in result["lines"]:
+            print(f"    {line}")
+        if result["errors"]:
+            print(f"    ERRORS: {result['errors']}")
+
+    live = Build.objects.filter(channel=channel).exclude(state=Build.State.WITHDRAWN).count()
+    withdrawn = Build.objects.filter(channel=channel, state=Build.State.WITHDRAWN).count()
+    expected_live = sum(
+        records for (version, _), (_, _, records) in sizes.items() if version == "after"
+    )
+    print(f"catalog: {live:,} live builds (expected {expected_live:,}), {withdrawn} withdrawn")
+
+    linux = data / "before" / "linux-64" / "repodata.json"
+    baseline, baseline_wall, baseline_rss = run_child(JSON_CHILD, str(linux))
+    print(
+        f"baseline json.loads of linux-64 ({baseline['records']:,} records): "
+        f"{baseline['wall_s']:.2f} s, process {baseline_wall:.2f} s, "
+        f"peak RSS {baseline_rss:.0f} MiB"
+    )
+    _, second, second_wall, second_rss, _, _ = steps[1]
+    print(
+        f"second sync: {second['wall_s']:.2f} s (target < {TARGET_SECOND_S:.0f} s), ratio to "
+        f"json.loads {second['wall_s'] / baseline['wall_s']:.2f}; peak RSS {second_rss:.0f} MiB "
+        f"(target < {TARGET_SECOND_MIB:.0f} MiB), "
+        f"ratio to json.loads {second_rss / baseline_rss:.2f}"
+    )
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+    server.shutdown()
+    shutil.rmtree(cache, ignore_errors=True)
+    if not options.data:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

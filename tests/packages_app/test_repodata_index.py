@@ -1,0 +1,81 @@
+"""The raw-record split and the record index: what a sync parses is decided here."""
+
+import json
+
+import pytest
+
+from packages_app.adapters.repodata import RepodataError
+from packages_app.adapters.repodata import parse_repodata_file
+from packages_app.adapters.repodata_index import INDEX_NAME
+from packages_app.adapters.repodata_index import RawRepodata
+from packages_app.adapters.repodata_index import RecordIndex
+from packages_app.adapters.repodata_index import write_records
+
+
+def _record(name, version, **extra):
+    return {"name": name, "version": version, "build": "0", "build_number": 0, **extra}
+
+
+def _write(path, conda, tar=None, subdir="linux-64"):
+    data = {"info": {"subdir": subdir}, "packages": tar or {}, "packages.conda": conda}
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_delta_names_changed_added_and_removed_records_and_nothing_else(tmp_path):
+    before = {f"p{i}-1.0-0.conda": _record(f"p{i}", "1.0", depends=["zlib"]) for i in range(50)}
+    old_path = _write(tmp_path / "old.json", before, tar={"t-1.0-0.tar.bz2": _record("t", "1.0")})
+    with RawRepodata(old_path, label="old", expected_subdir="linux-64") as raw:
+        index = raw.snapshot(raw.hashes())
+    index.fingerprint = {"rows": 51}
+    index.save(tmp_path / "cache")
+
+    after = dict(before)
+    after["p3-1.0-0.conda"] = _record("p3", "1.0", depends=["zlib >=1.3"])
+    after["new-2.0-0.conda"] = _record("new", "2.0")
+    del after["p7-1.0-0.conda"]
+    new_path = _write(tmp_path / "new.json", after, tar={"t-1.0-0.tar.bz2": _record("t", "1.0")})
+    loaded = RecordIndex.load(tmp_path / "cache", fingerprint={"rows": 51})
+    with RawRepodata(new_path, label="new", expected_subdir="linux-64") as raw:
+        delta = raw.delta(loaded, raw.hashes())
+
+    assert delta.changed["packages"] == {}
+    assert set(delta.changed["packages.conda"]) == {"p3-1.0-0.conda", "new-2.0-0.conda"}
+    assert delta.removed == ["p7-1.0-0.conda"]
+    # The cut-out records are the file's own bytes: parsed, they equal the originals.
+    write_records(tmp_path / "cut.json", "linux-64", delta.changed)
+    parsed = {r.filename: r for r in parse_repodata_file(tmp_path / "cut.json").records}
+    assert parsed["p3-1.0-0.conda"].depends == ["zlib >=1.3"]
+
+
+def test_index_of_another_catalog_state_or_a_damaged_file_is_not_used(tmp_path):
+    path = _write(tmp_path / "r.json", {"a-1.0-0.conda": _record("a", "1.0")})
+    with RawRepodata(path, label="r", expected_subdir="linux-64") as raw:
+        index = raw.snapshot(raw.hashes())
+    index.fingerprint = {"live": 1}
+    index.save(tmp_path)
+
+    assert RecordIndex.load(tmp_path, fingerprint={"live": 1}) is not None
+    assert RecordIndex.load(tmp_path, fingerprint={"live": 2}) is None
+    (tmp_path / INDEX_NAME).write_bytes(b"conda-distro record index 1\n{not json")
+    assert RecordIndex.load(tmp_path, fingerprint={"live": 1}) is None
+    (tmp_path / INDEX_NAME).write_bytes(b"something else entirely")
+    assert RecordIndex.load(tmp_path, fingerprint={"live": 1}) is None
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty file"),
+        (b'{"packages.conda": {"x.conda": {"name": ', "not valid JSON"),
+        (b"\x28\xb5\x2f\xfd\x00\x58\xff\xfe", "not valid JSON"),
+        (b'{"packages": []}', "not valid JSON or not a repodata.json"),
+        (b'{"info": {"subdir": "../../etc"}, "packages": {}}', "'../../etc'"),
+    ],
+)
+def test_unreadable_files_raise_a_repodata_error_naming_the_file(tmp_path, content, message):
+    path = tmp_path / "repodata.json"
+    path.write_bytes(content)
+    with pytest.raises(RepodataError, match="^the-label: ") as error:
+        RawRepodata(path, label="the-label", expected_subdir="linux-64")
+    assert message in str(error.value)
