@@ -100,7 +100,9 @@ def _backfill_sql(spec: dict) -> str:
         f"DELETE FROM {spec['rollup']};\n"
         f"INSERT INTO {spec['rollup']} ({spec['key_names']}, {spec['count']}) "
         f"SELECT {spec['key_names']}, sum(delta) FROM ({changes}) AS changes "
-        f"GROUP BY {spec['key_names']};"
+        f"GROUP BY {spec['key_names']};\n"
+        # Statistics now, not at autovacuum's next pass: the pages' plans depend on them.
+        f"ANALYZE {spec['rollup']};"
     )
 
 
