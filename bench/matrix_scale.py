@@ -11,7 +11,8 @@ beside the targets and asserts nothing.
   (bench/matrix_scale_data.py) and prints how long each step took.
 - Server time is measured around Django's test Client (URL routing, views, selectors, template
   or JSON rendering, middleware), SQL queries are counted in a separate request, and the "floor"
-  is the bare SQL of the matrix page's cell aggregate executed with a cursor.
+  of a page is the one SQL statement that fetches what it shows (built by the page's own
+  selector), executed with a bare cursor; the ratio is the page's p50 over the floor's.
 """
 
 import argparse
@@ -24,7 +25,14 @@ from urllib.parse import urlunparse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/conda_distro_scale"
-TARGETS = {"matrix page": (150, 15), "package page": (100, 15), "matrix API": (150, 15)}
+TARGETS = {
+    "matrix page": (150, 15),
+    "matrix page, failing only, most problems first": (150, 15),
+    "package page": (100, 15),
+    "matrix API": (150, 15),
+    "hosts page": (150, 15),
+    "trends page (30 days of jobs)": (150, 15),
+}
 
 
 def configure_environment() -> str:
@@ -63,7 +71,7 @@ def ensure_database(database_url: str, *, fresh: bool) -> bool:
     return not exists
 
 
-def build_schema() -> None:
+def build_schema(*, with_triggers: bool = True) -> None:
     """Tables from the current models (syncdb without migration files)."""
     from django.apps import apps
     from django.conf import settings
@@ -71,6 +79,28 @@ def build_schema() -> None:
 
     settings.MIGRATION_MODULES = {app.label: None for app in apps.get_app_configs()}
     call_command("migrate", run_syncdb=True, verbosity=0)
+    if with_triggers:
+        install_rollup_triggers()
+
+
+def install_rollup_triggers() -> None:
+    """The rollups' triggers (and their backfill), which only the migration creates: syncdb
+    builds tables, not triggers. Run once per database (and again after --generate)."""
+    import importlib
+
+    from django.db import connection
+    from django.db import transaction
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_trigger WHERE tgname = 'testing_app_count_cells_insert'")
+        if cursor.fetchone():
+            return
+    migration = importlib.import_module("testing_app.migrations.0015_rollups")
+    start = time.perf_counter()
+    with transaction.atomic(), connection.cursor() as cursor:
+        for statement in migration.install_sql():
+            cursor.execute(statement)
+    print(f"rollup triggers installed and backfilled in {time.perf_counter() - start:.1f} s")
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -95,28 +125,10 @@ def measure(client, url: str, requests: int) -> tuple[float, float, int, int]:
     return percentile(times, 0.5), percentile(times, 0.95), len(captured), response.status_code
 
 
-def floor_sql(requests: int) -> tuple[float, float]:
-    """The matrix page's cell aggregate as bare SQL (page 1, default filters)."""
+def time_sql(sql: str, params, requests: int) -> tuple[float, float]:
+    """(p50 ms, p95 ms) of one SQL statement run with a bare cursor (3 warm-ups)."""
     from django.db import connection
 
-    from testing_app.selectors.matrix import MatrixFilters
-    from testing_app.selectors.matrix import _scoped_cells
-    from testing_app.selectors.matrix import list_matrix_packages
-    from testing_app.selectors.matrix import list_supported_releases
-
-    filters = MatrixFilters()
-    release_ids = [r.pk for r in list_supported_releases()]
-    package_ids = list(list_matrix_packages(filters, release_ids).values_list("pk", flat=True)[:50])
-    from django.db.models import Count
-
-    query = (
-        _scoped_cells(filters, release_ids)
-        .filter(package_id__in=package_ids)
-        .order_by()
-        .values_list("package_id", "torch_release_id", "verdict")
-        .annotate(n=Count("pk"))
-    )
-    sql, params = query.query.sql_with_params()
     times = []
     with connection.cursor() as cursor:
         for index in range(requests + 3):
@@ -126,6 +138,93 @@ def floor_sql(requests: int) -> tuple[float, float]:
             if index >= 3:
                 times.append((time.perf_counter() - start) * 1000)
     return percentile(times, 0.5), percentile(times, 0.95)
+
+
+def floor_queries() -> dict[str, tuple[str, object]]:
+    """Per page label, the one SQL statement that fetches what the page shows (its rows),
+    built by the page's own selector: the bare-SQL floor a page is compared with."""
+    from datetime import timedelta
+    from unittest import mock
+
+    from django.db.models import Count
+    from django.db.models import Q
+    from django.db.models import Sum
+    from django.db.models.functions import TruncDate
+    from django.utils import timezone
+
+    from testing_app.models import Job
+    from testing_app.models import JobDayCount
+    from testing_app.selectors.hosts import STATS_DAYS
+    from testing_app.selectors.matrix import PROBLEM_VERDICTS
+    from testing_app.selectors.matrix import MatrixFilters
+    from testing_app.selectors.matrix import _scoped_cells
+    from testing_app.selectors.matrix import _scoped_counts
+    from testing_app.selectors.matrix import list_matrix_packages
+    from testing_app.selectors.matrix import list_supported_releases
+    from testing_app.selectors.trends import TREND_DAYS
+
+    def sql(queryset):
+        return queryset.query.sql_with_params()
+
+    release_ids = [r.pk for r in list_supported_releases()]
+    plain = MatrixFilters()
+    first_page = list(list_matrix_packages(plain, release_ids).values_list("pk", flat=True)[:50])
+    failing = MatrixFilters(status="failing", sort="failing")
+    # The same page's rows as the selector built them before the counts: from CellResult.
+    with mock.patch("testing_app.selectors.matrix._counts_apply", return_value=False):
+        failing_from_cells = list_matrix_packages(failing, release_ids).values_list("pk", "name")
+    today = timezone.now().date()
+    since = timezone.now() - timedelta(days=TREND_DAYS)
+    return {
+        "matrix page": sql(
+            _scoped_counts(release_ids)
+            .filter(package_id__in=first_page)
+            .values_list("package_id", "torch_release_id", "verdict", "cells")
+        ),
+        "matrix page, failing only, most problems first": sql(
+            list_matrix_packages(failing, release_ids).values_list("pk", "name")[:50]
+        ),
+        "matrix page, linux-64 x cuda12.4, page 20": sql(
+            _scoped_cells(MatrixFilters(platform="linux-64", variant="cuda12.4"), release_ids)
+            .filter(package_id__in=first_page)
+            .order_by()
+            .values_list("package_id", "torch_release_id", "verdict")
+            .annotate(n=Count("pk"))
+        ),
+        "hosts page": sql(
+            JobDayCount.objects.filter(
+                day__gte=today - timedelta(days=STATS_DAYS - 1), host__isnull=False
+            )
+            .order_by()
+            .values_list("host__name", "day")
+            .annotate(n=Sum("jobs"), p=Sum("jobs", filter=Q(verdict__in=PROBLEM_VERDICTS)))
+        ),
+        "trends page (30 days of jobs)": sql(
+            JobDayCount.objects.filter(day__gte=today - timedelta(days=TREND_DAYS - 1), kind="test")
+            .order_by()
+            .values_list("day", "verdict")
+            .annotate(n=Sum("jobs"))
+        ),
+        # What the pages grouped on every request before the rollups.
+        "  before: failing-only rows from CellResult": sql(failing_from_cells[:50]),
+        "  before: hosts page's grouping of 14 days of jobs": sql(
+            Job.objects.filter(
+                finished_at__gte=timezone.now() - timedelta(days=STATS_DAYS),
+                host__isnull=False,
+            )
+            .annotate(day=TruncDate("finished_at"))
+            .order_by()
+            .values_list("host__name", "day")
+            .annotate(n=Count("pk"))
+        ),
+        "  before: trends page's grouping of 30 days of jobs": sql(
+            Job.objects.filter(finished_at__gte=since, kind="test")
+            .annotate(day=TruncDate("finished_at"))
+            .order_by()
+            .values_list("day", "verdict")
+            .annotate(n=Count("pk"))
+        ),
+    }
 
 
 def main() -> None:
@@ -156,7 +255,8 @@ def main() -> None:
     from testing_app.models import Run
     from testing_app.models import Variant
 
-    build_schema()
+    # Generated rows are counted once afterwards, not statement by statement while written.
+    build_schema(with_triggers=not generate)
     models = {
         m.__name__: m
         for m in (
@@ -182,6 +282,7 @@ def main() -> None:
         start = time.perf_counter()
         matrix_scale_data.generate(connection, models)
         print(f"  {'total':<52}{time.perf_counter() - start:8.1f} s")
+        install_rollup_triggers()
     counts = {name: models[name].objects.count() for name in ("Package", "Build", "CellResult")}
     counts["Job"] = Job.objects.order_by("-id").values_list("id", flat=True).first() or 0
     print("rows: " + ", ".join(f"{name} {n:,}" for name, n in counts.items()) + " (Job: max id)")
@@ -208,17 +309,24 @@ def main() -> None:
         ("trends page (30 days of jobs)", "/trends/"),
     ]
     print()
-    print(f"{'what':<50}{'p50 ms':>9}{'p95 ms':>9}{'queries':>9}   target")
-    floor50, floor95 = floor_sql(args.requests)
     print(
-        f"{'floor: bare SQL of the matrix cell aggregate':<50}{floor50:>9.1f}{floor95:>9.1f}{1:>9}"
+        f"{'what':<50}{'p50 ms':>9}{'p95 ms':>9}{'queries':>9}{'floor ms':>10}{'ratio':>7}   target"
     )
+    floors = {
+        label: time_sql(sql, params, args.requests)[0]
+        for label, (sql, params) in floor_queries().items()
+    }
     for label, url in urls:
         p50, p95, queries, status = measure(client, url, args.requests)
         target = TARGETS.get(label)
         goal = f"p50 <= {target[0]} ms, <= {target[1]} queries" if target else ""
         note = "" if status == 200 else f"   HTTP {status}!"
-        print(f"{label:<50}{p50:>9.1f}{p95:>9.1f}{queries:>9}   {goal}{note}")
+        floor = floors.get(label)
+        versus = f"{floor:>10.1f}{p50 / floor:>7.1f}" if floor else f"{'':>17}"
+        print(f"{label:<50}{p50:>9.1f}{p95:>9.1f}{queries:>9}{versus}   {goal}{note}")
+    for label, floor in floors.items():
+        if label.startswith("  before"):
+            print(f"{label:<50}{floor:>9.1f}   (bare SQL)")
     # Where the package page's time goes: its two heaviest selectors on their own.
     from packages_app.selectors.catalog import get_reverse_dependencies
     from packages_app.selectors.catalog import list_versions

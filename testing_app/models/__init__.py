@@ -15,6 +15,8 @@ from .promotions import PromotionItem
 from .promotions import Waiver
 from .reference import Platform
 from .reference import Variant
+from .rollups import JobDayCount
+from .rollups import PackageVerdictCount
 from .runs import CellResult
 from .runs import Job
 from .runs import Run
@@ -27,9 +29,11 @@ __all__ = [
     "Host",
     "InstallabilityCheck",
     "Job",
+    "JobDayCount",
     "MaintainerClaim",
     "Notification",
     "PackageNoticeIssue",
+    "PackageVerdictCount",
     "PackageStatusEvent",
     "PinnedCellResult",
     "Platform",

@@ -15,7 +15,7 @@ import django_rq
 from django.db import connection
 from django.db.models import Count
 from django.db.models import Q
-from django.db.models.functions import TruncDate
+from django.db.models import Sum
 from django.utils import timezone
 from rattler import Version
 from rattler.exceptions import InvalidVersionError
@@ -25,6 +25,7 @@ from rq import Queue
 from packages_app.models import Package
 from testing_app.models import Host
 from testing_app.models import Job
+from testing_app.models import JobDayCount
 from testing_app.models import Notification
 from testing_app.models import Variant
 from testing_app.planner.gpu_arch import family_name
@@ -172,15 +173,20 @@ class QueueReport:
     redis_error: str = ""
 
 
-def _redis_count(name: str) -> int:
-    return Queue(name, connection=django_rq.get_connection("default")).count
+def _redis_counts(names: list[str]) -> list[int]:
+    """Each queue's length (what RQ's Queue.count reads), in one round trip for all queues."""
+    connection = django_rq.get_connection("default")
+    pipeline = connection.pipeline(transaction=False)
+    for name in names:
+        pipeline.llen(Queue(name, connection=connection).key)
+    return pipeline.execute()
 
 
 def get_queue_depths(
-    hosts: list[Host], *, redis_count: Callable[[str], int] = _redis_count
+    hosts: list[Host], *, redis_counts: Callable[[list[str]], list[int]] = _redis_counts
 ) -> QueueReport:
     """Every capability queue (from queued jobs and hosts' queue lists) with its depth and how
-    many online hosts serve it. One query; one Redis read per queue."""
+    many online hosts serve it. One query; one Redis round trip for every queue."""
     queued = dict(
         Job.objects.filter(status=Job.Status.QUEUED)
         .order_by()
@@ -191,20 +197,20 @@ def get_queue_depths(
     names = set(queued)
     for host in hosts:
         names.update(host.queues)
+    names = sorted(names)
     report = QueueReport(queues=[])
-    for name in sorted(names):
-        in_redis = None
-        if not report.redis_error:
-            try:
-                in_redis = redis_count(name)
-            except RedisError as exc:
-                logger.warning("Redis unreachable while reading queue %s: %s", name, exc)
-                report.redis_error = f"Redis could not be read: {exc}"
+    in_redis: list[int | None] = [None] * len(names)
+    try:
+        in_redis = list(redis_counts(names))
+    except RedisError as exc:
+        logger.warning("Redis unreachable while reading %d queues: %s", len(names), exc)
+        report.redis_error = f"Redis could not be read: {exc}"
+    for name, length in zip(names, in_redis, strict=True):
         report.queues.append(
             QueueDepth(
                 name=name,
                 queued_in_db=queued.get(name, 0),
-                in_redis=in_redis,
+                in_redis=length,
                 online_hosts=sum(1 for h in online if name in h.queues),
             )
         )
@@ -220,17 +226,17 @@ class HostDay:
 
 
 def get_host_daily_stats(*, days: int = STATS_DAYS) -> list[HostDay]:
-    """Jobs finished per host and day over the last `days`, with how many were problems."""
-    since = timezone.now() - timedelta(days=days)
+    """Jobs finished per host and UTC day over the last `days` days (today included), with how
+    many were problems: one grouped read of the daily counts (JobDayCount), not of the jobs."""
+    first_day = timezone.now().date() - timedelta(days=days - 1)
     rows = (
-        Job.objects.filter(finished_at__gte=since, host__isnull=False)
-        .annotate(day=TruncDate("finished_at"))
+        JobDayCount.objects.filter(day__gte=first_day, host__isnull=False)
         .order_by()
         .values_list("host__name", "day")
-        .annotate(n=Count("pk"), problems=Count("pk", filter=Q(verdict__in=PROBLEM_VERDICTS)))
+        .annotate(n=Sum("jobs"), problems=Sum("jobs", filter=Q(verdict__in=PROBLEM_VERDICTS)))
     )
     return sorted(
-        (HostDay(host=h, day=d, jobs=n, problems=p) for h, d, n, p in rows),
+        (HostDay(host=h, day=d, jobs=n, problems=p or 0) for h, d, n, p in rows),
         key=lambda r: (r.host, r.day),
     )
 

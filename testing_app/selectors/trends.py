@@ -1,22 +1,27 @@
 """Trends for the plots: pass rate over time, job durations per variant, a release wave.
 
-Each function is one grouped query over an indexed range (finished_at, torch_release) and
-returns plain data; views/charts.py turns it into figures.
+Each function is one grouped query over an indexed range (finished_at, torch_release) or over
+the daily job counts, and returns plain data; views/charts.py turns it into figures.
 """
 
 from collections import defaultdict
 from dataclasses import dataclass
 from dataclasses import field
+from datetime import UTC
 from datetime import date
+from datetime import datetime
+from datetime import time
 from datetime import timedelta
 
 from django.db.models import Count
+from django.db.models import Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from packages_app.models import TorchRelease
 from testing_app.models import CellResult
 from testing_app.models import Job
+from testing_app.models import JobDayCount
 from testing_app.models.verdicts import Verdict
 from testing_app.selectors.verdict_display import DISPLAY_ORDER
 from testing_app.selectors.verdict_display import worst_of
@@ -51,18 +56,31 @@ class DailyVerdicts:
 
 
 def get_daily_verdicts(*, package_name: str = "", days: int = TREND_DAYS) -> list[DailyVerdicts]:
-    """Finished test jobs per day and verdict over the last `days` (one package, or all)."""
-    jobs = Job.objects.filter(
-        finished_at__gte=timezone.now() - timedelta(days=days), kind=Job.Kind.TEST
-    )
+    """Finished test jobs per UTC day and verdict over the last `days` days, today included.
+
+    All packages: the daily counts (JobDayCount, ~10 rows a day). One package: its own jobs,
+    a few hundred rows found through the build index.
+    """
+    first_day = timezone.now().date() - timedelta(days=days - 1)
     if package_name:
-        jobs = jobs.filter(build__name=package_name)
-    rows = (
-        jobs.annotate(day=TruncDate("finished_at"))
-        .order_by()
-        .values_list("day", "verdict")
-        .annotate(n=Count("pk"))
-    )
+        rows = (
+            Job.objects.filter(
+                finished_at__gte=datetime.combine(first_day, time.min, tzinfo=UTC),
+                kind=Job.Kind.TEST,
+                build__name=package_name,
+            )
+            .annotate(day=TruncDate("finished_at"))
+            .order_by()
+            .values_list("day", "verdict")
+            .annotate(n=Count("pk"))
+        )
+    else:
+        rows = (
+            JobDayCount.objects.filter(day__gte=first_day, kind=Job.Kind.TEST)
+            .order_by()
+            .values_list("day", "verdict")
+            .annotate(n=Sum("jobs"))
+        )
     by_day: dict[date, dict[str, int]] = defaultdict(dict)
     for day, verdict, n in rows:
         by_day[day][verdict] = n

@@ -329,10 +329,10 @@ def test_hosts_page_shows_hosts_queues_and_warns_about_unserved_queues(axes, cli
 def test_queue_depths_report_an_unreachable_redis_instead_of_failing(axes):
     host = factories.HostFactory(queues=["test.linux-64.cpu"])
 
-    def unreachable(name):
+    def unreachable(names):
         raise RedisConnectionError("connection refused")
 
-    report = get_queue_depths([host], redis_count=unreachable)
+    report = get_queue_depths([host], redis_counts=unreachable)
     assert report.redis_error.startswith("Redis could not be read")
     assert report.queues[0].in_redis is None
 
