@@ -74,9 +74,13 @@ def _function_sql(spec: dict, operation: str) -> str:
     if operation in ("update", "delete"):
         parts.append(spec["select"].format(sign=-1, rows="old_rows"))
     body = _DELTA_SQL.format(changes="\n            UNION ALL\n            ".join(parts), **spec)
+    # SECURITY DEFINER: the counts are kept by the schema's owner, so a role that may write jobs
+    # and cells but not the count tables (a GPU host's limited role, manage.py host_db_role)
+    # still keeps them right, and cannot forge them. search_path is pinned to the one the
+    # migration ran with, as PostgreSQL's docs advise for definer functions.
     return (
         f"CREATE OR REPLACE FUNCTION {spec['function']}_{operation}() RETURNS trigger "
-        f"LANGUAGE plpgsql AS $$\nDECLARE emptied bigint[]; negative boolean;\nBEGIN{body}    RETURN NULL;\nEND $$;"
+        f"LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$\nDECLARE emptied bigint[]; negative boolean;\nBEGIN{body}    RETURN NULL;\nEND $$;"
     )
 
 
