@@ -26,7 +26,6 @@ from tests.testing_app.planning_world import SUBDIR
 from tests.testing_app.planning_world import sample_world
 
 pytestmark = pytest.mark.django_db
-PORTS = range(8840, 8850)  # this test suite's ports
 
 
 class ChannelHandler(SimpleHTTPRequestHandler):
@@ -63,16 +62,9 @@ class ChannelHandler(SimpleHTTPRequestHandler):
 def server(tmp_path):
     root = tmp_path / "served"
     root.mkdir()
-    for port in PORTS:
-        try:
-            httpd = ThreadingHTTPServer(
-                ("127.0.0.1", port), lambda *a: ChannelHandler(*a, directory=str(root))
-            )
-            break
-        except OSError:
-            continue
-    else:
-        pytest.fail(f"no free port in {PORTS}")
+    httpd = ThreadingHTTPServer(  # port 0: a free one (tests/ports.py)
+        ("127.0.0.1", 0), lambda *a: ChannelHandler(*a, directory=str(root))
+    )
     httpd.requests, httpd.slow, httpd.root = [], 0, root
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
