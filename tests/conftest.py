@@ -109,6 +109,10 @@ def _empty_cache():
 
 @pytest.fixture(autouse=True)
 def _private_storage(tmp_path, settings):
+    """Every folder the code writes under VAR_DIR by default, private to the test: tests in
+    parallel processes (seed_demo's sample channel, a promotion's target) never share one."""
+    settings.VAR_DIR = tmp_path / "var"
+    settings.TARGET_CHANNEL_DIR = settings.VAR_DIR / "channels" / "target"
     settings.LOG_DIR = tmp_path / "logs"
     settings.ARTIFACT_DIR = tmp_path / "artifacts"
 
