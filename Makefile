@@ -13,6 +13,12 @@ STAMP := $(VENV)/.installed-pyproject
 # `make test` defaults; the environment may point them elsewhere.
 TEST_DATABASE_URL := postgres://postgres@127.0.0.1:5432/conda_distro
 TEST_REDIS_URL := redis://127.0.0.1:6379/15
+# pytest-xdist processes: most tests wait on worker subprocesses, servers and the database, so
+# 4 processes keep 2 cores busy. Each has its own test database and Redis database (15, 14, 13,
+# 12: distro_site/settings/test.py), so at most 4; TEST_WORKERS=0 runs in one process.
+# --maxschedchunk=1: tests go out one at a time to whichever process is free, long ones first
+# (tests/conftest.py), so that no process is left with a queue of long tests at the end.
+TEST_WORKERS ?= 4
 PYTEST_ARGS ?=
 
 # Local targets run with DEBUG=1 unless the environment or .env sets DEBUG.
@@ -124,7 +130,8 @@ test: install services chromium bubblewrap
 	$(BIN)/lint-imports; \
 	$(BIN)/python -W "ignore:Got an error checking a consistent migration history" \
 		manage.py makemigrations --check --dry-run; \
-	status=0; $(BIN)/pytest $(PYTEST_ARGS) || status=$$?; \
+	status=0; $(BIN)/pytest -n $(TEST_WORKERS) --maxschedchunk=1 --durations=25 $(PYTEST_ARGS) \
+		|| status=$$?; \
 	{ set +x; } 2>/dev/null; \
 	if [ "$$status" = 5 ]; then echo "pytest collected no tests: that is a failure"; exit 1; fi; \
 	exit "$$status"

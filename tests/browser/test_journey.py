@@ -97,7 +97,7 @@ def worker(distribution, tmp_path, transactional_db):
 
 @pytest.fixture
 def recipe_url():
-    with RecipeServer(port=0) as server:
+    with RecipeServer() as server:
         yield server.serve(f"/{PACKAGE}/recipe/meta.yaml", f"{PACKAGE}.meta.yaml")
 
 

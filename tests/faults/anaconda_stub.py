@@ -12,10 +12,6 @@ from dataclasses import field
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
 
-from tests.faults.servers import free_port
-
-STUB_PORTS = range(8911, 8920)
-
 
 @dataclass
 class AnacondaStub:
@@ -105,7 +101,6 @@ def serve(stub: AnacondaStub) -> tuple[ThreadingHTTPServer, str]:
         def log_message(self, *args):  # the requests are recorded on the stub instead
             pass
 
-    port = free_port(STUB_PORTS)
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)  # port 0: a free one (tests/ports.py)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{port}"
+    return server, f"http://127.0.0.1:{server.server_address[1]}"

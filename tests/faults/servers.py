@@ -13,21 +13,16 @@ from pathlib import Path
 
 import pytest
 
-REDIS_PORTS = range(6391, 6400)
-POSTGRES_PORTS = range(5491, 5500)
+from tests.ports import free_port
 
 
-def free_port(candidates: range) -> int:
-    for port in candidates:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) != 0:
-                return port
-    pytest.skip(f"no free port in {candidates.start}-{candidates.stop - 1}")
-
-
-def wait_until_listening(port: int, *, timeout: float = 30) -> None:
+def wait_until_listening(port: int, *, timeout: float = 30, proc=None) -> None:
+    """Until something listens on the port; with `proc`, fail as soon as that process exits
+    (it could not bind: then whatever listens there is not ours)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the server meant for port {port} exited ({proc.returncode})")
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -42,7 +37,7 @@ class PrivateRedis:
         if shutil.which("redis-server") is None:
             pytest.skip("redis-server is not installed")
         self.folder = folder
-        self.port = free_port(REDIS_PORTS)
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen | None = None
 
@@ -66,7 +61,7 @@ class PrivateRedis:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        wait_until_listening(self.port)
+        wait_until_listening(self.port, proc=self.proc)
 
     def kill(self) -> None:
         """SIGKILL: everything Redis held is gone."""
@@ -84,7 +79,7 @@ class PrivatePostgres:
         if not versions:
             pytest.skip("PostgreSQL server binaries are not installed")
         self.bin = Path(versions[-1])
-        self.port = free_port(POSTGRES_PORTS)
+        self.port = free_port()
         self.folder = Path(tempfile.mkdtemp(prefix="distro-fault-pg-"))
         self.data = self.folder / "data"
         self.as_user: list[str] = []

@@ -17,6 +17,8 @@ from tests.factories import BuildFactory
 from tests.factories import ChannelFactory
 
 RECIPES = Path(__file__).parent / "recipes"
+# Only in the default recipe_url of proposal_input() and form_data(), which the tests that fetch
+# a recipe replace with their RecipeServer's URL (a free port); nothing listens here.
 RECIPE_PORT = 8813
 
 
@@ -78,7 +80,7 @@ def form_data(**overrides) -> dict[str, str]:
 class RecipeServer:
     """A real HTTP server on 127.0.0.1 serving recipe texts by path (404 otherwise)."""
 
-    def __init__(self, port: int = RECIPE_PORT):
+    def __init__(self, port: int = 0):
         self.files: dict[str, str] = {}
         self.requests: list[str] = []
         server = self

@@ -322,8 +322,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def local_server():
     handler = type("Handler", (_Handler,), {"release": threading.Event()})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 8812), handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)  # tests/ports.py
     server.daemon_threads = True
+    handler.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield handler
@@ -334,7 +335,7 @@ def local_server():
 
 def test_fetch_from_loopback_works_when_private_targets_are_allowed(local_server):
     fetched = fetch_text(
-        "http://127.0.0.1:8812/meta.yaml",
+        f"http://127.0.0.1:{local_server.port}/meta.yaml",
         policy=FetchPolicy(timeout_s=2, max_bytes=1024, allow_private=True),
     )
     assert fetched.text == RECIPE
@@ -345,7 +346,7 @@ def test_fetch_checks_the_connected_address_not_only_dns(local_server):
     # the connect-time check refuses it (DNS rebinding gains nothing).
     lying = resolver({"localhost": [PUBLIC_IP]})
     with pytest.raises(BlockedAddressError, match="connected to 127.0.0.1"):
-        fetch_text("http://localhost:8812/meta.yaml", policy=POLICY, resolve=lying)
+        fetch_text(f"http://localhost:{local_server.port}/meta.yaml", policy=POLICY, resolve=lying)
 
 
 def test_fetch_server_that_never_answers_times_out(local_server):
@@ -355,7 +356,7 @@ def test_fetch_server_that_never_answers_times_out(local_server):
     with pytest.raises(
         RecipeFetchError, match=r"did not answer within 0.3 s|took longer than 0.3 s in all"
     ):
-        fetch_text("http://127.0.0.1:8812/meta.yaml", policy=policy)
+        fetch_text(f"http://127.0.0.1:{local_server.port}/meta.yaml", policy=policy)
 
 
 def test_fetch_server_that_drips_bytes_hits_the_total_deadline(local_server):
@@ -363,7 +364,7 @@ def test_fetch_server_that_drips_bytes_hits_the_total_deadline(local_server):
     policy = FetchPolicy(timeout_s=0.5, max_bytes=1024 * 1024, allow_private=True)
     # Each byte arrives well within the read timeout; only the whole-body deadline stops it.
     with pytest.raises(RecipeFetchError, match="took longer than 0.5 s"):
-        fetch_text("http://127.0.0.1:8812/meta.yaml", policy=policy)
+        fetch_text(f"http://127.0.0.1:{local_server.port}/meta.yaml", policy=policy)
 
 
 def test_fetch_server_that_drips_its_headers_hits_the_total_deadline(local_server):
@@ -372,4 +373,4 @@ def test_fetch_server_that_drips_its_headers_hits_the_total_deadline(local_serve
     local_server.mode = "slow-headers"
     policy = FetchPolicy(timeout_s=0.5, max_bytes=1024, allow_private=True)
     with pytest.raises(RecipeFetchError, match=r"took longer than 0.5 s in all"):
-        fetch_recipe("http://127.0.0.1:8812/meta.yaml", policy=policy)
+        fetch_recipe(f"http://127.0.0.1:{local_server.port}/meta.yaml", policy=policy)

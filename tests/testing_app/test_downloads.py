@@ -13,7 +13,6 @@ from testing_app.adapters.downloads import fetch_artifact
 
 PAYLOAD = b"conda package bytes " * 1000
 SHA256 = hashlib.sha256(PAYLOAD).hexdigest()
-PORTS = range(8820, 8830)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -37,14 +36,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server():
-    for port in PORTS:
-        try:
-            httpd = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
-            break
-        except OSError:
-            continue
-    else:
-        pytest.fail("no free port in 8820-8829")
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)  # a free port (tests/ports.py)
     _Handler.script, _Handler.hits = {}, {}
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()

@@ -11,6 +11,7 @@ import hmac
 import json
 import time
 import uuid
+from dataclasses import dataclass
 
 import jwt
 import pytest
@@ -79,8 +80,21 @@ def _hand_made_jwt(header: dict, payload: dict, hmac_key: bytes) -> str:
     return f"{signing_input}.{_b64(signature)}"
 
 
+@dataclass(frozen=True)
+class FromNow:
+    """A time claim this many seconds from the moment the token is made. Parameters are made at
+    collection, and a test may run many minutes later (a long or parallel run): an absolute
+    `nbf` ten minutes ahead would by then be in the past."""
+
+    seconds: int
+
+
 def claims(**overrides) -> dict:
     now = int(time.time())
+    overrides = {
+        key: now + value.seconds if isinstance(value, FromNow) else value
+        for key, value in overrides.items()
+    }
     base = {
         "jti": str(uuid.uuid4()),
         "sub": f"repo:{REPOSITORY}:environment:release",
@@ -191,8 +205,8 @@ def test_handles_and_names_compare_case_insensitively(github, publisher):
         ({"environment": "staging"}, "no_trusted_publisher"),
         ({"environment": None}, "no_trusted_publisher"),
         ({"iss": "https://accounts.google.com"}, "invalid_token"),
-        ({"exp": int(time.time()) - 120, "iat": int(time.time()) - 600}, "token_expired"),
-        ({"nbf": int(time.time()) + 600}, "invalid_token"),
+        ({"exp": FromNow(-120), "iat": FromNow(-600)}, "token_expired"),
+        ({"nbf": FromNow(600)}, "invalid_token"),
         ({"jti": None}, "invalid_token"),
         ({"repository_id": "555"}, None),  # checked below, after a first use pinned the id
     ],
