@@ -237,8 +237,9 @@ class RecordIndex:
     def filenames(self) -> Iterator[str]:
         return chain.from_iterable(self.filename_chunks())
 
-    def filename_chunks(self, size: int = NAMES_CHUNK_BYTES) -> Iterator[list[str]]:
+    def filename_chunks(self, size: int | None = None) -> Iterator[list[str]]:
         """The file names, in order, as lists of about `size` bytes of names each."""
+        size = size or NAMES_CHUNK_BYTES
         blob = self.names_blob
         start = 0
         while start < len(blob):
