@@ -4,11 +4,13 @@ import json
 
 import pytest
 
+from packages_app.adapters import repodata_index
 from packages_app.adapters.repodata import RepodataError
 from packages_app.adapters.repodata import parse_repodata_file
 from packages_app.adapters.repodata_index import INDEX_NAME
 from packages_app.adapters.repodata_index import RawRepodata
 from packages_app.adapters.repodata_index import RecordIndex
+from packages_app.adapters.repodata_index import record_hash
 from packages_app.adapters.repodata_index import write_records
 
 
@@ -79,3 +81,43 @@ def test_unreadable_files_raise_a_repodata_error_naming_the_file(tmp_path, conte
     with pytest.raises(RepodataError, match="^the-label: ") as error:
         RawRepodata(path, label="the-label", expected_subdir="linux-64")
     assert message in str(error.value)
+
+
+def test_hashes_equal_record_hash_of_every_record_in_file_order(tmp_path, monkeypatch):
+    # The C-level pipeline against the one-record definition the stored indexes were written
+    # with; slices smaller than the file so that several joins and page releases happen.
+    monkeypatch.setattr(repodata_index, "HASH_SLICE_RECORDS", 3)
+    conda = {f"p{i}-1.0-0.conda": _record(f"p{i}", "1.0", license="Zürich") for i in range(7)}
+    tar = {f"t{i}-1.0-0.tar.bz2": _record(f"t{i}", "1.0") for i in range(4)}
+    path = _write(tmp_path / "r.json", conda, tar=tar)
+    with RawRepodata(path, label="r", expected_subdir="linux-64") as raw:
+        expected = [
+            record_hash(name, raw_record)
+            for records in raw.groups.values()
+            for name, raw_record in records.items()
+        ]
+        assert list(raw.hashes()) == expected
+        assert len(set(expected)) == 11
+        # Same raw bytes under another file name: another identity.
+        assert record_hash("a-1-0.conda", b"{}") != record_hash("b-1-0.conda", b"{}")
+
+
+def test_vanished_names_are_found_across_name_chunks_in_the_index_order(tmp_path, monkeypatch):
+    before = {f"p{i:02d}-1.0-0.conda": _record(f"p{i:02d}", "1.0") for i in range(40)}
+    with RawRepodata(
+        _write(tmp_path / "old.json", before), label="o", expected_subdir="linux-64"
+    ) as raw:
+        index = raw.snapshot(raw.hashes())
+    chunks = list(index.filename_chunks(size=50))
+    assert len(chunks) > 3
+    assert [name for chunk in chunks for name in chunk] == list(before)
+
+    gone = ["p03-1.0-0.conda", "p17-1.0-0.conda", "p39-1.0-0.conda"]
+    after = {name: record for name, record in before.items() if name not in gone}
+    with RawRepodata(
+        _write(tmp_path / "new.json", after), label="n", expected_subdir="linux-64"
+    ) as raw:
+        monkeypatch.setattr(repodata_index, "NAMES_CHUNK_BYTES", 50)
+        delta = raw.delta(index, raw.hashes())
+    assert delta.removed == gone
+    assert delta.changed_count == 0
