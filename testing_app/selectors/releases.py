@@ -6,15 +6,19 @@ builds (1), the release's cells of the judged builds (1, grouped), the impact re
 registration (1).
 """
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from dataclasses import field
 
 from django.db.models import Count
+from django.db.models import TextField
+from django.db.models.functions import Cast
 from rattler import Version
 from rattler.exceptions import InvalidVersionError
 
 from packages_app.lint.rules import PYTORCH_NAMES
+from packages_app.lint.rules import PytorchConstraint
 from packages_app.lint.rules import pytorch_constraint
 from packages_app.models import Build
 from packages_app.models import Maintainer
@@ -81,61 +85,79 @@ class PackageImpact:
         return Category(self.category).label
 
 
-@dataclass(frozen=True)
-class PackageBuild:
-    """What impact needs of one build (plain values: thousands are read per page)."""
-
-    pk: int
-    depends: list[str]
-    constrains: list[str]
+# package id -> version -> the PyTorch constraint of each live build of it (None for a build
+# without a PyTorch dependency), in (subdir, id) order; versions in the order first read.
+BuildsByVersion = dict[int, dict[str, list[PytorchConstraint | None]]]
 
 
-# package id -> version -> its live builds, newest version first.
-BuildsByVersion = dict[int, dict[str, list[PackageBuild]]]
+def _live_builds() -> BuildsByVersion:
+    """Every live build of the live packages (one query), grouped by version.
 
-
-def _live_builds(packages: list[Package]) -> BuildsByVersion:
-    """Every live build of the packages (one query), grouped by version, newest first."""
+    `depends`/`constrains` come as JSON text: most builds of a catalog share their lists, so
+    each distinct pair is decoded and judged once (the per-row JSON decoding and spec parsing
+    were most of the release page's time).
+    """
     rows = (
-        Build.objects.filter(package__in=packages)
+        Build.objects.filter(package__in=_live_packages())
         .exclude(state=Build.State.WITHDRAWN)
         .order_by("package_id", "subdir", "pk")
-        .values_list("package_id", "version", "pk", "depends", "constrains")
+        .values_list(
+            "package_id",
+            "version",
+            Cast("depends", TextField()),
+            Cast("constrains", TextField()),
+        )
     )
-    grouped: dict[int, dict[str, list[PackageBuild]]] = defaultdict(lambda: defaultdict(list))
-    for package_id, version, pk, depends, constrains in rows:
-        grouped[package_id][version].append(PackageBuild(pk, depends or [], constrains or []))
-    return {package_id: _newest_first(by_version) for package_id, by_version in grouped.items()}
+    constraints: dict[tuple[str | None, str | None], PytorchConstraint | None] = {}
+    grouped: BuildsByVersion = defaultdict(lambda: defaultdict(list))
+    for package_id, version, depends, constrains in rows:
+        key = (depends, constrains)
+        if key not in constraints:
+            constraints[key] = pytorch_constraint(
+                depends=_json_list(depends), constrains=_json_list(constrains)
+            )
+        grouped[package_id][version].append(constraints[key])
+    return grouped
 
 
-def _newest_first(by_version: dict[str, list]) -> dict[str, list]:
-    """Versions in conda's order, newest first; one conda cannot read goes last, unjudged."""
-    readable, unreadable = [], []
-    for version in by_version:
-        try:
-            readable.append((Version(version), version))
-        except InvalidVersionError:
-            unreadable.append(version)
-    readable.sort(key=lambda pair: pair[0], reverse=True)
-    return {v: by_version[v] for v in [v for _, v in readable] + unreadable}
+def _json_list(text: str | None) -> list[str]:
+    return (json.loads(text) if text is not None else None) or []
 
 
-def classify(builds, version: Version) -> tuple[str, str]:
-    """(category, PyTorch specs as written) of one version's builds for one PyTorch version."""
-    if not builds:
-        return Category.NO_BUILD, ""
-    constraints = [
-        c for b in builds if (c := pytorch_constraint(depends=b.depends, constrains=b.constrains))
-    ]
-    if not constraints:
-        return Category.NO_DEPENDENCY, ""
-    specs = "; ".join(dict.fromkeys(" and ".join(c.specs) for c in constraints))[:500]
-    admitting = [c for c in constraints if c.admits(version)]
-    if any(not c.unbounded for c in admitting):
-        return Category.ADMITS, specs
-    if admitting:
-        return Category.UNBOUNDED, specs
-    return Category.EXCLUDES, specs
+class _Judge:
+    """Judges versions' builds against one PyTorch version, remembering what it judged: the
+    builds of a catalog share a few constraints, so each one is matched once."""
+
+    def __init__(self, version: Version):
+        self.version = version
+        self._admits: dict[PytorchConstraint, bool] = {}
+        self._classified: dict[tuple, tuple[str, str]] = {}
+
+    def admits(self, constraint: PytorchConstraint) -> bool:
+        if constraint not in self._admits:
+            self._admits[constraint] = constraint.admits(self.version)
+        return self._admits[constraint]
+
+    def classify(self, builds: list[PytorchConstraint | None]) -> tuple[str, str]:
+        """(category, PyTorch specs as written) of one version's builds."""
+        key = tuple(builds)
+        if key not in self._classified:
+            self._classified[key] = self._classify(key)
+        return self._classified[key]
+
+    def _classify(self, pytorch: tuple[PytorchConstraint | None, ...]) -> tuple[str, str]:
+        if not pytorch:
+            return Category.NO_BUILD, ""
+        constraints = [c for c in pytorch if c]
+        if not constraints:
+            return Category.NO_DEPENDENCY, ""
+        specs = "; ".join(dict.fromkeys(" and ".join(c.specs) for c in constraints))[:500]
+        admitting = [c for c in constraints if self.admits(c)]
+        if any(not c.unbounded for c in admitting):
+            return Category.ADMITS, specs
+        if admitting:
+            return Category.UNBOUNDED, specs
+        return Category.EXCLUDES, specs
 
 
 @dataclass(frozen=True)
@@ -143,43 +165,61 @@ class Judged:
     category: str
     version: str
     specs: str
-    build_ids: list[int]
     latest_excludes: str = ""
 
 
-def judge_package(package: Package, by_version: dict[str, list], version: Version) -> Judged:
+def judge_package(package: Package, by_version: dict[str, list], judge: _Judge) -> Judged:
     """The package against one PyTorch version: its latest version when that admits it (or
-    decides nothing); when the latest excludes it, the newest older version whose bounds admit
-    it (a release the package moved past is served by that version: no bump needed). An older
-    version without bounds admits everything on paper and says nothing about a release that
-    came after it: the latest still needs a bump then."""
+    decides nothing); when the latest excludes it, the newest older version (conda's order;
+    versions conda cannot read come after every readable one) whose bounds admit it (a release
+    the package moved past is served by that version: no bump needed). An older version
+    without bounds admits everything on paper and says nothing about a release that came
+    after it: the latest still needs a bump then."""
     latest = package.latest_version
     builds = by_version.get(latest, [])
-    category, specs = classify(builds, version)
+    category, specs = judge.classify(builds)
     if category != Category.EXCLUDES:
-        return Judged(category, latest, specs, [b.pk for b in builds])
-    for older, older_builds in by_version.items():
-        if older == latest:
+        return Judged(category, latest, specs)
+    newest = _newest_admitting(
+        [
+            v
+            for v, vb in by_version.items()
+            if v != latest and judge.classify(vb)[0] == Category.ADMITS
+        ]
+    )
+    if newest is not None:
+        older_builds = by_version[newest]
+        return Judged(
+            Category.ADMITS,
+            newest,
+            judge.classify(older_builds)[1],
+            latest_excludes=latest,
+        )
+    return Judged(category, latest, specs)
+
+
+def _newest_admitting(versions: list[str]) -> str | None:
+    """The newest of `versions` in conda's order (the first read among equal ones); the first
+    unreadable one when none is readable. Only the admitting versions are parsed."""
+    newest, newest_version, first_unreadable = None, None, None
+    for version in versions:
+        try:
+            parsed = Version(version)
+        except InvalidVersionError:
+            if first_unreadable is None:
+                first_unreadable = version
             continue
-        older_category, older_specs = classify(older_builds, version)
-        if older_category == Category.ADMITS:
-            return Judged(
-                older_category,
-                older,
-                older_specs,
-                [b.pk for b in older_builds],
-                latest_excludes=latest,
-            )
-    return Judged(category, latest, specs, [b.pk for b in builds])
+        if newest_version is None or parsed > newest_version:
+            newest, newest_version = version, parsed
+    return newest if newest is not None else first_unreadable
+
+
+def _live_packages():
+    return Package.objects.filter(status__in=LIVE_STATUSES).exclude(name__in=PYTORCH_NAMES)
 
 
 def list_live_packages() -> list[Package]:
-    return list(
-        Package.objects.filter(status__in=LIVE_STATUSES)
-        .exclude(name__in=PYTORCH_NAMES)
-        .only("pk", "name", "status", "latest_version")
-        .order_by("name")
-    )
+    return list(_live_packages().only("pk", "name", "status", "latest_version").order_by("name"))
 
 
 def attach_maintainers(impacts: list[PackageImpact]) -> list[PackageImpact]:
@@ -205,21 +245,20 @@ def get_release_impact(release: TorchRelease) -> list[PackageImpact]:
     return _impact_and_latest(release)[0]
 
 
-def _impact_and_latest(release: TorchRelease) -> tuple[list[PackageImpact], list[int]]:
-    """Every live package's impact, and the ids of the builds each was judged by."""
+def _impact_and_latest(release: TorchRelease) -> tuple[list[PackageImpact], dict[int, str]]:
+    """Every live package's impact, and the version each was judged by."""
     packages = list_live_packages()
-    impacts, judged_ids = impacts_of(packages, _live_builds(packages), release)
-    return impacts, judged_ids
+    return impacts_of(packages, _live_builds(), release)
 
 
 def impacts_of(
     packages: list[Package], builds: BuildsByVersion, release: TorchRelease
-) -> tuple[list[PackageImpact], list[int]]:
-    version = Version(final_version(release))
-    result, judged_ids = [], []
+) -> tuple[list[PackageImpact], dict[int, str]]:
+    judge = _Judge(Version(final_version(release)))
+    result, judged_versions = [], {}
     for package in packages:
-        judged = judge_package(package, builds.get(package.pk, {}), version)
-        judged_ids += judged.build_ids
+        judged = judge_package(package, builds.get(package.pk, {}), judge)
+        judged_versions[package.pk] = judged.version
         result.append(
             PackageImpact(
                 package=package,
@@ -229,7 +268,7 @@ def impacts_of(
                 latest_excludes=judged.latest_excludes,
             )
         )
-    return result, judged_ids
+    return result, judged_versions
 
 
 @dataclass
@@ -303,16 +342,21 @@ def wave_state(category: str, counts: dict[str, int]) -> str:
 def get_release_follow(release: TorchRelease) -> ReleaseFollow:
     """The wave per package, worst first: needs bump, failing, waiting, ready (the page shows
     them a page at a time, optionally one state only; the counts cover every package)."""
-    impacts, latest_ids = _impact_and_latest(release)
+    impacts, judged_versions = _impact_and_latest(release)
     counts: dict[int, dict[str, int]] = defaultdict(dict)
+    # The release's cells of the live builds of each package's judged version: grouped by
+    # the build's package and version, the judged ones kept here (a list of thousands of
+    # build ids in the query cost more than the grouping).
     cells = (
-        CellResult.objects.filter(torch_release=release, build_id__in=latest_ids)
+        CellResult.objects.filter(torch_release=release)
+        .exclude(build__state=Build.State.WITHDRAWN)
         .order_by()
-        .values_list("package_id", "verdict")
+        .values_list("package_id", "build__package_id", "build__version", "verdict")
         .annotate(n=Count("pk"))
     )
-    for package_id, verdict, n in cells:
-        counts[package_id][verdict] = n
+    for package_id, build_package_id, build_version, verdict, n in cells:
+        if judged_versions.get(build_package_id) == build_version:
+            counts[package_id][verdict] = counts[package_id].get(verdict, 0) + n
     registered = dict(
         ReleaseImpact.objects.filter(torch_release=release).values_list("package_id", "category")
     )
@@ -360,7 +404,7 @@ def list_releases_with_impact() -> list[tuple[TorchRelease, list[int]]]:
     unrecorded = [r for r in releases if r.pk not in counts]
     if unrecorded:
         packages = list_live_packages()
-        builds = _live_builds(packages)
+        builds = _live_builds()
         for release in unrecorded:
             for impact in impacts_of(packages, builds, release)[0]:
                 counts[release.pk][impact.category] = counts[release.pk].get(impact.category, 0) + 1
