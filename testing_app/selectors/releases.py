@@ -1,27 +1,19 @@
 """Release impact and the release wave per package: what a PyTorch release means for each
 package before any test ran (admits / excludes / unbounded), then how far each one got.
 
-Bounded queries whatever the catalog size: live packages with maintainers (2), their live
-builds (1), the release's cells of the judged builds (1, grouped), the impact recorded at
-registration (1).
+Bounded queries whatever the catalog size: live packages with maintainers (2), their latest
+versions' live builds (1), the distinct specs of older builds where a latest version excludes
+the release (1) and the builds of the packages one of those admits (1), the release's cells of
+the judged builds (1, grouped), the impact recorded at registration (1).
 """
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass
 from dataclasses import field
 
 from django.db.models import Count
-from django.db.models import TextField
-from django.db.models.expressions import RawSQL
-from django.db.models.functions import Cast
 from rattler import Version
-from rattler.exceptions import InvalidVersionError
 
-from packages_app.lint.rules import PYTORCH_NAMES
-from packages_app.lint.rules import PytorchConstraint
-from packages_app.lint.rules import pytorch_constraint
-from packages_app.models import Build
 from packages_app.models import Maintainer
 from packages_app.models import Package
 from packages_app.models import TorchRelease
@@ -30,11 +22,16 @@ from testing_app.models import ReleaseImpact
 from testing_app.models import Run
 from testing_app.models.verdicts import IN_FLIGHT_VERDICTS
 from testing_app.models.verdicts import Verdict
+from testing_app.selectors.release_judgement import BuildsByVersion
+from testing_app.selectors.release_judgement import ReleaseJudge
+from testing_app.selectors.release_judgement import ids_param
+from testing_app.selectors.release_judgement import judge_package
+from testing_app.selectors.release_judgement import list_live_packages
+from testing_app.selectors.release_judgement import read_live_builds
+from testing_app.selectors.release_judgement import read_release_builds
 from testing_app.selectors.verdict_display import worst_of
 
 Category = ReleaseImpact.Category
-# Packages that take part in release waves: still in the channel, whatever their health.
-LIVE_STATUSES = (Package.Status.ACTIVE, Package.Status.AT_RISK, Package.Status.DEPRECATED)
 FAILING_VERDICTS = frozenset(
     {Verdict.FAILED, Verdict.UNINSTALLABLE, Verdict.NO_TESTS, Verdict.TIMEOUT, Verdict.ERROR}
 )
@@ -86,156 +83,6 @@ class PackageImpact:
         return Category(self.category).label
 
 
-# package id -> version -> (the PyTorch constraint of each live build of it, None for a build
-# without a PyTorch dependency; their ids), in (subdir, id) order; versions in the order first
-# read.
-VersionBuilds = tuple[list[PytorchConstraint | None], list[int]]
-BuildsByVersion = dict[int, dict[str, VersionBuilds]]
-
-
-def _live_builds() -> BuildsByVersion:
-    """Every live build of the live packages (one query), grouped by version.
-
-    `depends`/`constrains` come as JSON text: most builds of a catalog share their lists, so
-    each distinct pair is decoded and judged once (the per-row JSON decoding and spec parsing
-    were most of the release page's time).
-    """
-    rows = (
-        Build.objects.filter(package__in=_live_packages())
-        .exclude(state=Build.State.WITHDRAWN)
-        .order_by("package_id", "subdir", "pk")
-        .values_list(
-            "package_id",
-            "version",
-            "pk",
-            Cast("depends", TextField()),
-            Cast("constrains", TextField()),
-        )
-    )
-    constraints: dict[tuple[str | None, str | None], PytorchConstraint | None] = {}
-    grouped: BuildsByVersion = {}
-    for package_id, version, pk, depends, constrains in rows:
-        key = (depends, constrains)
-        if key not in constraints:
-            constraints[key] = pytorch_constraint(
-                depends=_json_list(depends), constrains=_json_list(constrains)
-            )
-        versions = grouped.setdefault(package_id, {})
-        builds = versions.get(version)
-        if builds is None:
-            builds = versions[version] = ([], [])
-        builds[0].append(constraints[key])
-        builds[1].append(pk)
-    return grouped
-
-
-def _json_list(text: str | None) -> list[str]:
-    return (json.loads(text) if text is not None else None) or []
-
-
-class _Judge:
-    """Judges versions' builds against one PyTorch version, remembering what it judged: the
-    builds of a catalog share a few constraints, so each one is matched once."""
-
-    def __init__(self, version: Version):
-        self.version = version
-        self._admits: dict[PytorchConstraint, bool] = {}
-        self._classified: dict[tuple, tuple[str, str]] = {}
-
-    def admits(self, constraint: PytorchConstraint) -> bool:
-        if constraint not in self._admits:
-            self._admits[constraint] = constraint.admits(self.version)
-        return self._admits[constraint]
-
-    def classify(self, builds: VersionBuilds) -> tuple[str, str]:
-        """(category, PyTorch specs as written) of one version's builds."""
-        key = tuple(builds[0])
-        if key not in self._classified:
-            self._classified[key] = self._classify(key)
-        return self._classified[key]
-
-    def _classify(self, pytorch: tuple[PytorchConstraint | None, ...]) -> tuple[str, str]:
-        if not pytorch:
-            return Category.NO_BUILD, ""
-        constraints = [c for c in pytorch if c]
-        if not constraints:
-            return Category.NO_DEPENDENCY, ""
-        specs = "; ".join(dict.fromkeys(" and ".join(c.specs) for c in constraints))[:500]
-        admitting = [c for c in constraints if self.admits(c)]
-        if any(not c.unbounded for c in admitting):
-            return Category.ADMITS, specs
-        if admitting:
-            return Category.UNBOUNDED, specs
-        return Category.EXCLUDES, specs
-
-
-@dataclass(frozen=True)
-class Judged:
-    category: str
-    version: str
-    specs: str
-    build_ids: list[int]
-    latest_excludes: str = ""
-
-
-NO_BUILDS: VersionBuilds = ([], [])
-
-
-def judge_package(package: Package, by_version: dict[str, VersionBuilds], judge: _Judge) -> Judged:
-    """The package against one PyTorch version: its latest version when that admits it (or
-    decides nothing); when the latest excludes it, the newest older version (conda's order;
-    versions conda cannot read come after every readable one) whose bounds admit it (a release
-    the package moved past is served by that version: no bump needed). An older version
-    without bounds admits everything on paper and says nothing about a release that came
-    after it: the latest still needs a bump then."""
-    latest = package.latest_version
-    builds = by_version.get(latest, NO_BUILDS)
-    category, specs = judge.classify(builds)
-    if category != Category.EXCLUDES:
-        return Judged(category, latest, specs, builds[1])
-    newest = _newest_admitting(
-        [
-            v
-            for v, vb in by_version.items()
-            if v != latest and judge.classify(vb)[0] == Category.ADMITS
-        ]
-    )
-    if newest is not None:
-        older_builds = by_version[newest]
-        return Judged(
-            Category.ADMITS,
-            newest,
-            judge.classify(older_builds)[1],
-            older_builds[1],
-            latest_excludes=latest,
-        )
-    return Judged(category, latest, specs, builds[1])
-
-
-def _newest_admitting(versions: list[str]) -> str | None:
-    """The newest of `versions` in conda's order (the first read among equal ones); the first
-    unreadable one when none is readable. Only the admitting versions are parsed."""
-    newest, newest_version, first_unreadable = None, None, None
-    for version in versions:
-        try:
-            parsed = Version(version)
-        except InvalidVersionError:
-            if first_unreadable is None:
-                first_unreadable = version
-            continue
-        if newest_version is None or parsed > newest_version:
-            newest, newest_version = version, parsed
-    return newest if newest is not None else first_unreadable
-
-
-def _live_packages():
-    return Package.objects.filter(status__in=LIVE_STATUSES).exclude(name__in=PYTORCH_NAMES)
-
-
-def list_live_packages() -> list[Package]:
-    return list(_live_packages().only("pk", "name", "status", "latest_version").order_by("name"))
-
-
 def attach_maintainers(impacts: list[PackageImpact]) -> list[PackageImpact]:
     """Fill `maintainers` of the given impacts (one query): only the rows that are shown or
     told need them, not every live package."""
@@ -262,13 +109,17 @@ def get_release_impact(release: TorchRelease) -> list[PackageImpact]:
 def _impact_and_latest(release: TorchRelease) -> tuple[list[PackageImpact], list[int]]:
     """Every live package's impact, and the ids of the builds each was judged by."""
     packages = list_live_packages()
-    return impacts_of(packages, _live_builds(), release)
+    judge = ReleaseJudge(Version(final_version(release)))
+    return impacts_of(packages, read_release_builds(packages, judge), release, judge)
 
 
 def impacts_of(
-    packages: list[Package], builds: BuildsByVersion, release: TorchRelease
+    packages: list[Package],
+    builds: BuildsByVersion,
+    release: TorchRelease,
+    judge: "ReleaseJudge | None" = None,
 ) -> tuple[list[PackageImpact], list[int]]:
-    judge = _Judge(Version(final_version(release)))
+    judge = judge or ReleaseJudge(Version(final_version(release)))
     result, judged_ids = [], []
     for package in packages:
         judged = judge_package(package, builds.get(package.pk, {}), judge)
@@ -358,11 +209,8 @@ def get_release_follow(release: TorchRelease) -> ReleaseFollow:
     them a page at a time, optionally one state only; the counts cover every package)."""
     impacts, judged_ids = _impact_and_latest(release)
     counts: dict[int, dict[str, int]] = defaultdict(dict)
-    # The judged builds go as one array parameter: thousands of `IN` placeholders cost more
-    # to build and to parse than the grouping itself.
-    judged = RawSQL("SELECT unnest(%s::bigint[])", (judged_ids,))
     cells = (
-        CellResult.objects.filter(torch_release=release, build_id__in=judged)
+        CellResult.objects.filter(torch_release=release, build_id__in=ids_param(judged_ids))
         .order_by()
         .values_list("package_id", "verdict")
         .annotate(n=Count("pk"))
@@ -416,7 +264,7 @@ def list_releases_with_impact() -> list[tuple[TorchRelease, list[int]]]:
     unrecorded = [r for r in releases if r.pk not in counts]
     if unrecorded:
         packages = list_live_packages()
-        builds = _live_builds()
+        builds = read_live_builds()
         for release in unrecorded:
             for impact in impacts_of(packages, builds, release)[0]:
                 counts[release.pk][impact.category] = counts[release.pk].get(impact.category, 0) + 1
