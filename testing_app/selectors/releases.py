@@ -1,9 +1,10 @@
 """Release impact and the release wave per package: what a PyTorch release means for each
 package before any test ran (admits / excludes / unbounded), then how far each one got.
 
-Bounded queries whatever the catalog size: live packages with maintainers (2), their live
-builds (1), the release's cells of the judged builds (1, grouped), the impact recorded at
-registration (1).
+Bounded queries whatever the catalog size: live packages with maintainers (2), their latest
+versions' live builds (1), the distinct specs of older builds where a latest version excludes
+the release (1) and the builds of the packages one of those admits (1), the release's cells of
+the judged builds (1, grouped), the impact recorded at registration (1).
 """
 
 from collections import defaultdict
@@ -12,11 +13,7 @@ from dataclasses import field
 
 from django.db.models import Count
 from rattler import Version
-from rattler.exceptions import InvalidVersionError
 
-from packages_app.lint.rules import PYTORCH_NAMES
-from packages_app.lint.rules import pytorch_constraint
-from packages_app.models import Build
 from packages_app.models import Maintainer
 from packages_app.models import Package
 from packages_app.models import TorchRelease
@@ -25,11 +22,16 @@ from testing_app.models import ReleaseImpact
 from testing_app.models import Run
 from testing_app.models.verdicts import IN_FLIGHT_VERDICTS
 from testing_app.models.verdicts import Verdict
+from testing_app.selectors.release_judgement import BuildsByVersion
+from testing_app.selectors.release_judgement import ReleaseJudge
+from testing_app.selectors.release_judgement import ids_param
+from testing_app.selectors.release_judgement import judge_package
+from testing_app.selectors.release_judgement import list_live_packages
+from testing_app.selectors.release_judgement import read_live_builds
+from testing_app.selectors.release_judgement import read_release_builds
 from testing_app.selectors.verdict_display import worst_of
 
 Category = ReleaseImpact.Category
-# Packages that take part in release waves: still in the channel, whatever their health.
-LIVE_STATUSES = (Package.Status.ACTIVE, Package.Status.AT_RISK, Package.Status.DEPRECATED)
 FAILING_VERDICTS = frozenset(
     {Verdict.FAILED, Verdict.UNINSTALLABLE, Verdict.NO_TESTS, Verdict.TIMEOUT, Verdict.ERROR}
 )
@@ -81,107 +83,6 @@ class PackageImpact:
         return Category(self.category).label
 
 
-@dataclass(frozen=True)
-class PackageBuild:
-    """What impact needs of one build (plain values: thousands are read per page)."""
-
-    pk: int
-    depends: list[str]
-    constrains: list[str]
-
-
-# package id -> version -> its live builds, newest version first.
-BuildsByVersion = dict[int, dict[str, list[PackageBuild]]]
-
-
-def _live_builds(packages: list[Package]) -> BuildsByVersion:
-    """Every live build of the packages (one query), grouped by version, newest first."""
-    rows = (
-        Build.objects.filter(package__in=packages)
-        .exclude(state=Build.State.WITHDRAWN)
-        .order_by("package_id", "subdir", "pk")
-        .values_list("package_id", "version", "pk", "depends", "constrains")
-    )
-    grouped: dict[int, dict[str, list[PackageBuild]]] = defaultdict(lambda: defaultdict(list))
-    for package_id, version, pk, depends, constrains in rows:
-        grouped[package_id][version].append(PackageBuild(pk, depends or [], constrains or []))
-    return {package_id: _newest_first(by_version) for package_id, by_version in grouped.items()}
-
-
-def _newest_first(by_version: dict[str, list]) -> dict[str, list]:
-    """Versions in conda's order, newest first; one conda cannot read goes last, unjudged."""
-    readable, unreadable = [], []
-    for version in by_version:
-        try:
-            readable.append((Version(version), version))
-        except InvalidVersionError:
-            unreadable.append(version)
-    readable.sort(key=lambda pair: pair[0], reverse=True)
-    return {v: by_version[v] for v in [v for _, v in readable] + unreadable}
-
-
-def classify(builds, version: Version) -> tuple[str, str]:
-    """(category, PyTorch specs as written) of one version's builds for one PyTorch version."""
-    if not builds:
-        return Category.NO_BUILD, ""
-    constraints = [
-        c for b in builds if (c := pytorch_constraint(depends=b.depends, constrains=b.constrains))
-    ]
-    if not constraints:
-        return Category.NO_DEPENDENCY, ""
-    specs = "; ".join(dict.fromkeys(" and ".join(c.specs) for c in constraints))[:500]
-    admitting = [c for c in constraints if c.admits(version)]
-    if any(not c.unbounded for c in admitting):
-        return Category.ADMITS, specs
-    if admitting:
-        return Category.UNBOUNDED, specs
-    return Category.EXCLUDES, specs
-
-
-@dataclass(frozen=True)
-class Judged:
-    category: str
-    version: str
-    specs: str
-    build_ids: list[int]
-    latest_excludes: str = ""
-
-
-def judge_package(package: Package, by_version: dict[str, list], version: Version) -> Judged:
-    """The package against one PyTorch version: its latest version when that admits it (or
-    decides nothing); when the latest excludes it, the newest older version whose bounds admit
-    it (a release the package moved past is served by that version: no bump needed). An older
-    version without bounds admits everything on paper and says nothing about a release that
-    came after it: the latest still needs a bump then."""
-    latest = package.latest_version
-    builds = by_version.get(latest, [])
-    category, specs = classify(builds, version)
-    if category != Category.EXCLUDES:
-        return Judged(category, latest, specs, [b.pk for b in builds])
-    for older, older_builds in by_version.items():
-        if older == latest:
-            continue
-        older_category, older_specs = classify(older_builds, version)
-        if older_category == Category.ADMITS:
-            return Judged(
-                older_category,
-                older,
-                older_specs,
-                [b.pk for b in older_builds],
-                latest_excludes=latest,
-            )
-    return Judged(category, latest, specs, [b.pk for b in builds])
-
-
-def list_live_packages() -> list[Package]:
-    return list(
-        Package.objects.filter(status__in=LIVE_STATUSES)
-        .exclude(name__in=PYTORCH_NAMES)
-        .only("pk", "name", "status", "latest_version")
-        .order_by("name")
-    )
-
-
 def attach_maintainers(impacts: list[PackageImpact]) -> list[PackageImpact]:
     """Fill `maintainers` of the given impacts (one query): only the rows that are shown or
     told need them, not every live package."""
@@ -208,17 +109,20 @@ def get_release_impact(release: TorchRelease) -> list[PackageImpact]:
 def _impact_and_latest(release: TorchRelease) -> tuple[list[PackageImpact], list[int]]:
     """Every live package's impact, and the ids of the builds each was judged by."""
     packages = list_live_packages()
-    impacts, judged_ids = impacts_of(packages, _live_builds(packages), release)
-    return impacts, judged_ids
+    judge = ReleaseJudge(Version(final_version(release)))
+    return impacts_of(packages, read_release_builds(packages, judge), release, judge)
 
 
 def impacts_of(
-    packages: list[Package], builds: BuildsByVersion, release: TorchRelease
+    packages: list[Package],
+    builds: BuildsByVersion,
+    release: TorchRelease,
+    judge: "ReleaseJudge | None" = None,
 ) -> tuple[list[PackageImpact], list[int]]:
-    version = Version(final_version(release))
+    judge = judge or ReleaseJudge(Version(final_version(release)))
     result, judged_ids = [], []
     for package in packages:
-        judged = judge_package(package, builds.get(package.pk, {}), version)
+        judged = judge_package(package, builds.get(package.pk, {}), judge)
         judged_ids += judged.build_ids
         result.append(
             PackageImpact(
@@ -303,10 +207,10 @@ def wave_state(category: str, counts: dict[str, int]) -> str:
 def get_release_follow(release: TorchRelease) -> ReleaseFollow:
     """The wave per package, worst first: needs bump, failing, waiting, ready (the page shows
     them a page at a time, optionally one state only; the counts cover every package)."""
-    impacts, latest_ids = _impact_and_latest(release)
+    impacts, judged_ids = _impact_and_latest(release)
     counts: dict[int, dict[str, int]] = defaultdict(dict)
     cells = (
-        CellResult.objects.filter(torch_release=release, build_id__in=latest_ids)
+        CellResult.objects.filter(torch_release=release, build_id__in=ids_param(judged_ids))
         .order_by()
         .values_list("package_id", "verdict")
         .annotate(n=Count("pk"))
@@ -360,7 +264,7 @@ def list_releases_with_impact() -> list[tuple[TorchRelease, list[int]]]:
     unrecorded = [r for r in releases if r.pk not in counts]
     if unrecorded:
         packages = list_live_packages()
-        builds = _live_builds(packages)
+        builds = read_live_builds()
         for release in unrecorded:
             for impact in impacts_of(packages, builds, release)[0]:
                 counts[release.pk][impact.category] = counts[release.pk].get(impact.category, 0) + 1

@@ -190,12 +190,24 @@ def test_wave_follows_each_package_ready_failing_needs_bump_waiting(catalog, cli
 def test_wave_reads_a_bounded_number_of_queries(catalog, django_assert_num_queries):
     release = _register(catalog)
     get_release_follow(release)  # warm-up (content types, etc.)
-    with django_assert_num_queries(5):
+    # Packages, latest builds, the older builds' distinct specs (a latest version excludes
+    # the release), cells, registered impact, runs; no older version admits it with a bound,
+    # so no older builds are read.
+    with django_assert_num_queries(6):
         get_release_follow(release)
     for n in range(10):
         _package(f"extra{n}", "pytorch >=2.4,<2.6", maintainers=[catalog["ada"]])
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(6):
         get_release_follow(release)
+    # An older version that admits it: its package's builds are read (one query more).
+    _package("served", "pytorch >=2.4,<2.6", version="2.0")
+    factories.BuildFactory(
+        name="served", package_id=catalog["excludes"].pk, version="0.5", depends=["pytorch <3"]
+    )
+    with django_assert_num_queries(7):
+        follow = get_release_follow(release)
+    row = next(r for r in follow.rows if r.impact.package == catalog["excludes"])
+    assert (row.impact.version, row.impact.latest_excludes) == ("0.5", "1.0")
 
 
 def test_register_page_needs_the_release_manager_permission(catalog, client):
