@@ -73,7 +73,50 @@ def main(sign_ins: int, jobs: int) -> dict:
     for thread in threads:
         thread.join(timeout=120)
     journal = connection.cursor().execute("PRAGMA journal_mode").fetchone()[0]
-    return {"statuses": sorted(statuses), "finished": len(finished), "journal_mode": journal}
+    rollups = [_rollups_match()]
+    # SQLite's own row triggers keep the counts through updates and deletes too.
+    from testing_app.models import Job
+
+    Job.objects.filter(pk__in=job_ids[:5]).update(verdict="failed")
+    rollups.append(_rollups_match())
+    Job.objects.filter(pk__in=job_ids[5:10]).delete()
+    rollups.append(_rollups_match())
+    return {
+        "statuses": sorted(statuses),
+        "finished": len(finished),
+        "journal_mode": journal,
+        "rollups_match": rollups,
+    }
+
+
+def _rollups_match() -> bool:
+    """The demo's counts (testing_app/models/rollups.py) equal a recount of the rows."""
+    from collections import Counter
+
+    from testing_app.models import CellResult
+    from testing_app.models import Job
+    from testing_app.models import JobDayCount
+    from testing_app.models import PackageVerdictCount
+
+    jobs = Counter(
+        (finished.date(), host, kind, verdict)
+        for finished, host, kind, verdict in Job.objects.filter(
+            finished_at__isnull=False
+        ).values_list("finished_at", "host_id", "kind", "verdict")
+    )
+    kept_jobs = {
+        (row.day, row.host_id, row.kind, row.verdict): row.jobs for row in JobDayCount.objects.all()
+    }
+    cells = Counter(
+        CellResult.objects.filter(package__isnull=False).values_list(
+            "package_id", "build__version", "torch_release_id", "verdict"
+        )
+    )
+    kept_cells = {
+        (row.package_id, row.version, row.torch_release_id, row.verdict): row.cells
+        for row in PackageVerdictCount.objects.all()
+    }
+    return bool(jobs) and kept_jobs == dict(jobs) and kept_cells == dict(cells)
 
 
 if __name__ == "__main__":

@@ -29,10 +29,12 @@ from testing_app.models import EnrollmentToken
 from testing_app.models import Host
 from testing_app.models import InstallabilityCheck
 from testing_app.models import Job
+from testing_app.models import JobDayCount
 from testing_app.models import MaintainerClaim
 from testing_app.models import Notification
 from testing_app.models import PackageNoticeIssue
 from testing_app.models import PackageStatusEvent
+from testing_app.models import PackageVerdictCount
 from testing_app.models import PinnedCellResult
 from testing_app.models import Platform
 from testing_app.models import Promotion
@@ -274,6 +276,24 @@ def _set_partner_solves(n: int) -> list:
     return factories.SetPartnerSolveFactory.create_batch(n)
 
 
+def _package_verdict_counts(n: int) -> list:
+    """Rows the triggers write: one per new cell's (package, version, release, verdict)."""
+    cells = factories.CellResultFactory.create_batch(n)
+    return list(PackageVerdictCount.objects.filter(package__in=[c.package_id for c in cells]))
+
+
+def _job_day_counts(n: int) -> list:
+    """Rows the triggers write: one per finished job's (day, host, kind, verdict)."""
+    jobs = [
+        factories.JobFactory(
+            host=factories.HostFactory(), status="finished", verdict="passed",
+            finished_at=timezone.now(),
+        )
+        for _ in range(n)
+    ]  # fmt: skip
+    return list(JobDayCount.objects.filter(host__in=[job.host_id for job in jobs]))
+
+
 def _notifications(n: int) -> list:
     return [
         factories.NotificationFactory(
@@ -335,6 +355,8 @@ MAKERS: dict[type, Callable[[int], list]] = {
     PromotionItem: _promotion_items,
     InstallabilityCheck: _installability_checks,
     SetPartnerSolve: _set_partner_solves,
+    PackageVerdictCount: _package_verdict_counts,
+    JobDayCount: _job_day_counts,
     Notification: _notifications,
     ReleaseImpact: _release_impacts,
     PackageStatusEvent: _status_events,
@@ -345,7 +367,8 @@ MAKERS: dict[type, Callable[[int], list]] = {
 # (enrollment tokens are added through the same kind of service, from the admin's add form).
 # Proposal notes are an audit trail written by the review pages; worker rows by the workers.
 # Lifecycle events are taken (and notified) by the maintenance service only. Used OIDC token
-# ids are written by the API alone (trusted publishing). Solver rows are written by their jobs.
+# ids are written by the API alone (trusted publishing). Solver rows are written by their jobs,
+# and the rollup counts by database triggers.
 NO_ADD = {
     PackageToken,
     UsedPublishingToken,
@@ -354,6 +377,8 @@ NO_ADD = {
     PackageStatusEvent,
     InstallabilityCheck,
     SetPartnerSolve,
+    PackageVerdictCount,
+    JobDayCount,
 }
 MODELS = pytest.mark.parametrize("model", list(MAKERS), ids=lambda m: m.__name__)
 

@@ -9,6 +9,8 @@ from packages_app.admin.base import LargeTableAdmin
 from packages_app.admin.base import related_count
 from testing_app.models import CellResult
 from testing_app.models import Job
+from testing_app.models import JobDayCount
+from testing_app.models import PackageVerdictCount
 from testing_app.models import PinnedCellResult
 from testing_app.models import Run
 from testing_app.models import Verdict
@@ -297,3 +299,36 @@ class PinnedCellResultAdmin(LargeTableAdmin):
     raw_id_fields = ("build", "pinned_build")
     # Kept by the service that finishes jobs, like CellResult.
     readonly_fields = ("package", "verdict", "previous_verdict", "latest_job", "updated_at")
+
+
+class RollupAdmin(admin.ModelAdmin):
+    """Counts kept by database triggers (testing_app/models/rollups.py): shown to check them,
+    never edited (an edit would make them disagree with the rows they count)."""
+
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(PackageVerdictCount)
+class PackageVerdictCountAdmin(RollupAdmin):
+    list_display = ("id", "package", "version", "torch_release", "verdict", "cells")
+    list_select_related = ("package", "torch_release")
+    list_filter = ("verdict",)
+    search_fields = ("^package__name",)
+
+
+@admin.register(JobDayCount)
+class JobDayCountAdmin(RollupAdmin):
+    list_display = ("id", "day", "host", "kind", "verdict", "jobs")
+    list_select_related = ("host",)
+    list_filter = ("kind", "verdict")
+    search_fields = ("^host__name",)
+    date_hierarchy = "day"

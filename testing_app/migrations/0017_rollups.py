@@ -132,6 +132,115 @@ def uninstall_sql() -> list[str]:
     return statements
 
 
+# SQLite (the local demo's database) has row-level triggers only, without transition tables:
+# one trigger per counted row that moves a count down for the old key and up for the new one.
+# Insert-if-missing then increment needs no ON CONFLICT, so a NULL host is one key there too.
+_SQLITE_KEYS = {
+    "cells": {
+        "rollup": "testing_app_packageverdictcount",
+        "count": "cells",
+        "table": "testing_app_cellresult",
+        "function": "testing_app_count_cells",
+        "columns": "package_id, version, torch_release_id, verdict",
+        "values": (
+            "{row}.package_id, (SELECT version FROM packages_app_build WHERE id = {row}.build_id), "
+            "{row}.torch_release_id, {row}.verdict"
+        ),
+        "match": (
+            "package_id = {row}.package_id "
+            "AND version = (SELECT version FROM packages_app_build WHERE id = {row}.build_id) "
+            "AND torch_release_id IS {row}.torch_release_id AND verdict = {row}.verdict"
+        ),
+        "counted": "{row}.package_id IS NOT NULL",
+        "watched": "package_id, build_id, torch_release_id, verdict",
+        "backfill": (
+            "SELECT c.package_id, b.version, c.torch_release_id, c.verdict, count(*) "
+            "FROM testing_app_cellresult AS c JOIN packages_app_build AS b ON b.id = c.build_id "
+            "WHERE c.package_id IS NOT NULL "
+            "GROUP BY c.package_id, b.version, c.torch_release_id, c.verdict"
+        ),
+    },
+    "jobs": {
+        "rollup": "testing_app_jobdaycount",
+        "count": "jobs",
+        "table": "testing_app_job",
+        "function": "testing_app_count_jobs",
+        "columns": "day, host_id, kind, verdict",
+        "values": "date({row}.finished_at), {row}.host_id, {row}.kind, {row}.verdict",
+        "match": (
+            "day = date({row}.finished_at) AND host_id IS {row}.host_id "
+            "AND kind = {row}.kind AND verdict = {row}.verdict"
+        ),
+        "counted": "{row}.finished_at IS NOT NULL",
+        "watched": "finished_at, host_id, kind, verdict",
+        "backfill": (
+            "SELECT date(finished_at), host_id, kind, verdict, count(*) FROM testing_app_job "
+            "WHERE finished_at IS NOT NULL GROUP BY date(finished_at), host_id, kind, verdict"
+        ),
+    },
+}
+
+
+def _sqlite_up(spec: dict, row: str) -> str:
+    match, counted = spec["match"].format(row=row), spec["counted"].format(row=row)
+    return (
+        f"INSERT INTO {spec['rollup']} ({spec['columns']}, {spec['count']}) "
+        f"SELECT {spec['values'].format(row=row)}, 0 WHERE {counted} "
+        f"AND NOT EXISTS (SELECT 1 FROM {spec['rollup']} WHERE {match});\n"
+        f"UPDATE {spec['rollup']} SET {spec['count']} = {spec['count']} + 1 "
+        f"WHERE {counted} AND {match};\n"
+    )
+
+
+def _sqlite_down(spec: dict, row: str) -> str:
+    match, counted = spec["match"].format(row=row), spec["counted"].format(row=row)
+    return (
+        f"UPDATE {spec['rollup']} SET {spec['count']} = {spec['count']} - 1 "
+        f"WHERE {counted} AND {match};\n"
+        f"SELECT RAISE(ABORT, '{spec['rollup']}: a count went below zero') "
+        f"WHERE EXISTS (SELECT 1 FROM {spec['rollup']} WHERE {match} AND {spec['count']} < 0);\n"
+        f"DELETE FROM {spec['rollup']} WHERE {counted} AND {match} AND {spec['count']} = 0;\n"
+    )
+
+
+def sqlite_install_sql() -> list[str]:
+    statements = []
+    for spec in _SQLITE_KEYS.values():
+        name, table = spec["function"], spec["table"]
+        statements += [
+            f"DELETE FROM {spec['rollup']};",
+            f"INSERT INTO {spec['rollup']} ({spec['columns']}, {spec['count']}) {spec['backfill']};",
+            f"CREATE TRIGGER {name}_insert AFTER INSERT ON {table} "
+            f"BEGIN\n{_sqlite_up(spec, 'NEW')}END;",
+            f"CREATE TRIGGER {name}_update AFTER UPDATE OF {spec['watched']} ON {table} "
+            f"BEGIN\n{_sqlite_down(spec, 'OLD')}{_sqlite_up(spec, 'NEW')}END;",
+            f"CREATE TRIGGER {name}_delete AFTER DELETE ON {table} "
+            f"BEGIN\n{_sqlite_down(spec, 'OLD')}END;",
+        ]
+    return statements
+
+
+def sqlite_uninstall_sql() -> list[str]:
+    return [
+        f"DROP TRIGGER IF EXISTS {spec['function']}_{op};"
+        for spec in _SQLITE_KEYS.values()
+        for op in OPERATIONS
+    ]
+
+
+def _run(statements_by_vendor: dict):
+    def run(apps, schema_editor):
+        vendor = schema_editor.connection.vendor
+        if vendor not in statements_by_vendor:
+            raise NotImplementedError(
+                f"the rollup triggers exist for PostgreSQL and SQLite, not {vendor}"
+            )
+        for statement in statements_by_vendor[vendor]():
+            schema_editor.execute(statement, params=None)
+
+    return run
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("packages_app", "0006_github_identity_and_trusted_publishers"),
@@ -216,5 +325,8 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
-        migrations.RunSQL(install_sql(), reverse_sql=uninstall_sql()),
+        migrations.RunPython(
+            _run({"postgresql": install_sql, "sqlite": sqlite_install_sql}),
+            reverse_code=_run({"postgresql": uninstall_sql, "sqlite": sqlite_uninstall_sql}),
+        ),
     ]

@@ -6,7 +6,8 @@
 - `JobDayCount`: finished jobs per (UTC day, host, kind, verdict). The hosts page's activity
   plots and the trends page's pass rate read it instead of grouping 30 days of jobs.
 
-Both are kept by PostgreSQL triggers (`testing_app/rollup_sql.py`, installed by migration), in
+Both are kept by database triggers (PostgreSQL's, and SQLite's for the local demo; installed by
+migration 0017_rollups), in
 the transaction of the statement that changes the counted rows. Every path that writes cells
 or jobs is covered that way, including those that never go through a model instance: the
 planner's and the dispatcher's `INSERT ... ON CONFLICT` upserts, the COPY of new jobs,

@@ -47,6 +47,18 @@ def worker_env(tmp_path: Path, settings, **extra: str) -> dict:
     return env
 
 
+def trusted_worker_command(*queues: str, burst: bool = False) -> list[str]:
+    """The web side's worker for the trusted queues (default, promote): a host's distro_worker
+    refuses them, as in a deployment (testing_app/services/rq_serializers.py)."""
+    return [
+        sys.executable,
+        str(ROOT / "manage.py"),
+        "rqworker",
+        *(["--burst"] if burst else ["--with-scheduler"]),
+        *queues,
+    ]
+
+
 def worker_command(name: str, *cpu_queues: str, burst: bool = False) -> list[str]:
     queues = [arg for queue in cpu_queues for arg in ("--cpu-queue", queue)]
     return [

@@ -13,6 +13,7 @@ from testing_app.models import CellResult
 from testing_app.models import Job
 from testing_app.models import Run
 from tests.browser.helpers import ROOT
+from tests.browser.helpers import trusted_worker_command
 from tests.browser.helpers import worker_command
 from tests.browser.helpers import worker_env
 
@@ -23,12 +24,18 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def demo(tmp_path, settings):
     settings.VAR_DIR = tmp_path / "var"
     call_command("seed_demo", stdout=io.StringIO())
-    worker = subprocess.run(  # noqa: S603
-        worker_command("demo-loop", "install", "default", burst=True),
-        env=worker_env(tmp_path, settings), cwd=ROOT, capture_output=True, text=True,
-        timeout=600,
-    )  # fmt: skip
-    assert worker.returncode == 0, (worker.stdout + worker.stderr)[-4000:]
+    env = worker_env(tmp_path, settings)
+    # The host's worker takes install checks and tests; the web side's worker the trusted
+    # queue's jobs (planning, follow-ups) before and after, as the two do side by side.
+    for command in (
+        trusted_worker_command("default", burst=True),
+        worker_command("demo-loop", "install", burst=True),
+        trusted_worker_command("default", burst=True),
+    ):
+        worker = subprocess.run(  # noqa: S603
+            command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600
+        )
+        assert worker.returncode == 0, (worker.stdout + worker.stderr)[-4000:]
     return Run.objects.get(trigger="new_build")
 
 

@@ -68,7 +68,7 @@ def _queued_test_job(world, name: str, release: str) -> Job:
 def test_a_finished_jobs_log_shows_its_steps_and_anchors_them(
     world, tmp_path, settings, live_server, page, screenshot
 ):
-    job = _queued_test_job(world, "sample-fails-on-torch-2-5", "2.5.1")
+    job = _queued_test_job(world, "sample-legacy-layout", "2.5.1")
     worker = subprocess.run(  # noqa: S603
         worker_command("log-steps", burst=True),
         env=worker_env(tmp_path, settings), cwd=ROOT, capture_output=True, text=True,

@@ -35,6 +35,7 @@ from tests.browser.helpers import WorkerProcess
 from tests.browser.helpers import fill_proposal_form
 from tests.browser.helpers import open_person
 from tests.browser.helpers import sign_in
+from tests.browser.helpers import trusted_worker_command
 from tests.browser.helpers import wait_until
 from tests.browser.helpers import worker_command
 from tests.browser.helpers import worker_env
@@ -83,15 +84,20 @@ def distribution(tmp_path, settings):
 @pytest.fixture
 def worker(distribution, tmp_path, transactional_db):
     """This machine as an enrolled test host: one long-running worker on the capability queue
-    of its CPU variant plus the install, default and promote queues."""
+    of its CPU variant plus the install queue, and the web side's worker on the default and
+    promote queues."""
     env = worker_env(
         tmp_path,
         distribution,
         RECIPE_FETCH_ALLOW_PRIVATE="true",
         INSTALL_SETS=json.dumps(INSTALL_SETS),
     )
-    command = worker_command("journey-host", "install", "default", "promote")
-    with WorkerProcess(command, env=env, log_path=tmp_path / "worker.log") as process:
+    command = worker_command("journey-host", "install")
+    trusted = trusted_worker_command("default", "promote")
+    with (
+        WorkerProcess(trusted, env=env, log_path=tmp_path / "trusted-worker.log"),
+        WorkerProcess(command, env=env, log_path=tmp_path / "worker.log") as process,
+    ):
         yield process
 
 
