@@ -19,6 +19,7 @@ from testing_app.gate.types import GateLine
 from testing_app.gate.types import PolicyResult
 from testing_app.gate.types import plural
 from testing_app.models import InstallabilityCheck
+from testing_app.selectors.gate_inputs import CheckRow
 from testing_app.selectors.gate_inputs import GateInputs
 from testing_app.selectors.installability_plan import ALONE
 from testing_app.selectors.installability_plan import check_labels
@@ -34,7 +35,7 @@ def installability_policy(
     target channel: for every platform needed and every install set, the latest check."""
     if inputs.target_channel is None:
         return PolicyResult(POLICY_INSTALLABILITY, FAIL, "no target channel is configured")
-    latest: dict[tuple[str, str], InstallabilityCheck] = {}
+    latest: dict[tuple[str, str], CheckRow] = {}
     for check in inputs.checks.get(subject_key, ()):
         latest.setdefault((check.subdir, check.label), check)
     subdirs = required_subdirs(builds, inputs)
@@ -66,7 +67,7 @@ def _check_line(check, subdir: str, label: str, anchor_url: str) -> GateLine:
         return GateLine(FAIL, text, "", url, f"the check could not run: {check.error_message}")
     when = f"checked {check.finished_at:%Y-%m-%d %H:%M}"
     if check.ok:
-        return GateLine(PASS, text, "", url, f"{when}, {len(check.packages)} packages")
+        return GateLine(PASS, text, "", url, f"{when}, {check.package_count} packages")
     if check.baseline_ok is False:
         return GateLine(PASS, text, "", url, f"{when}: unsolvable without this build too")
     first_line = (check.explanation or "unsolvable").strip().splitlines()[-1].strip()

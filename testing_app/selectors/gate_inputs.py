@@ -11,6 +11,8 @@ from datetime import datetime
 
 from django.db.models import Count
 from django.db.models import F
+from django.db.models import Func
+from django.db.models import IntegerField
 from django.db.models import Q
 from django.utils import timezone
 
@@ -71,6 +73,41 @@ class JobRow:
 
 
 @dataclass(frozen=True)
+class CheckRow:
+    """What the gate reads of one installability check: the queue reads thousands, so rows, not
+    model instances, and the size of the solved environment, not the environment itself."""
+
+    pk: int
+    subject_key: str
+    subdir: str
+    label: str
+    state: str
+    ok: bool | None
+    baseline_ok: bool | None
+    explanation: str
+    error_message: str
+    finished_at: datetime | None
+    package_count: int
+
+    def get_state_display(self) -> str:
+        return InstallabilityCheck.State(self.state).label
+
+
+CHECK_FIELDS = (
+    "pk",
+    "subject_key",
+    "subdir",
+    "label",
+    "state",
+    "ok",
+    "baseline_ok",
+    "explanation",
+    "error_message",
+    "finished_at",
+)
+
+
+@dataclass(frozen=True)
 class DependentBuild:
     """A live build of a registered package at its latest version: what re-tests cover."""
 
@@ -120,10 +157,13 @@ class GateInputs(ReleaseAxes):
     # Pinned job pk -> the latest earlier finished job of the same cell without any pin.
     baselines: dict[int, JobRow] = field(default_factory=dict)
     dependents: dict[str, list[DependentBuild]] = field(default_factory=dict)
-    checks: dict[str, list[InstallabilityCheck]] = field(default_factory=dict)
+    checks: dict[str, list[CheckRow]] = field(default_factory=dict)
     open_items: dict[int, tuple[int, str]] = field(default_factory=dict)
     in_target: set[tuple[str, str]] = field(default_factory=set)
     target_channel: Channel | None = None
+    # What the policies work out once and share between builds with the same inputs (the
+    # admitted releases of a set of constraints): lives as long as these inputs.
+    memo: dict = field(default_factory=dict)
 
 
 def candidate_builds(ids) -> list[Build]:
@@ -157,8 +197,7 @@ def load_gate_inputs(
     _load_reverse_dependency_results(inputs, ids)
     _load_dependents(inputs, {b.name for b in builds})
     subject_keys = {*(f"build:{pk}" for pk in ids), *subjects}
-    for check in InstallabilityCheck.objects.filter(subject_key__in=subject_keys).order_by("-id"):
-        inputs.checks.setdefault(check.subject_key, []).append(check)
+    _load_checks(inputs, subject_keys)
     _load_promotion_state(inputs, builds, ignore_promotion_id=ignore_promotion_id)
     return inputs
 
@@ -176,6 +215,29 @@ def _load_cells(inputs: GateInputs, ids: list[int]) -> None:
     )
     for build_id, *values in rows:
         inputs.cells.setdefault(build_id, []).append(CellRow(*values))
+
+
+def _load_checks(inputs: GateInputs, subject_keys: set[str]) -> None:
+    """Each subject's checks, newest first."""
+    rows = (
+        InstallabilityCheck.objects.filter(subject_key__in=subject_keys)
+        .annotate(package_count=JSONArrayLength("packages"))
+        .order_by("-id")
+        .values_list(*CHECK_FIELDS, "package_count")
+    )
+    for values in rows:
+        check = CheckRow(*values)
+        inputs.checks.setdefault(check.subject_key, []).append(check)
+
+
+class JSONArrayLength(Func):
+    """The length of a JSON list (0 for anything else), counted in the database."""
+
+    template = (
+        "(CASE WHEN jsonb_typeof(%(expressions)s) = 'array' "
+        "THEN jsonb_array_length(%(expressions)s) ELSE 0 END)"
+    )
+    output_field = IntegerField()
 
 
 def _load_waivers(inputs: GateInputs, ids: list[int]) -> None:

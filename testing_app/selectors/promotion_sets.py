@@ -12,6 +12,9 @@ of the metadata.
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db.models import Count
+from django.db.models import Q
+
 from packages_app.models import Build
 from testing_app.models import SetPartnerSolve
 
@@ -110,10 +113,11 @@ class SetSolveProgress:
 
 def get_set_solve_progress(build_ids) -> SetSolveProgress:
     """Solves of these builds still queued or running, and those that could not run."""
-    rows = SetPartnerSolve.objects.filter(build_id__in=list(build_ids))
-    pending = rows.filter(state__in=[State.QUEUED, State.RUNNING]).count()
-    failed = rows.filter(state=State.ERROR).count()
-    return SetSolveProgress(pending=pending, failed=failed)
+    counts = SetPartnerSolve.objects.filter(build_id__in=list(build_ids)).aggregate(
+        pending=Count("pk", filter=Q(state__in=[State.QUEUED, State.RUNNING])),
+        failed=Count("pk", filter=Q(state=State.ERROR)),
+    )
+    return SetSolveProgress(pending=counts["pending"], failed=counts["failed"])
 
 
 @dataclass(frozen=True)
