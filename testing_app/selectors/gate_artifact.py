@@ -78,6 +78,26 @@ def _check_line(check, subdir: str, label: str, anchor_url: str) -> GateLine:
 
 
 def lint_policy(build: Build, inputs: GateInputs) -> PolicyResult:
+    """The build's lint; builds that give the lint the same inputs (the queue's builds often
+    do) share one result per set of gate inputs."""
+    from packages_app.lint.rules import PYTORCH_NAMES
+
+    # Everything lint_build reads of a build.
+    key = (
+        "lint",
+        build.name.lower() in PYTORCH_NAMES,
+        tuple(build.depends or ()),
+        tuple(build.constrains or ()),
+        bool(build.package_id and build.package.abi_coupled),
+        build.noarch or ("python" if build.subdir == "noarch" else ""),
+    )
+    result = inputs.memo.get(key)
+    if result is None:
+        result = inputs.memo[key] = _lint_policy(build)
+    return result
+
+
+def _lint_policy(build: Build) -> PolicyResult:
     from packages_app.lint.rules import ERROR
     from packages_app.lint.rules import lint_build
 
@@ -101,6 +121,14 @@ def _normalise(text: str) -> str:
 
 def license_policy(build: Build, inputs: GateInputs) -> PolicyResult:
     license_text = build.license or (build.package.license if build.package_id else "")
+    key = ("license", license_text)
+    result = inputs.memo.get(key)
+    if result is None:
+        result = inputs.memo[key] = _license_policy(license_text)
+    return result
+
+
+def _license_policy(license_text: str) -> PolicyResult:
     normalised = f" {_normalise(license_text)} "
     for forbidden in settings.NON_REDISTRIBUTABLE_LICENSES:
         if forbidden and f" {_normalise(forbidden)} " in normalised:

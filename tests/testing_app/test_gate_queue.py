@@ -27,6 +27,14 @@ pytestmark = pytest.mark.django_db
 
 CELL_VERDICTS = ("passed", "passed", "failed", "queued", "error", "no_tests", "not_applicable")
 CHECK_STATES = ("done", "done", "done", "queued", "running", "error")
+# Candidates share or differ in what the gate works out once per distinct value.
+DEPENDS = (
+    ("pytorch >=2.5,<2.6",),
+    ("pytorch >=2.4,<2.6", "python >=3.10"),
+    ("pytorch >=2.4",),
+    ("pytorch",),
+)
+LICENSES = ("BSD-3-Clause", "MIT", "Proprietary", "")
 
 
 def _check(build, target, label, rng):
@@ -52,13 +60,18 @@ def _check(build, target, label, rng):
 
 @pytest.fixture
 def generated_world(axes, settings):  # noqa: F811 (the fixture imported above)
-    """Twelve candidates with random cells, checks, re-tests and waivers (a fixed seed), and
-    two that pass everything."""
+    """Twelve candidates with random cells, checks, re-tests and waivers (a fixed seed), two that pass
+    everything and one waiting for its solver checks."""
     rng = random.Random(16)
     user = factories.UserFactory()
     builds = []
     for index in range(12):
-        build = candidate(f"cand{index:02d}", version="1.0")
+        build = candidate(
+            f"cand{index:02d}",
+            version="1.0",
+            depends=rng.choice(DEPENDS),
+            license=rng.choice(LICENSES),
+        )
         for release, variant, platform in (
             (axes["new"], axes["cpu"], axes["linux"]),
             (axes["new"], axes["cuda"], axes["linux"]),
@@ -81,6 +94,9 @@ def generated_world(axes, settings):  # noqa: F811 (the fixture imported above)
         pass_all_cells(build, axes)
         checks_ok(build, axes, packages=["pytorch", "python"])
         builds.append(build)
+    waiting = candidate("unchecked", version="1.0")  # and one whose solver checks are to come
+    pass_all_cells(waiting, axes)
+    builds.append(waiting)
     return builds
 
 
