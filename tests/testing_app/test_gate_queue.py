@@ -60,8 +60,8 @@ def _check(build, target, label, rng):
 
 @pytest.fixture
 def generated_world(axes, settings):  # noqa: F811 (the fixture imported above)
-    """Twelve candidates with random cells, checks, re-tests and waivers (a fixed seed), two that pass
-    everything and one waiting for its solver checks."""
+    """Twelve candidates with random cells, checks, re-tests and waivers (a fixed seed), two
+    that pass everything and one waiting for its solver checks."""
     rng = random.Random(16)
     user = factories.UserFactory()
     builds = []
