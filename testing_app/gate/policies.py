@@ -128,16 +128,24 @@ def package_policy(build: Build, inputs: GateInputs) -> PolicyResult:
 
 def required_cells(build: Build, inputs: GateInputs) -> list[tuple]:
     """(release, variant, platform) the build must pass: supported releases its constraints
-    admit x its platform (noarch: those each release ships) x the variants each release ships.
-    Builds of the same platform and constraints share one answer (the queue's builds mostly
-    do): it is worked out once per set of inputs."""
+    admit x its platform (noarch: those each release ships) x the variants each release ships."""
+    return [cell[1:] for cell in _required_cell_keys(build, inputs)]
+
+
+def _required_cell_keys(build: Build, inputs: GateInputs) -> list[tuple]:
+    """((release id, variant id, platform id), release, variant, platform) of each required
+    cell. Builds of the same platform and constraints share one answer (the queue's builds
+    mostly do): it is worked out once per set of inputs."""
     # What admitted_torch_releases reads of a build: its constraints, and its own version
     # when it is PyTorch itself.
     own = (build.name, build.version) if build.name in PYTORCH_NAMES else None
     key = ("required_cells", own, build.subdir, tuple(build.depends), tuple(build.constrains))
     cells = inputs.memo.get(key)
     if cells is None:
-        cells = inputs.memo[key] = _required_cells(build, inputs)
+        cells = inputs.memo[key] = [
+            ((release.pk, variant.pk, platform.pk), release, variant, platform)
+            for release, variant, platform in _required_cells(build, inputs)
+        ]
     return cells
 
 
@@ -167,7 +175,7 @@ def effective_verdict(row) -> str:
 
 def cells_policy(build: Build, inputs: GateInputs) -> PolicyResult:
     try:
-        required = required_cells(build, inputs)
+        required = _required_cell_keys(build, inputs)
     except (InvalidMatchSpecError, InvalidVersionSpecError, InvalidVersionError) as exc:
         return PolicyResult(POLICY_CELLS, FAIL, f"its dependencies cannot be read: {exc}")
     matrix = (
@@ -188,8 +196,7 @@ def cells_policy(build: Build, inputs: GateInputs) -> PolicyResult:
         rows_by_cell[(row.torch_release_id, row.variant_id, row.platform_id)].append(row)
     waivers = cell_waivers(build, inputs)
     lines, counts = [], defaultdict(int)
-    for release, variant, platform in required:
-        key = (release.pk, variant.pk, platform.pk)
+    for key, release, variant, platform in required:
         line = _cell_line(
             f"PyTorch {release.version} × {variant.name} × {platform.subdir}",
             rows_by_cell.get(key, []),
