@@ -203,13 +203,33 @@ def timed(function, repeats: int) -> tuple[float, float, float, int]:
     return p50, p95, cpu, len(captured)
 
 
+def sql_floor(function):
+    """A function that runs, through a raw cursor and fetching every row, the SQL `function`
+    runs: what the database and the driver cost without any Python work on the rows."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        function()
+    statements = [query["sql"] for query in captured.captured_queries]
+
+    def run() -> None:
+        with connection.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+                if cursor.description is not None:
+                    cursor.fetchall()
+
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidates", type=int, default=2000)
     parser.add_argument("--requests", type=int, default=10)
     parser.add_argument("--reuse", action="store_true", help="keep the data of an earlier run")
     parser.add_argument(
-        "--only", default="", help="comma-separated rows to time: queue, gate, page, excuses"
+        "--only", default="", help="comma-separated rows to time: queue, gate, page, excuses, floor"
     )
     args = parser.parse_args()
     database_url = configure_environment()
@@ -242,6 +262,7 @@ def main() -> None:
             lambda: client.get(f"/builds/{one}/excuses/"),
         ),
     ]
+    rows.append(("floor", "floor: the queue's queries as bare SQL", sql_floor(get_promotion_queue)))
     wanted = set(filter(None, args.only.split(",")))
     rows = [(label, function) for key, label, function in rows if not wanted or key in wanted]
     queue = get_promotion_queue()
