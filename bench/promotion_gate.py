@@ -1,7 +1,7 @@
 """Benchmark: the promotion gate over a large queue, one excuses page, the queue page.
 
-Run as `.venv/bin/python bench/promotion_gate.py [--candidates N] [--requests N]`. It prints
-figures beside the targets and asserts nothing.
+Run as `.venv/bin/python bench/promotion_gate.py [--candidates N] [--requests N] [--reuse]
+[--only queue,page]`. It prints figures beside the targets and asserts nothing.
 
 DATABASE_URL (postgres:// only) defaults to postgres://postgres@127.0.0.1:5432/conda_distro_bench;
 the database is dropped, recreated and its schema built from the current models. The data: N
@@ -11,6 +11,10 @@ cells (4 supported PyTorch releases x 3 variants on linux-64) passed except ever
 re-test pinned to it passed (and a baseline job), plus 200 waivers. It times the gate of the
 whole queue (the selector the queue page uses), one build's excuses, and both pages through
 Django's test Client, and counts their SQL queries.
+
+`--reuse` keeps the data of an earlier run (no drop, no generation): to compare two versions
+of the code on the same data under the same load, run this script from each checkout in turn,
+alternating, against one database (bench/README.md shows how).
 """
 
 import argparse
@@ -177,36 +181,68 @@ def generate(candidates: int) -> None:
     )
 
 
-def timed(function, repeats: int) -> tuple[float, float, int]:
+def timed(function, repeats: int) -> tuple[float, float, float, int]:
+    """p50 and p95 wall time, p50 of this process's CPU time (which other processes on a busy
+    machine disturb far less; the database's own time is not in it), and the query count."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     function()  # warm up
-    times = []
+    times, cpu_times = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         function()
         times.append((time.perf_counter() - start) * 1000)
+        cpu_times.append((time.process_time() - cpu_start) * 1000)
     with CaptureQueriesContext(connection) as captured:
         function()
-    return percentile(times, 0.5), percentile(times, 0.95), len(captured)
+    if os.environ.get("BENCH_RAW"):  # every time, for pooling alternating runs
+        print("raw wall", " ".join(f"{t:.1f}" for t in times))
+        print("raw cpu", " ".join(f"{t:.1f}" for t in cpu_times))
+    p50, p95, cpu = percentile(times, 0.5), percentile(times, 0.95), percentile(cpu_times, 0.5)
+    return p50, p95, cpu, len(captured)
+
+
+def sql_floor(function):
+    """A function that runs, through a raw cursor and fetching every row, the SQL `function`
+    runs: what the database and the driver cost without any Python work on the rows."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        function()
+    statements = [query["sql"] for query in captured.captured_queries]
+
+    def run() -> None:
+        with connection.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+                if cursor.description is not None:
+                    cursor.fetchall()
+
+    return run
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidates", type=int, default=2000)
     parser.add_argument("--requests", type=int, default=10)
+    parser.add_argument("--reuse", action="store_true", help="keep the data of an earlier run")
+    parser.add_argument(
+        "--only", default="", help="comma-separated rows to time: queue, gate, page, excuses, floor"
+    )
     args = parser.parse_args()
     database_url = configure_environment()
-    ensure_database(database_url, fresh=True)
+    ensure_database(database_url, fresh=not args.reuse)
 
     import django
 
     django.setup()
-    build_schema()
-    start = time.perf_counter()
-    generate(args.candidates)
-    print(f"generated {args.candidates} candidates in {time.perf_counter() - start:.1f} s")
+    if not args.reuse:
+        build_schema()
+        start = time.perf_counter()
+        generate(args.candidates)
+        print(f"generated {args.candidates} candidates in {time.perf_counter() - start:.1f} s")
 
     from django.test import Client
 
@@ -217,17 +253,26 @@ def main() -> None:
     one = Build.objects.filter(channel__role="staging").order_by("pk")[4].pk
     client = Client()
     rows = [
-        ("gate of the whole queue (get_promotion_queue)", get_promotion_queue),
-        ("one build's gate (get_build_gate)", lambda: get_build_gate(one)),
-        ("queue page /promotions/", lambda: client.get("/promotions/")),
-        ("excuses page /builds/<id>/excuses/", lambda: client.get(f"/builds/{one}/excuses/")),
+        ("queue", "gate of the whole queue (get_promotion_queue)", get_promotion_queue),
+        ("gate", "one build's gate (get_build_gate)", lambda: get_build_gate(one)),
+        ("page", "queue page /promotions/", lambda: client.get("/promotions/")),
+        (
+            "excuses",
+            "excuses page /builds/<id>/excuses/",
+            lambda: client.get(f"/builds/{one}/excuses/"),
+        ),
     ]
+    rows.append(("floor", "floor: the queue's queries as bare SQL", sql_floor(get_promotion_queue)))
+    wanted = set(filter(None, args.only.split(",")))
+    rows = [(label, function) for key, label, function in rows if not wanted or key in wanted]
     queue = get_promotion_queue()
     counts = ", ".join(f"{group.title.lower()} {group.total}" for group in queue.groups)
     print(f"queue: {counts}")
     for label, function in rows:
-        p50, p95, queries = timed(function, args.requests)
-        print(f"{label}: p50 {p50:.0f} ms, p95 {p95:.0f} ms, {queries} queries")
+        p50, p95, cpu, queries = timed(function, args.requests)
+        print(
+            f"{label}: p50 {p50:.0f} ms, p95 {p95:.0f} ms, cpu p50 {cpu:.0f} ms, {queries} queries"
+        )
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from rattler.exceptions import InvalidVersionSpecError
 
 from distro_site.url_templates import job_url
 from distro_site.url_templates import package_url
+from packages_app.lint.rules import PYTORCH_NAMES
 from packages_app.lint.torch_releases import admitted_torch_releases
 from packages_app.models import Package
 from testing_app.gate.types import FAIL
@@ -59,6 +60,17 @@ RANK = {
     )
 }
 MAX_LINES = 200
+# The verdicts the per-cell code compares against, as plain strings: the queue compares tens of
+# thousands of cells, and reading an enum member costs more than the comparison itself.
+_WAIVED = str(Verdict.WAIVED.value)
+_FAILED = str(Verdict.FAILED.value)
+_NOT_APPLICABLE = str(Verdict.NOT_APPLICABLE.value)
+_INSTALLABLE = str(Verdict.INSTALLABLE.value)
+_NO_TESTS = str(Verdict.NO_TESTS.value)
+_ERROR = str(Verdict.ERROR.value)
+_IN_FLIGHT = frozenset(str(v.value) for v in IN_FLIGHT_VERDICTS)
+_FAILING = frozenset(str(v.value) for v in FAILING_VERDICTS)
+_LAST_RANK = len(RANK)
 
 
 def cell_label(inputs: GateInputs, release_id: int, variant_id: int, platform_id: int) -> str:
@@ -117,6 +129,27 @@ def package_policy(build: Build, inputs: GateInputs) -> PolicyResult:
 def required_cells(build: Build, inputs: GateInputs) -> list[tuple]:
     """(release, variant, platform) the build must pass: supported releases its constraints
     admit x its platform (noarch: those each release ships) x the variants each release ships."""
+    return [cell[1:] for cell in _required_cell_keys(build, inputs)]
+
+
+def _required_cell_keys(build: Build, inputs: GateInputs) -> list[tuple]:
+    """((release id, variant id, platform id), release, variant, platform) of each required
+    cell. Builds of the same platform and constraints share one answer (the queue's builds
+    mostly do): it is worked out once per set of inputs."""
+    # What admitted_torch_releases reads of a build: its constraints, and its own version
+    # when it is PyTorch itself.
+    own = (build.name, build.version) if build.name in PYTORCH_NAMES else None
+    key = ("required_cells", own, build.subdir, tuple(build.depends), tuple(build.constrains))
+    cells = inputs.memo.get(key)
+    if cells is None:
+        cells = inputs.memo[key] = [
+            ((release.pk, variant.pk, platform.pk), release, variant, platform)
+            for release, variant, platform in _required_cells(build, inputs)
+        ]
+    return cells
+
+
+def _required_cells(build: Build, inputs: GateInputs) -> list[tuple]:
     cells = []
     for release in admitted_torch_releases(build, inputs.releases):
         shipped = inputs.release_platforms[release.pk]
@@ -134,14 +167,15 @@ def required_cells(build: Build, inputs: GateInputs) -> list[tuple]:
 def effective_verdict(row) -> str:
     """What a cell marked `waived` really said (its failure, kept as previous_verdict); whether
     the failure is accepted is the waivers' business, not the cell's marking."""
-    if row.verdict == Verdict.WAIVED:
-        return row.previous_verdict or Verdict.FAILED
-    return row.verdict
+    verdict = row.verdict
+    if verdict == _WAIVED:
+        return row.previous_verdict or _FAILED
+    return verdict
 
 
 def cells_policy(build: Build, inputs: GateInputs) -> PolicyResult:
     try:
-        required = required_cells(build, inputs)
+        required = _required_cell_keys(build, inputs)
     except (InvalidMatchSpecError, InvalidVersionSpecError, InvalidVersionError) as exc:
         return PolicyResult(POLICY_CELLS, FAIL, f"its dependencies cannot be read: {exc}")
     matrix = (
@@ -162,8 +196,7 @@ def cells_policy(build: Build, inputs: GateInputs) -> PolicyResult:
         rows_by_cell[(row.torch_release_id, row.variant_id, row.platform_id)].append(row)
     waivers = cell_waivers(build, inputs)
     lines, counts = [], defaultdict(int)
-    for release, variant, platform in required:
-        key = (release.pk, variant.pk, platform.pk)
+    for key, release, variant, platform in required:
         line = _cell_line(
             f"PyTorch {release.version} × {variant.name} × {platform.subdir}",
             rows_by_cell.get(key, []),
@@ -180,27 +213,32 @@ def cells_policy(build: Build, inputs: GateInputs) -> PolicyResult:
 def _cell_line(label: str, rows: list, waiver: Waiver | None, key) -> GateLine | None:
     if not rows:
         return GateLine(WAITING, label, "", "", "no result yet (not planned or not reported)")
-    relevant = [(v, r) for r in rows if (v := effective_verdict(r)) != Verdict.NOT_APPLICABLE]
-    if not relevant:
-        return None
-    verdict, worst = min(relevant, key=lambda pair: RANK.get(pair[0], len(RANK)))
+    if len(rows) == 1:  # the usual case: one python per cell, nothing to rank
+        worst = rows[0]
+        verdict = effective_verdict(worst)
+        if verdict == _NOT_APPLICABLE:
+            return None
+        relevant = rows
+    else:
+        relevant = [(v, r) for r in rows if (v := effective_verdict(r)) != _NOT_APPLICABLE]
+        if not relevant:
+            return None
+        verdict, worst = min(relevant, key=lambda pair: RANK.get(pair[0], _LAST_RANK))
     label += f" × py{worst.python}" if worst.python and len(relevant) == 1 else ""
     url = job_url(worst.latest_job_id)
-    if verdict in IN_FLIGHT_VERDICTS:
+    if verdict in _IN_FLIGHT:
         return GateLine(WAITING, label, verdict, url, "in flight")
-    if verdict in FAILING_VERDICTS:
+    if verdict in _FAILING:
         if waiver is not None:
             return GateLine(WAIVED, label, Verdict.WAIVED, url, waiver_note(waiver))
         note = (
-            "infrastructure error, not the package's fault: retry it"
-            if verdict == Verdict.ERROR
-            else ""
+            "infrastructure error, not the package's fault: retry it" if verdict == _ERROR else ""
         )
         return GateLine(FAIL, label, verdict, url, note, waive_cell=key)
-    if verdict == Verdict.INSTALLABLE:
+    if verdict == _INSTALLABLE:
         # The environment solves, but nothing was tested: neither a pass nor a failure.
         return GateLine(WAITING, label, verdict, url, "installable, not tested (no package file)")
-    if verdict == Verdict.NO_TESTS:
+    if verdict == _NO_TESTS:
         return GateLine(PASS, label, verdict, url, "ran, but has no tests (see Tests exist)")
     return GateLine(PASS, label, verdict, url)
 

@@ -19,6 +19,7 @@ from testing_app.gate.types import GateLine
 from testing_app.gate.types import PolicyResult
 from testing_app.gate.types import plural
 from testing_app.models import InstallabilityCheck
+from testing_app.selectors.gate_inputs import CheckRow
 from testing_app.selectors.gate_inputs import GateInputs
 from testing_app.selectors.installability_plan import ALONE
 from testing_app.selectors.installability_plan import check_labels
@@ -34,7 +35,7 @@ def installability_policy(
     target channel: for every platform needed and every install set, the latest check."""
     if inputs.target_channel is None:
         return PolicyResult(POLICY_INSTALLABILITY, FAIL, "no target channel is configured")
-    latest: dict[tuple[str, str], InstallabilityCheck] = {}
+    latest: dict[tuple[str, str], CheckRow] = {}
     for check in inputs.checks.get(subject_key, ()):
         latest.setdefault((check.subdir, check.label), check)
     subdirs = required_subdirs(builds, inputs)
@@ -66,7 +67,7 @@ def _check_line(check, subdir: str, label: str, anchor_url: str) -> GateLine:
         return GateLine(FAIL, text, "", url, f"the check could not run: {check.error_message}")
     when = f"checked {check.finished_at:%Y-%m-%d %H:%M}"
     if check.ok:
-        return GateLine(PASS, text, "", url, f"{when}, {len(check.packages)} packages")
+        return GateLine(PASS, text, "", url, f"{when}, {check.package_count} packages")
     if check.baseline_ok is False:
         return GateLine(PASS, text, "", url, f"{when}: unsolvable without this build too")
     first_line = (check.explanation or "unsolvable").strip().splitlines()[-1].strip()
@@ -77,6 +78,26 @@ def _check_line(check, subdir: str, label: str, anchor_url: str) -> GateLine:
 
 
 def lint_policy(build: Build, inputs: GateInputs) -> PolicyResult:
+    """The build's lint; builds that give the lint the same inputs (the queue's builds often
+    do) share one result per set of gate inputs."""
+    from packages_app.lint.rules import PYTORCH_NAMES
+
+    # Everything lint_build reads of a build.
+    key = (
+        "lint",
+        build.name.lower() in PYTORCH_NAMES,
+        tuple(build.depends or ()),
+        tuple(build.constrains or ()),
+        bool(build.package_id and build.package.abi_coupled),
+        build.noarch or ("python" if build.subdir == "noarch" else ""),
+    )
+    result = inputs.memo.get(key)
+    if result is None:
+        result = inputs.memo[key] = _lint_policy(build)
+    return result
+
+
+def _lint_policy(build: Build) -> PolicyResult:
     from packages_app.lint.rules import ERROR
     from packages_app.lint.rules import lint_build
 
@@ -100,6 +121,14 @@ def _normalise(text: str) -> str:
 
 def license_policy(build: Build, inputs: GateInputs) -> PolicyResult:
     license_text = build.license or (build.package.license if build.package_id else "")
+    key = ("license", license_text)
+    result = inputs.memo.get(key)
+    if result is None:
+        result = inputs.memo[key] = _license_policy(license_text)
+    return result
+
+
+def _license_policy(license_text: str) -> PolicyResult:
     normalised = f" {_normalise(license_text)} "
     for forbidden in settings.NON_REDISTRIBUTABLE_LICENSES:
         if forbidden and f" {_normalise(forbidden)} " in normalised:

@@ -8,13 +8,17 @@ from collections import defaultdict
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
+from typing import NamedTuple
 
 from django.db.models import Count
 from django.db.models import F
+from django.db.models import Func
+from django.db.models import IntegerField
 from django.db.models import Q
 from django.utils import timezone
 
 from distro_site.json_lists import json_list_contains
+from distro_site.sql_arrays import in_array
 from packages_app.models import Build
 from packages_app.models import Channel
 from packages_app.models import Package
@@ -35,8 +39,7 @@ FEW_NAMES = 20
 LIVE_PACKAGE_STATES = (Package.Status.ACTIVE, Package.Status.AT_RISK)
 
 
-@dataclass(frozen=True)
-class CellRow:
+class CellRow(NamedTuple):
     torch_release_id: int
     variant_id: int
     platform_id: int
@@ -46,8 +49,7 @@ class CellRow:
     latest_job_id: int | None
 
 
-@dataclass(frozen=True)
-class JobRow:
+class JobRow(NamedTuple):
     pk: int
     build_id: int
     build_name: str
@@ -68,6 +70,40 @@ class JobRow:
             self.platform_id,
             self.python,
         )
+
+
+class CheckRow(NamedTuple):
+    """What the gate reads of one installability check: the queue reads thousands, so rows, not
+    model instances, and the size of the solved environment, not the environment itself."""
+
+    pk: int
+    subject_key: str
+    subdir: str
+    label: str
+    state: str
+    ok: bool | None
+    baseline_ok: bool | None
+    explanation: str
+    error_message: str
+    finished_at: datetime | None
+    package_count: int
+
+    def get_state_display(self) -> str:
+        return InstallabilityCheck.State(self.state).label
+
+
+CHECK_FIELDS = (
+    "pk",
+    "subject_key",
+    "subdir",
+    "label",
+    "state",
+    "ok",
+    "baseline_ok",
+    "explanation",
+    "error_message",
+    "finished_at",
+)
 
 
 @dataclass(frozen=True)
@@ -120,10 +156,13 @@ class GateInputs(ReleaseAxes):
     # Pinned job pk -> the latest earlier finished job of the same cell without any pin.
     baselines: dict[int, JobRow] = field(default_factory=dict)
     dependents: dict[str, list[DependentBuild]] = field(default_factory=dict)
-    checks: dict[str, list[InstallabilityCheck]] = field(default_factory=dict)
+    checks: dict[str, list[CheckRow]] = field(default_factory=dict)
     open_items: dict[int, tuple[int, str]] = field(default_factory=dict)
     in_target: set[tuple[str, str]] = field(default_factory=set)
     target_channel: Channel | None = None
+    # What the policies work out once and share between builds with the same inputs (the
+    # admitted releases of a set of constraints): lives as long as these inputs.
+    memo: dict = field(default_factory=dict)
 
 
 def candidate_builds(ids) -> list[Build]:
@@ -146,7 +185,7 @@ def load_gate_inputs(
         **vars(axes),
         now=now or timezone.now(),
         maintainer_counts=dict(
-            Package.maintainers.through.objects.filter(package_id__in=package_ids)
+            Package.maintainers.through.objects.filter(package_id__in=in_array(package_ids))
             .values("package_id")
             .annotate(n=Count("maintainer_id"))
             .values_list("package_id", "n")
@@ -157,14 +196,13 @@ def load_gate_inputs(
     _load_reverse_dependency_results(inputs, ids)
     _load_dependents(inputs, {b.name for b in builds})
     subject_keys = {*(f"build:{pk}" for pk in ids), *subjects}
-    for check in InstallabilityCheck.objects.filter(subject_key__in=subject_keys).order_by("-id"):
-        inputs.checks.setdefault(check.subject_key, []).append(check)
+    _load_checks(inputs, subject_keys)
     _load_promotion_state(inputs, builds, ignore_promotion_id=ignore_promotion_id)
     return inputs
 
 
 def _load_cells(inputs: GateInputs, ids: list[int]) -> None:
-    rows = CellResult.objects.filter(build_id__in=ids).values_list(
+    rows = CellResult.objects.filter(build_id__in=in_array(ids)).values_list(
         "build_id",
         "torch_release_id",
         "variant_id",
@@ -174,13 +212,42 @@ def _load_cells(inputs: GateInputs, ids: list[int]) -> None:
         "previous_verdict",
         "latest_job_id",
     )
-    for build_id, *values in rows:
-        inputs.cells.setdefault(build_id, []).append(CellRow(*values))
+    cells = inputs.cells
+    for values in rows:
+        # Rows are named tuples: the queue builds tens of thousands of them per request.
+        row = CellRow._make(values[1:])
+        if values[0] in cells:
+            cells[values[0]].append(row)
+        else:
+            cells[values[0]] = [row]
+
+
+def _load_checks(inputs: GateInputs, subject_keys: set[str]) -> None:
+    """Each subject's checks, newest first."""
+    rows = (
+        InstallabilityCheck.objects.filter(subject_key__in=in_array(subject_keys, "text"))
+        .annotate(package_count=JSONArrayLength("packages"))
+        .order_by("-id")
+        .values_list(*CHECK_FIELDS, "package_count")
+    )
+    for values in rows:
+        check = CheckRow(*values)
+        inputs.checks.setdefault(check.subject_key, []).append(check)
+
+
+class JSONArrayLength(Func):
+    """The length of a JSON list (0 for anything else), counted in the database."""
+
+    template = (
+        "(CASE WHEN jsonb_typeof(%(expressions)s) = 'array' "
+        "THEN jsonb_array_length(%(expressions)s) ELSE 0 END)"
+    )
+    output_field = IntegerField()
 
 
 def _load_waivers(inputs: GateInputs, ids: list[int]) -> None:
     valid = (
-        Waiver.objects.filter(build_id__in=ids, revoked_at__isnull=True)
+        Waiver.objects.filter(build_id__in=in_array(ids), revoked_at__isnull=True)
         .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=inputs.now))
         .select_related("created_by")
         .order_by("-id")
@@ -209,7 +276,7 @@ def _load_reverse_dependency_results(inputs: GateInputs, ids: list[int]) -> None
     against the channels as they were, not against some other candidate)."""
     latest: dict[tuple, JobRow] = {}
     for values in (
-        Job.objects.filter(pinned_build_id__in=ids)
+        Job.objects.filter(pinned_build_id__in=in_array(ids))
         .exclude(status=Job.Status.CANCELLED)
         .order_by("pk")
         .values_list(*JOB_FIELDS)
@@ -268,7 +335,7 @@ def _load_promotion_state(
     inputs: GateInputs, builds: list[Build], *, ignore_promotion_id: int | None
 ) -> None:
     open_items = PromotionItem.objects.filter(
-        build_id__in=[b.pk for b in builds], promotion__state__in=OPEN_PROMOTION_STATES
+        build_id__in=in_array(b.pk for b in builds), promotion__state__in=OPEN_PROMOTION_STATES
     ).exclude(state=PromotionItem.State.DONE)
     if ignore_promotion_id is not None:
         open_items = open_items.exclude(promotion_id=ignore_promotion_id)
@@ -280,7 +347,8 @@ def _load_promotion_state(
     if inputs.target_channel is not None:
         inputs.in_target = set(
             Build.objects.filter(
-                channel=inputs.target_channel, filename__in={b.filename for b in builds}
+                channel=inputs.target_channel,
+                filename__in=in_array({b.filename for b in builds}, "text"),
             )
             .exclude(state=Build.State.WITHDRAWN)
             .values_list("subdir", "filename")

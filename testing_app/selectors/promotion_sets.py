@@ -12,6 +12,10 @@ of the metadata.
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db.models import Count
+from django.db.models import Q
+
+from distro_site.sql_arrays import in_array
 from packages_app.models import Build
 from testing_app.models import SetPartnerSolve
 
@@ -35,7 +39,7 @@ def latest_findings(build_ids) -> dict[tuple[int, str], PartnerFinding]:
     """(build id, subdir) -> its newest finished solve, for these builds (one query)."""
     findings: dict[tuple[int, str], PartnerFinding] = {}
     rows = (
-        SetPartnerSolve.objects.filter(build_id__in=list(build_ids), state=State.DONE)
+        SetPartnerSolve.objects.filter(build_id__in=in_array(build_ids), state=State.DONE)
         .order_by("-id")
         .values_list(
             "build_id",
@@ -110,10 +114,11 @@ class SetSolveProgress:
 
 def get_set_solve_progress(build_ids) -> SetSolveProgress:
     """Solves of these builds still queued or running, and those that could not run."""
-    rows = SetPartnerSolve.objects.filter(build_id__in=list(build_ids))
-    pending = rows.filter(state__in=[State.QUEUED, State.RUNNING]).count()
-    failed = rows.filter(state=State.ERROR).count()
-    return SetSolveProgress(pending=pending, failed=failed)
+    counts = SetPartnerSolve.objects.filter(build_id__in=in_array(build_ids)).aggregate(
+        pending=Count("pk", filter=Q(state__in=[State.QUEUED, State.RUNNING])),
+        failed=Count("pk", filter=Q(state=State.ERROR)),
+    )
+    return SetSolveProgress(pending=counts["pending"], failed=counts["failed"])
 
 
 @dataclass(frozen=True)
