@@ -74,6 +74,7 @@ def main(sign_ins: int, jobs: int) -> dict:
         thread.join(timeout=120)
     journal = connection.cursor().execute("PRAGMA journal_mode").fetchone()[0]
     rollups = [_rollups_match()]
+    pages = _page_statuses()
     # SQLite's own row triggers keep the counts through updates and deletes too.
     from testing_app.models import Job
 
@@ -86,7 +87,21 @@ def main(sign_ins: int, jobs: int) -> dict:
         "finished": len(finished),
         "journal_mode": journal,
         "rollups_match": rollups,
+        "pages": pages,
     }
+
+
+def _page_statuses() -> dict[str, int]:
+    """The pages whose reads differ on PostgreSQL (arrays, rollups) answer on SQLite too."""
+    from django.test import Client
+
+    from tests import factories
+
+    release = factories.TorchReleaseFactory()
+    client = Client(raise_request_exception=False)
+    paths = ["/", "/matrix/", "/matrix/?status=failing&sort=failing", "/promotions/", "/hosts/",
+             "/trends/", "/releases/", f"/releases/{release.version}/"]  # fmt: skip
+    return {path: client.get(path).status_code for path in paths}
 
 
 def _rollups_match() -> bool:

@@ -42,3 +42,4 @@ def test_twenty_concurrent_sign_ins_while_the_worker_finishes_jobs_get_no_5xx(tm
     # The rollup counts, kept by SQLite's triggers, equal a recount after the jobs finished, after
     # an update and after a delete.
     assert report["rollups_match"] == [True, True, True]
+    assert report["pages"] == dict.fromkeys(report["pages"], 200)

@@ -13,6 +13,7 @@ from django.db.models.functions import Cast
 from rattler import Version
 from rattler.exceptions import InvalidVersionError
 
+from distro_site.sql_arrays import in_array
 from packages_app.lint.rules import PYTORCH_NAMES
 from packages_app.lint.rules import PytorchConstraint
 from packages_app.lint.rules import pytorch_constraint
@@ -66,10 +67,10 @@ def _constraint_of(depends: str | None, constrains: str | None) -> PytorchConstr
     return pytorch_constraint(depends=_json_list(depends), constrains=_json_list(constrains))
 
 
-def ids_param(ids) -> RawSQL:
+def ids_param(ids) -> RawSQL | list:
     """Ids as one array parameter: thousands of `IN` placeholders cost more to build and to
-    parse than the query they filter."""
-    return RawSQL("SELECT unnest(%s::bigint[])", (list(ids),))
+    parse than the query they filter (a plain list on SQLite, which has no arrays)."""
+    return in_array(ids)
 
 
 def read_release_builds(packages: list[Package], judge: "ReleaseJudge") -> BuildsByVersion:
