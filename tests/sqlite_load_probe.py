@@ -101,7 +101,20 @@ def _page_statuses() -> dict[str, int]:
     client = Client(raise_request_exception=False)
     paths = ["/", "/matrix/", "/matrix/?status=failing&sort=failing", "/promotions/", "/hosts/",
              "/trends/", "/releases/", f"/releases/{release.version}/"]  # fmt: skip
-    return {path: client.get(path).status_code for path in paths}
+    statuses = {path: client.get(path).status_code for path in paths}
+    # The gate counts a check's solved packages in the database (JSONArrayLength).
+    from testing_app.models import InstallabilityCheck
+    from testing_app.selectors.gate_inputs import JSONArrayLength
+
+    check = factories.InstallabilityCheckFactory(
+        promotion=factories.PromotionFactory(), requested_by=factories.UserFactory(),
+        packages=[{"name": "a"}, {"name": "b"}, {"name": "c"}],
+    )  # fmt: skip
+    counted = InstallabilityCheck.objects.filter(pk=check.pk).annotate(
+        n=JSONArrayLength("packages")
+    )
+    statuses["solved packages counted"] = 200 if counted.get().n == 3 else 500
+    return statuses
 
 
 def _rollups_match() -> bool:

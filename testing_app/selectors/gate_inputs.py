@@ -244,6 +244,14 @@ class JSONArrayLength(Func):
     )
     output_field = IntegerField()
 
+    def as_sqlite(self, compiler, connection, **extra_context):
+        # The local demo's database: SQLite's JSON1 functions say the same.
+        template = (
+            "(CASE WHEN json_type(%(expressions)s) = 'array' "
+            "THEN json_array_length(%(expressions)s) ELSE 0 END)"
+        )
+        return self.as_sql(compiler, connection, template=template, **extra_context)
+
 
 def _load_waivers(inputs: GateInputs, ids: list[int]) -> None:
     valid = (
