@@ -52,11 +52,15 @@ def test_kill_9_of_workers_mid_job_every_job_ends_once(
     for name in hosts[1:]:
         workers[name] = worker("--enroll-token", token, "--name", name, env=env)
 
-    def busy():
-        return Job.objects.filter(status="running").count() == len(hosts)
+    running: dict[str, Job] = {}
+
+    def busy():  # each host holds a job at the same moment (not just three running rows)
+        jobs = Job.objects.filter(status="running").select_related("worker__host")
+        running.clear()
+        running.update({job.worker.host.name: job for job in jobs})
+        return sorted(running) == hosts
 
     wait_for(busy, timeout=90, what="every worker to hold a job")
-    running = {job.worker.host.name: job for job in Job.objects.filter(status="running")}
     victim_alone, victim_node = workers["host-a"].proc, workers["host-b"].proc
     assert len(live_pids(sid=victim_alone.pid)) >= 2  # the worker and its scheduler, at least
     os.kill(victim_alone.pid, signal.SIGKILL)  # the worker process only
