@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from django.db.models import F
 from django.db.models import TextField
-from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 from rattler import Version
 from rattler.exceptions import InvalidVersionError
@@ -67,12 +66,6 @@ def _constraint_of(depends: str | None, constrains: str | None) -> PytorchConstr
     return pytorch_constraint(depends=_json_list(depends), constrains=_json_list(constrains))
 
 
-def ids_param(ids) -> RawSQL | list:
-    """Ids as one array parameter: thousands of `IN` placeholders cost more to build and to
-    parse than the query they filter (a plain list on SQLite, which has no arrays)."""
-    return in_array(ids)
-
-
 def read_release_builds(packages: list[Package], judge: "ReleaseJudge") -> BuildsByVersion:
     """The live builds the release's judgement needs: every package's latest version, and
     the older versions of the packages whose latest excludes the release and that have an
@@ -91,7 +84,7 @@ def read_release_builds(packages: list[Package], judge: "ReleaseJudge") -> Build
     if not excluding:
         return builds
     keys = (
-        Build.objects.filter(package_id__in=ids_param(excluding), package__in=live)
+        Build.objects.filter(package_id__in=in_array(excluding), package__in=live)
         .exclude(version=F("package__latest_version"))
         .exclude(state=Build.State.WITHDRAWN)
         .order_by()
@@ -104,7 +97,7 @@ def read_release_builds(packages: list[Package], judge: "ReleaseJudge") -> Build
         if judge.admits_with_bound(_constraint_of(depends, constrains))
     }
     if served:
-        builds.update(read_live_builds(Build.objects.filter(package_id__in=ids_param(served))))
+        builds.update(read_live_builds(Build.objects.filter(package_id__in=in_array(served))))
     return builds
 
 

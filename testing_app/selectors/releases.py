@@ -14,6 +14,7 @@ from dataclasses import field
 from django.db.models import Count
 from rattler import Version
 
+from distro_site.sql_arrays import in_array
 from packages_app.models import Maintainer
 from packages_app.models import Package
 from packages_app.models import TorchRelease
@@ -24,7 +25,6 @@ from testing_app.models.verdicts import IN_FLIGHT_VERDICTS
 from testing_app.models.verdicts import Verdict
 from testing_app.selectors.release_judgement import BuildsByVersion
 from testing_app.selectors.release_judgement import ReleaseJudge
-from testing_app.selectors.release_judgement import ids_param
 from testing_app.selectors.release_judgement import judge_package
 from testing_app.selectors.release_judgement import list_live_packages
 from testing_app.selectors.release_judgement import read_live_builds
@@ -210,7 +210,7 @@ def get_release_follow(release: TorchRelease) -> ReleaseFollow:
     impacts, judged_ids = _impact_and_latest(release)
     counts: dict[int, dict[str, int]] = defaultdict(dict)
     cells = (
-        CellResult.objects.filter(torch_release=release, build_id__in=ids_param(judged_ids))
+        CellResult.objects.filter(torch_release=release, build_id__in=in_array(judged_ids))
         .order_by()
         .values_list("package_id", "verdict")
         .annotate(n=Count("pk"))
