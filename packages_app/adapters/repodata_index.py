@@ -8,10 +8,11 @@ mapped file. Each record is identified by a 64-bit BLAKE2 hash of its file name 
 
 The record index, written after an import commits, keeps those hashes and the file names in
 one file beside rattler's cache, with a fingerprint of the catalog rows it describes (the
-caller's choice: count and last change of the subdir's builds). The next sync compares the
-new file with it: records whose hash is new are the changed or added ones, names no longer
-listed are the removed ones. With no index, or a fingerprint that no longer matches the
-catalog, the caller imports the whole file in chunks instead (`chunks`).
+caller's choice: the subdir's revision, which the database moves on every write to its
+builds). The next sync compares the new file with it: records whose hash is new are the
+changed or added ones, names no longer listed are the removed ones. With no index, or a
+fingerprint that no longer matches the catalog, the caller imports the whole file in chunks
+instead (`chunks`).
 
 Records that go on to be imported are cut out into small repodata.json files and parsed by
 packages_app.adapters.repodata.parse_repodata_file, so every record that enters the catalog
