@@ -21,6 +21,8 @@ each subdir's live builds are exactly the file names of one version of the chann
 record index of that version as sync would have after importing it (the catalog's fingerprint),
 and syncs the other version first (the same 100 records, changed the other way), then back (the
 second sync of the steps above, exactly), then once more (304).
+With `--profile N`, each sync runs under cProfile and prints (on stderr) its N costliest
+functions by own time and the time spent in each SQL statement (slower; for finding costs).
 Baselines in the same run, on the same linux-64 file: `json.loads` of the file alone in a fresh
 process (what a plain-JSON reader pays before doing anything), and the bytes on the wire.
 Targets (issue 16): the second sync under 10 s and under 1 GB. Asserts nothing; prints numbers
