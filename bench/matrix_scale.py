@@ -92,16 +92,22 @@ def install_rollup_triggers() -> None:
     from django.db import connection
     from django.db import transaction
 
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_trigger WHERE tgname = 'testing_app_count_cells_insert'")
-        if cursor.fetchone():
-            return
     # Found by their names, not their numbers: the numbers change when branches merge.
     root = Path(__file__).resolve().parent.parent
+    groups = (
+        ("testing_app", "rollups", "testing_app_count_cells_insert"),
+        ("packages_app", "subdir_revisions", "packages_app_build_revision_insert"),
+    )
     statements = []
-    for app, suffix in (("testing_app", "rollups"), ("packages_app", "subdir_revisions")):
+    for app, suffix, trigger in groups:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_trigger WHERE tgname = %s", [trigger])
+            if cursor.fetchone():
+                continue
         module = next((root / app / "migrations").glob(f"*_{suffix}.py")).stem
         statements += importlib.import_module(f"{app}.migrations.{module}").install_sql()
+    if not statements:
+        return
     start = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
         for statement in statements:
