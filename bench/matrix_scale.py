@@ -84,26 +84,35 @@ def build_schema(*, with_triggers: bool = True) -> None:
 
 
 def install_rollup_triggers() -> None:
-    """The rollups' triggers (and their backfill), which only the migration creates: syncdb
-    builds tables, not triggers. Run once per database (and again after --generate)."""
+    """The rollups' triggers (and their backfill) and the builds' subdir revision triggers,
+    which only the migrations create: syncdb builds tables, not triggers. Run once per database
+    (and again after --generate)."""
     import importlib
 
     from django.db import connection
     from django.db import transaction
 
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_trigger WHERE tgname = 'testing_app_count_cells_insert'")
-        if cursor.fetchone():
-            return
-    # Found by its name, not its number: the number changes when branches merge.
-    migrations = Path(__file__).resolve().parent.parent / "testing_app" / "migrations"
-    module = next(migrations.glob("*_rollups.py")).stem
-    migration = importlib.import_module(f"testing_app.migrations.{module}")
+    # Found by their names, not their numbers: the numbers change when branches merge.
+    root = Path(__file__).resolve().parent.parent
+    groups = (
+        ("testing_app", "rollups", "testing_app_count_cells_insert"),
+        ("packages_app", "subdir_revisions", "packages_app_build_revision_insert"),
+    )
+    statements = []
+    for app, suffix, trigger in groups:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_trigger WHERE tgname = %s", [trigger])
+            if cursor.fetchone():
+                continue
+        module = next((root / app / "migrations").glob(f"*_{suffix}.py")).stem
+        statements += importlib.import_module(f"{app}.migrations.{module}").install_sql()
+    if not statements:
+        return
     start = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
-        for statement in migration.install_sql():
+        for statement in statements:
             cursor.execute(statement)
-    print(f"rollup triggers installed and backfilled in {time.perf_counter() - start:.1f} s")
+    print(f"triggers installed, rollups backfilled in {time.perf_counter() - start:.1f} s")
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -21,6 +21,8 @@ each subdir's live builds are exactly the file names of one version of the chann
 record index of that version as sync would have after importing it (the catalog's fingerprint),
 and syncs the other version first (the same 100 records, changed the other way), then back (the
 second sync of the steps above, exactly), then once more (304).
+With `--profile N`, each sync runs under cProfile and prints (on stderr) its N costliest
+functions by own time and the time spent in each SQL statement (slower; for finding costs).
 Baselines in the same run, on the same linux-64 file: `json.loads` of the file alone in a fresh
 process (what a plain-JSON reader pays before doing anything), and the bytes on the wire.
 Targets (issue 16): the second sync under 10 s and under 1 GB. Asserts nothing; prints numbers
@@ -56,8 +58,33 @@ django.setup()
 from packages_app.models import Channel
 from packages_app.services.sync import sync_channel
 channel = Channel.objects.get(name=sys.argv[1])
+profile, queries = None, {}
+if int(sys.argv[2]):
+    import contextlib, cProfile
+    from django.db import connection
+    profile = cProfile.Profile()
+    def timed(execute, sql, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            entry = queries.setdefault(sql[:100], [0, 0.0])
+            entry[0] += 1
+            entry[1] += time.perf_counter() - started
+    stack = contextlib.ExitStack()
+    stack.enter_context(connection.execute_wrapper(timed))
 wall, cpu = time.perf_counter(), time.process_time()
+if profile:
+    profile.enable()
 result = sync_channel(channel=channel, plan=False)
+if profile:
+    profile.disable()
+    stack.close()
+    import pstats
+    stats = pstats.Stats(profile, stream=sys.stderr).sort_stats("tottime")
+    stats.print_stats(int(sys.argv[2]))
+    for sql, (count, seconds) in sorted(queries.items(), key=lambda q: -q[1][1])[:15]:
+        print(f"SQL {seconds:7.3f} s {count:5} x {sql}", file=sys.stderr)
 print(json.dumps({
     "wall_s": time.perf_counter() - wall,
     "cpu_s": time.process_time() - cpu,
@@ -229,6 +256,13 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the 1.5 M records")
     parser.add_argument("--data", type=Path, help="keep the generated channel here (reused)")
     parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run each sync under cProfile and print its N costliest functions (slower)",
+    )
+    parser.add_argument(
         "--reuse-catalog",
         action="store_true",
         help="keep the catalog an earlier run left (skips the first sync); needs --data",
@@ -296,7 +330,7 @@ def main() -> None:
         analyze_builds()
         server.root, server.bytes_sent, server.requests = data / root, 0, []
         load = os.getloadavg()[0]
-        result, wall, rss = run_child(SYNC_CHILD, CHANNEL_NAME)
+        result, wall, rss = run_child(SYNC_CHILD, CHANNEL_NAME, str(options.profile))
         steps.append((label, result, wall, rss, server.bytes_sent, load))
         gets = sum(1 for method, _ in server.requests if method == "GET")
         print(

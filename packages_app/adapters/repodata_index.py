@@ -8,10 +8,11 @@ mapped file. Each record is identified by a 64-bit BLAKE2 hash of its file name 
 
 The record index, written after an import commits, keeps those hashes and the file names in
 one file beside rattler's cache, with a fingerprint of the catalog rows it describes (the
-caller's choice: count and last change of the subdir's builds). The next sync compares the
-new file with it: records whose hash is new are the changed or added ones, names no longer
-listed are the removed ones. With no index, or a fingerprint that no longer matches the
-catalog, the caller imports the whole file in chunks instead (`chunks`).
+caller's choice: the subdir's revision, which the database moves on every write to its
+builds). The next sync compares the new file with it: records whose hash is new are the
+changed or added ones, names no longer listed are the removed ones. With no index, or a
+fingerprint that no longer matches the catalog, the caller imports the whole file in chunks
+instead (`chunks`).
 
 Records that go on to be imported are cut out into small repodata.json files and parsed by
 packages_app.adapters.repodata.parse_repodata_file, so every record that enters the catalog
@@ -75,6 +76,12 @@ class Delta:
 # Names of the index read this many bytes at a time when looking for vanished ones.
 NAMES_CHUNK_BYTES = 4 * 2**20
 HASH_SLICE_RECORDS = 65_536
+# Aligning the old and new hashes (see `align`): equal runs are skipped this many at a time,
+# a difference is resolved by looking this far ahead on both sides, and past this many
+# unmatched records the files are compared as sets instead.
+ALIGN_BLOCK = 4096
+ALIGN_WINDOW = 64
+ALIGN_MAX_UNMATCHED = 20_000
 
 
 def record_hash(filename: str, raw) -> int:
@@ -102,6 +109,62 @@ def _group_hashes(records: dict, after_slice: Callable[[], None]) -> array:
     if sys.byteorder != "little":
         out.byteswap()
     return out
+
+
+def align(old: array, new: array) -> tuple[list[int], list[int]] | None:
+    """Positions of `new` and of `old` that the other file does not hold at the matching
+    place, walking both in order; None when they are too different to walk (then compare
+    them as sets). A channel lists its records in the same (sorted) order from one version
+    to the next, so 10^6 records with 100 changes are 100 short gaps between long equal runs:
+    the runs are compared a block at a time in C (memoryview equality), and only the gaps
+    are looked at in Python. A pair matched here has the same hash, so the same file name
+    and bytes; anything unmatched is at worst parsed again or looked up by name."""
+    old_view, new_view = memoryview(old), memoryview(new)
+    i = j = 0
+    new_positions: list[int] = []
+    old_positions: list[int] = []
+    while i < len(old) and j < len(new):
+        step = ALIGN_BLOCK
+        while step:  # skip the equal run: whole blocks, then halves, to the first difference
+            if old_view[i : i + step] == new_view[j : j + step] and i + step <= len(old):
+                i, j = i + step, j + step
+            else:
+                step //= 2
+        if i == len(old) or j == len(new):
+            break
+        ahead: dict[int, int] = {}
+        for offset, value in enumerate(old[i : i + ALIGN_WINDOW]):
+            ahead.setdefault(value, offset)
+        # The nearest place where both go on equal: a record changed, added or removed here.
+        found = min(
+            (
+                (ahead[value] + offset, ahead[value], offset)
+                for offset, value in enumerate(new[j : j + ALIGN_WINDOW])
+                if value in ahead
+            ),
+            default=None,
+        )
+        if found is None:
+            return None
+        _, skip_old, skip_new = found
+        old_positions.extend(range(i, i + skip_old))
+        new_positions.extend(range(j, j + skip_new))
+        i, j = i + skip_old, j + skip_new
+        if len(old_positions) + len(new_positions) > ALIGN_MAX_UNMATCHED:
+            return None
+    old_positions.extend(range(i, len(old)))
+    new_positions.extend(range(j, len(new)))
+    if len(old_positions) + len(new_positions) > ALIGN_MAX_UNMATCHED:
+        return None
+    return new_positions, old_positions
+
+
+def _at(items, positions: list[int]) -> Iterator:
+    """The items at the given ascending positions of an iterator (skipped over in C)."""
+    items, last = iter(items), -1
+    for position in positions:
+        yield next(islice(items, position - last - 1, None))
+        last = position
 
 
 class RawRepodata:
@@ -172,7 +235,33 @@ class RawRepodata:
     def delta(self, index: "RecordIndex", hashes: array) -> Delta:
         """Records whose (file name, raw bytes) the index does not hold, and names it lists
         that this file does not. `hashes` is this file's `hashes()`."""
-        # Membership tests and selection run in C (map / compress), as in hashes().
+        aligned = align(index.hashes, hashes)
+        if aligned is None:
+            return self._delta_by_sets(index, hashes)
+        new_positions, old_positions = aligned
+        changed: dict[str, dict[str, bytes]] = {}
+        start = 0
+        for key, records in self.groups.items():
+            end = start + len(records)
+            picked = [p - start for p in new_positions if start <= p < end]
+            changed[key] = {name: bytes(raw) for name, raw in _at(records.items(), picked)}
+            start = end
+        removed: list[str] = []
+        offset = 0
+        for names in index.filename_chunks():
+            end = offset + len(names)
+            picked = [p - offset for p in old_positions if offset <= p < end]
+            unlisted = (names[p] for p in picked)
+            for records in self.groups.values():
+                unlisted = filterfalse(records.__contains__, unlisted)
+            removed.extend(unlisted)
+            offset = end
+        return Delta(changed=changed, removed=removed)
+
+    def _delta_by_sets(self, index: "RecordIndex", hashes: array) -> Delta:
+        """`delta` for files that do not align (reordered, or mostly changed): every hash
+        looked up in a set of the other file's. Membership tests and selection run in C
+        (map / compress), as in hashes()."""
         known = set(index.hashes)
         changed: dict[str, dict[str, bytes]] = {key: {} for key in KEYS}
         position = 0
@@ -182,15 +271,21 @@ class RawRepodata:
             is_new = map(operator.not_, map(known.__contains__, group))
             changed[key] = {name: bytes(raw) for name, raw in compress(records.items(), is_new)}
         del known
-        return Delta(changed=changed, removed=self._unlisted(index))
+        return Delta(changed=changed, removed=self._unlisted(index, hashes))
 
-    def _unlisted(self, index: "RecordIndex") -> list[str]:
-        """The index's file names this file does not list, in the index's order. The names
-        are decoded a few MiB at a time, so the old and new names never all sit in memory as
-        Python strings."""
+    def _unlisted(self, index: "RecordIndex", hashes: array) -> list[str]:
+        """The index's file names this file does not list, in the index's order. Only the
+        names of records whose hash this file does not hold (the removed ones and the old
+        versions of changed ones: a few) are looked up among this file's names; every other
+        record is here byte for byte, name included. The names are decoded a few MiB at a
+        time, so the old and new names never all sit in memory as Python strings."""
+        present = set(hashes)
         removed: list[str] = []
+        position = 0
         for names in index.filename_chunks():
-            unlisted = names
+            block = index.hashes[position : position + len(names)]
+            position += len(names)
+            unlisted = compress(names, map(operator.not_, map(present.__contains__, block)))
             for records in self.groups.values():
                 unlisted = filterfalse(records.__contains__, unlisted)
             removed.extend(unlisted)
@@ -272,9 +367,13 @@ class RecordIndex:
                     return None
                 hashes = array("Q")
                 hashes.fromfile(source, header["count"])
-                return cls(hashes=hashes, names_blob=source.read(), fingerprint=fingerprint)
+                names_blob = source.read()
         except (OSError, ValueError, EOFError, KeyError):
             return None
+        # One name per hash, or the delta would pair names with other records' hashes.
+        if (names_blob.count(b"\n") + 1 if names_blob else 0) != len(hashes):
+            return None
+        return cls(hashes=hashes, names_blob=names_blob, fingerprint=fingerprint)
 
     @staticmethod
     def discard(folder: Path) -> None:

@@ -486,3 +486,4 @@ class TorchRelease(models.Model):
 # Kept in their own module (this one is long enough); imported here so Django registers them.
 from packages_app.models.publishers import TrustedPublisher  # noqa: E402,F401
 from packages_app.models.publishers import UsedPublishingToken  # noqa: E402,F401
+from packages_app.models.revisions import SubdirRevision  # noqa: E402,F401

@@ -22,9 +22,6 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count
-from django.db.models import Max
-from django.db.models import Q
 from django.utils import timezone
 
 from packages_app.adapters.repodata import RepodataError
@@ -41,6 +38,7 @@ from packages_app.adapters.repodata_index import write_records
 from packages_app.models import Build
 from packages_app.models import Channel
 from packages_app.models import Package
+from packages_app.models import SubdirRevision
 from packages_app.services.catalog import import_parsed_repodata
 from packages_app.services.catalog import withdraw_files
 from packages_app.services.catalog import withdraw_unlisted
@@ -143,37 +141,58 @@ def _sync_subdir(channel, subdir, *, plan: bool) -> SubdirSync:
             if raw.subdir != subdir:
                 raise RepodataError(f"{url}: says it is subdir {raw.subdir!r}")
             hashes = raw.hashes()
-            index = RecordIndex.load(folder, fingerprint=_fingerprint(channel, subdir))
+            seen = _revision(channel, subdir)
+            index = RecordIndex.load(folder, fingerprint=_fingerprint(channel, subdir, seen))
             delta = raw.delta(index, hashes) if index is not None else None
             del index  # before the snapshot: the two indexes' names never sit in memory at once
             snapshot = raw.snapshot(hashes)
-            outcome = _import_and_plan(
-                channel, subdir, raw, delta, fetched.validators, label=url, plan=plan
+            outcome, revision = _import_and_plan(
+                channel, subdir, raw, delta, seen, fetched.validators, label=url, plan=plan
             )
     except (RepodataError, ValidationError) as exc:
         return SubdirSync(subdir, "error", "; ".join(getattr(exc, "messages", [str(exc)])))
-    # After the commit: the index describes what the catalog now holds for this subdir.
-    snapshot.fingerprint = _fingerprint(channel, subdir)
+    # The revision the import committed: the index describes what the catalog now holds.
+    snapshot.fingerprint = _fingerprint(channel, subdir, revision)
     snapshot.save(folder)
     return outcome
 
 
-def _fingerprint(channel: Channel, subdir: str) -> dict:
-    """What the record index must still describe: the subdir's rows, live rows, last change."""
-    rows = Build.objects.filter(channel=channel, subdir=subdir).aggregate(
-        rows=Count("pk"),
-        live=Count("pk", filter=~Q(state=Build.State.WITHDRAWN)),
-        last=Max("updated_at"),
+def _fingerprint(channel: Channel, subdir: str, revision: int | None = None) -> dict:
+    """What the record index must still describe: the subdir's builds at this revision (the
+    current one when not given). The database moves the revision on every write to them
+    (SubdirRevision), so reading it costs one indexed row however large the subdir."""
+    if revision is None:
+        revision = _revision(channel, subdir)
+    return {"channel": channel.pk, "subdir": subdir, "revision": revision}
+
+
+def _revision(channel: Channel, subdir: str) -> int:
+    found = SubdirRevision.objects.filter(channel=channel, subdir=subdir)
+    return found.values_list("revision", flat=True).first() or 0
+
+
+def _lock_revision(channel: Channel, subdir: str) -> int:
+    """The subdir's revision, locked until the transaction ends: any other writer of its
+    builds waits in its trigger, so between here and the commit only this transaction changes
+    them, and the revision read before the commit is the one the commit leaves."""
+    SubdirRevision.objects.bulk_create(
+        [SubdirRevision(channel=channel, subdir=subdir)], ignore_conflicts=True
     )
-    last = rows["last"].isoformat() if rows["last"] else ""
-    return {"channel": channel.pk, "rows": rows["rows"], "live": rows["live"], "last": last}
+    locked = SubdirRevision.objects.select_for_update().filter(channel=channel, subdir=subdir)
+    return locked.values_list("revision", flat=True).get()
 
 
 @transaction.atomic
-def _import_and_plan(channel, subdir, raw, delta, validators, *, label, plan) -> SubdirSync:
+def _import_and_plan(
+    channel, subdir, raw, delta, seen, validators, *, label, plan
+) -> tuple[SubdirSync, int]:
     """Import what changed (the record index's delta) or, without a usable index (`delta` is
     None), every record in chunks; one transaction either way, so a bad record leaves the
-    catalog as it was."""
+    catalog as it was. Returns the outcome and the subdir's revision at the commit."""
+    if _lock_revision(channel, subdir) != seen:
+        # Another writer changed the subdir's builds since the index was checked: the delta
+        # may miss what it did, so every record is compared instead.
+        delta = None
     outcome = SubdirSync(subdir, "imported", listed=raw.record_count)
     changed_files: list[str] = []
     if delta is not None:
@@ -202,7 +221,7 @@ def _import_and_plan(channel, subdir, raw, delta, validators, *, label, plan) ->
     Channel.objects.filter(pk=channel.pk).update(
         sync_state={**(Channel.objects.get(pk=channel.pk).sync_state or {}), subdir: validators}
     )
-    return outcome
+    return outcome, _revision(channel, subdir)
 
 
 def _warn_unreadable(channel, subdir, records) -> None:

@@ -1,6 +1,8 @@
 """The raw-record split and the record index: what a sync parses is decided here."""
 
 import json
+import random
+from array import array
 
 import pytest
 
@@ -63,6 +65,10 @@ def test_index_of_another_catalog_state_or_a_damaged_file_is_not_used(tmp_path):
     assert RecordIndex.load(tmp_path, fingerprint={"live": 1}) is None
     (tmp_path / INDEX_NAME).write_bytes(b"something else entirely")
     assert RecordIndex.load(tmp_path, fingerprint={"live": 1}) is None
+    # A hash without its name (or a name without its hash): the pairs cannot be trusted.
+    index.names_blob += b"\nb-1.0-0.conda"
+    index.save(tmp_path)
+    assert RecordIndex.load(tmp_path, fingerprint={"live": 1}) is None
 
 
 @pytest.mark.parametrize(
@@ -114,10 +120,77 @@ def test_vanished_names_are_found_across_name_chunks_in_the_index_order(tmp_path
 
     gone = ["p03-1.0-0.conda", "p17-1.0-0.conda", "p39-1.0-0.conda"]
     after = {name: record for name, record in before.items() if name not in gone}
+    # Patched in place: its old bytes are gone from the file, its name is not.
+    after["p10-1.0-0.conda"] = _record("p10", "1.0", license="MIT")
     with RawRepodata(
         _write(tmp_path / "new.json", after), label="n", expected_subdir="linux-64"
     ) as raw:
         monkeypatch.setattr(repodata_index, "NAMES_CHUNK_BYTES", 50)
         delta = raw.delta(index, raw.hashes())
     assert delta.removed == gone
-    assert delta.changed_count == 0
+    assert list(delta.changed["packages.conda"]) == ["p10-1.0-0.conda"]
+
+
+def _edited(old: list[int], rng, edits: int) -> list[int]:
+    new = list(old)
+    for _ in range(edits):
+        at = rng.randrange(len(new) + 1)
+        kind = rng.choice(("change", "add", "remove", "add-run"))
+        if kind == "change" and at < len(new):
+            new[at] = rng.getrandbits(64)
+        elif kind == "remove" and at < len(new):
+            del new[at]
+        elif kind == "add-run":
+            new[at:at] = [rng.getrandbits(64) for _ in range(rng.randrange(1, 20))]
+        else:
+            new.insert(at, rng.getrandbits(64))
+    return new
+
+
+@pytest.mark.parametrize("seed", range(2))
+@pytest.mark.parametrize(
+    ("size", "edits", "block"),
+    [(20_000, 5, 4), (20_000, 40, 64), (20_000, 40, 4096), (20_000, 0, 4096), (5_000, 300, 64)]
+    + [(50, 5, 4), (1, 40, 4), (0, 5, 4), (3, 0, 4)],
+)
+def test_alignment_finds_every_record_the_other_file_lacks_and_few_others(
+    seed, size, edits, block, monkeypatch
+):
+    rng = random.Random(seed)
+    monkeypatch.setattr(repodata_index, "ALIGN_BLOCK", block)
+    old = [rng.getrandbits(64) for _ in range(size)]
+    new = _edited(old, rng, edits)
+
+    aligned = repodata_index.align(array("Q", old), array("Q", new))
+
+    if aligned is None:  # allowed where the edits leave nothing in common nearby
+        assert size < 100 or edits > 40
+        return
+    new_positions, old_positions = aligned
+    assert new_positions == sorted(set(new_positions))
+    assert old_positions == sorted(set(old_positions))
+    # Everything unmatched is reported (the delta depends on it)...
+    old_set, new_set = set(old), set(new)
+    assert {p for p, h in enumerate(new) if h not in old_set} <= set(new_positions)
+    assert {p for p, h in enumerate(old) if h not in new_set} <= set(old_positions)
+    # ...and little else: a matched pair is the same record, no need to look at it again.
+    assert len(new_positions) + len(old_positions) <= 2 * edits * 20
+
+
+def test_a_reordered_file_is_compared_as_sets_with_the_same_delta(tmp_path):
+    before = {f"p{i:03d}-1.0-0.conda": _record(f"p{i:03d}", "1.0") for i in range(300)}
+    with RawRepodata(
+        _write(tmp_path / "old.json", before), label="o", expected_subdir="linux-64"
+    ) as raw:
+        index = raw.snapshot(raw.hashes())
+    after = dict(reversed(before.items()))  # a channel that changed its order
+    del after["p100-1.0-0.conda"]
+    after["p007-1.0-0.conda"] = _record("p007", "1.0", license="MIT")
+    with RawRepodata(
+        _write(tmp_path / "new.json", after), label="n", expected_subdir="linux-64"
+    ) as raw:
+        hashes = raw.hashes()
+        assert repodata_index.align(index.hashes, hashes) is None
+        delta = raw.delta(index, hashes)
+    assert list(delta.changed["packages.conda"]) == ["p007-1.0-0.conda"]
+    assert delta.removed == ["p100-1.0-0.conda"]

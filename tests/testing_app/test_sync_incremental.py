@@ -9,10 +9,15 @@ import pytest
 
 from packages_app.adapters.repodata_fetch import cache_folder
 from packages_app.adapters.repodata_index import INDEX_NAME
+from packages_app.adapters.repodata_index import RawRepodata
 from packages_app.adapters.repodata_index import RecordIndex
 from packages_app.models import Build
 from packages_app.models import Channel
+from packages_app.models import Package
+from packages_app.models import SubdirRevision
+from packages_app.services.catalog import link_builds_to_package
 from packages_app.services.sync import sync_channel
+from tests.factories import PackageFactory
 from tests.testing_app.planning_world import SUBDIR
 from tests.testing_app.sync_world import channel_server
 from tests.testing_app.sync_world import served_sample_world
@@ -111,6 +116,54 @@ def test_catalog_changed_under_the_index_falls_back_to_a_whole_import(world, ser
     assert result.updated == 2  # the restored build and the patched license
     assert Build.objects.get(channel=world.channel, filename=PASSES).state == "staged"
     assert Build.objects.get(channel=world.channel, filename=UNSATISFIABLE).license == "MIT"
+
+
+def test_a_write_between_the_index_check_and_the_import_makes_it_a_whole_import(
+    world, server, monkeypatch
+):
+    sync_channel(channel=world.channel, plan=False)
+    _edit(server, lambda d: d["packages.conda"][UNSATISFIABLE].update(license="MIT"))
+    snapshot = RawRepodata.snapshot
+
+    def withdrawn_meanwhile(raw, hashes):
+        # Another writer commits after the index was found current, before the import's
+        # transaction: the delta cannot know about it.
+        Build.objects.filter(channel=world.channel, filename=PASSES).update(state="withdrawn")
+        return snapshot(raw, hashes)
+
+    monkeypatch.setattr(RawRepodata, "snapshot", withdrawn_meanwhile)
+    result = sync_channel(channel=world.channel, plan=False).subdirs[0]
+
+    assert (result.parsed, result.updated) == (_listed(server), 2)
+    assert Build.objects.get(channel=world.channel, filename=PASSES).state == "staged"
+
+
+def test_the_index_names_the_revision_its_import_committed(world, server, settings):
+    sync_channel(channel=world.channel, plan=False)
+    folder = cache_folder(Path(settings.REPODATA_CACHE_DIR), world.channel.base_url, SUBDIR)
+    _edit(server, _add_and_patch)
+    sync_channel(channel=world.channel, plan=False)
+
+    revision = SubdirRevision.objects.get(channel=world.channel, subdir=SUBDIR).revision
+    assert revision > 1  # the first import and the second's writes each moved it
+    fingerprint = {"channel": world.channel.pk, "subdir": SUBDIR, "revision": revision}
+    assert RecordIndex.load(folder, fingerprint=fingerprint) is not None
+
+
+def test_a_package_registered_meanwhile_keeps_the_index(world, server):
+    sync_channel(channel=world.channel, plan=False)
+    # Registration links the catalog's builds of its name in every channel (and a package's
+    # deletion unlinks them): not a change of what the index describes, so the next sync
+    # still parses only what changed.
+    Build.objects.filter(channel=world.channel).update(package=None)
+    package = Package.objects.filter(name="sample-passes").first()
+    link_builds_to_package(package=package or PackageFactory(name="sample-passes"))
+    assert Build.objects.get(channel=world.channel, filename=PASSES).package is not None
+    _edit(server, lambda d: d["packages.conda"][UNSATISFIABLE].update(license="MIT"))
+
+    result = sync_channel(channel=world.channel, plan=False).subdirs[0]
+
+    assert (result.parsed, result.updated) == (1, 1)
 
 
 def test_unchanged_file_with_a_new_etag_is_not_parsed(world, server):
