@@ -15,6 +15,7 @@ data; the error is recorded on the channel (last_sync_error) and the other chann
 import logging
 import tempfile
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
@@ -28,6 +29,7 @@ from packages_app.adapters.repodata import RepodataError
 from packages_app.adapters.repodata import parse_repodata_file
 from packages_app.adapters.repodata_fetch import MISSING
 from packages_app.adapters.repodata_fetch import NOT_MODIFIED
+from packages_app.adapters.repodata_fetch import Fetched
 from packages_app.adapters.repodata_fetch import RepodataFetchError
 from packages_app.adapters.repodata_fetch import cache_folder
 from packages_app.adapters.repodata_fetch import fetch_repodata
@@ -103,32 +105,54 @@ def sync_channel(*, channel: Channel, plan: bool = True) -> ChannelSync:
     channel.refresh_from_db()  # the validators of the last sync, not of when it was loaded
     result = ChannelSync(channel=str(channel))
     explicit = bool(channel.subdirs)
-    for subdir in channel.subdirs or settings.SYNC_SUBDIRS:
-        outcome = _sync_subdir(channel, subdir, plan=plan)
-        if outcome.status == "missing" and explicit:
-            outcome.status, outcome.message = "error", "no repodata.json for this subdir"
-        result.subdirs.append(outcome)
+    subdirs = list(channel.subdirs or settings.SYNC_SUBDIRS)
+    # The next subdir downloads while this one is read and imported: rattler's download and
+    # decompression run outside the GIL, on the other core, and a conda-forge-sized channel's
+    # noarch takes seconds to fetch. One subdir ahead only, so at most two files are fresh at
+    # once. The fetch touches no database.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="repodata-fetch") as pool:
+        ahead = pool.submit(_fetch_subdir, channel, subdirs[0]) if subdirs else None
+        for position, subdir in enumerate(subdirs):
+            fetched = ahead.result()
+            following = subdirs[position + 1] if position + 1 < len(subdirs) else None
+            ahead = pool.submit(_fetch_subdir, channel, following) if following else None
+            outcome = _sync_subdir(channel, subdir, fetched, plan=plan)
+            if outcome.status == "missing" and explicit:
+                outcome.status, outcome.message = "error", "no repodata.json for this subdir"
+            result.subdirs.append(outcome)
     _record_channel_state(channel, result)
     for line in (s.line() for s in result.subdirs if s.status != "missing"):
         logger.info("sync %s: %s", channel, line)
     return result
 
 
-def _sync_subdir(channel, subdir, *, plan: bool) -> SubdirSync:
-    previous = dict((channel.sync_state or {}).get(subdir) or {})
-    url = repodata_url(channel.base_url, subdir)
-    cache_root = Path(settings.REPODATA_CACHE_DIR)
+def _fetch_subdir(channel: Channel, subdir: str) -> Fetched | RepodataFetchError:
+    """The subdir's repodata (conditional on the last sync's validators), or why not."""
     try:
-        fetched = fetch_repodata(
+        return fetch_repodata(
             channel.base_url,
             subdir,
-            validators=previous,
-            cache_root=cache_root,
+            validators=_previous_validators(channel, subdir),
+            cache_root=Path(settings.REPODATA_CACHE_DIR),
             timeout_s=settings.HTTP_TIMEOUT_S,
             max_bytes=settings.REPODATA_MAX_BYTES,
         )
     except RepodataFetchError as exc:
-        return SubdirSync(subdir, "error", str(exc))
+        return exc
+
+
+def _previous_validators(channel: Channel, subdir: str) -> dict:
+    return dict((channel.sync_state or {}).get(subdir) or {})
+
+
+def _sync_subdir(
+    channel, subdir, fetched: Fetched | RepodataFetchError, *, plan: bool
+) -> SubdirSync:
+    if isinstance(fetched, RepodataFetchError):
+        return SubdirSync(subdir, "error", str(fetched))
+    previous = _previous_validators(channel, subdir)
+    url = repodata_url(channel.base_url, subdir)
+    cache_root = Path(settings.REPODATA_CACHE_DIR)
     if fetched.status == MISSING:
         return SubdirSync(subdir, "missing")
     if fetched.status == NOT_MODIFIED or (

@@ -196,3 +196,37 @@ def test_sync_channels_command_prints_and_fails_on_errors(world, server):
         call_command("sync_channels", "--channel", "samples", stdout=io.StringIO())
     with pytest.raises(CommandError, match="Unknown channel"):
         call_command("sync_channels", "--channel", "nope")
+
+
+def test_the_next_subdir_downloads_while_this_one_is_imported(world, server, monkeypatch):
+    """The second subdir's fetch starts before the first subdir's import ends, on the fetch
+    thread: were the fetches sequential, the first import would wait for an event that never
+    comes and the test would fail on the timeout."""
+    import threading
+
+    from packages_app.services import sync as sync_service
+
+    fetched_second = threading.Event()
+    fetch_threads: dict[str, str] = {}
+    real_fetch, real_import = sync_service.fetch_repodata, sync_service._import_and_plan
+    subdirs = list(world.channel.subdirs)
+    assert len(subdirs) == 2
+
+    def recording_fetch(base_url, subdir, **kwargs):
+        fetch_threads[subdir] = threading.current_thread().name
+        if subdir == subdirs[1]:
+            fetched_second.set()
+        return real_fetch(base_url, subdir, **kwargs)
+
+    def waiting_import(channel, subdir, *args, **kwargs):
+        if subdir == subdirs[0]:
+            assert fetched_second.wait(timeout=30), "the second subdir was not fetched meanwhile"
+        return real_import(channel, subdir, *args, **kwargs)
+
+    monkeypatch.setattr(sync_service, "fetch_repodata", recording_fetch)
+    monkeypatch.setattr(sync_service, "_import_and_plan", waiting_import)
+    result = sync_channel(channel=world.channel, plan=False)
+
+    assert [s.status for s in result.subdirs] == ["imported", "imported"]
+    assert set(fetch_threads) == set(subdirs)
+    assert all(name.startswith("repodata-fetch") for name in fetch_threads.values())
