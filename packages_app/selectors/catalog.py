@@ -3,14 +3,16 @@
 Every selector runs a fixed number of queries whatever the catalog size.
 """
 
+import hashlib
 from collections import defaultdict
 from collections import deque
 from dataclasses import dataclass
 from dataclasses import field
+from functools import partial
 
 from django.core.cache import cache
+from django.db import transaction
 from django.db.models import Count
-from django.db.models import Max
 from django.db.models import Prefetch
 from django.db.models import Q
 from django.db.models import QuerySet
@@ -22,6 +24,7 @@ from packages_app.models import Build
 from packages_app.models import Channel
 from packages_app.models import Maintainer
 from packages_app.models import Package
+from packages_app.models import SubdirRevision
 from packages_app.models import TorchRelease
 from testing_app.models import Host
 
@@ -80,12 +83,17 @@ def _dependents_graph() -> dict[str, frozenset[str]]:
     """dependency name -> names of live builds that depend on it, cached per catalog state.
 
     Reading every build's dependency names costs ~0.1 s at design scale (40,000 builds), so the
-    graph is cached under a key that changes whenever a build is added, changed or withdrawn
-    (count and newest `updated_at`: one cheap aggregate per call).
+    graph is cached under a key that changes whenever a build is added, changed or withdrawn:
+    the subdirs' revisions (SubdirRevision, moved by the database on every such write), one
+    read of a table with a row per channel subdir. An aggregate over the builds themselves
+    (their count and newest change) was the key before; it grows with the catalog, and a
+    conda-forge-sized upstream channel makes it a scan of millions of rows on every page.
     """
-    state = Build.objects.aggregate(count=Count("pk"), newest=Max("updated_at"))
-    newest = state["newest"].isoformat() if state["newest"] else "-"
-    key = f"catalog:dependents-graph:{state['count']}:{newest}"
+    revisions = SubdirRevision.objects.order_by("channel_id", "subdir").values_list(
+        "channel_id", "subdir", "revision"
+    )
+    state = hashlib.blake2b(repr(list(revisions)).encode(), digest_size=16).hexdigest()
+    key = f"catalog:dependents-graph:{state}"
     graph = cache.get(key)
     if graph is not None:
         return graph
@@ -100,7 +108,10 @@ def _dependents_graph() -> dict[str, frozenset[str]]:
             if dependency != dependent:
                 dependents_of[dependency].add(dependent)
     graph = {name: frozenset(names) for name, names in dependents_of.items()}
-    cache.set(key, graph, timeout=DEPENDENTS_GRAPH_CACHE_S)
+    # Stored once the reading transaction commits: a transaction that wrote builds (a sync
+    # that plans) sees its own uncommitted revisions, and were it rolled back, later commits
+    # would reach the same revisions with other builds.
+    transaction.on_commit(partial(cache.set, key, graph, timeout=DEPENDENTS_GRAPH_CACHE_S))
     return graph
 
 

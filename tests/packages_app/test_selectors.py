@@ -2,6 +2,7 @@
 
 import pytest
 from django.db import connection
+from django.db import transaction
 from django.test.utils import CaptureQueriesContext
 
 from packages_app.lint.torch_releases import admitted_torch_releases
@@ -55,10 +56,15 @@ def test_reverse_dependencies_ignore_withdrawn_builds(chain):
     assert "gone" not in get_reverse_dependencies(name="pytorch", transitive=True)
 
 
-def test_reverse_dependencies_use_two_queries_whatever_the_catalog(chain):
+def test_reverse_dependencies_use_two_queries_whatever_the_catalog(
+    chain, django_capture_on_commit_callbacks
+):
     for index in range(50):
         BuildFactory(name=f"dep{index}", depends=[f"dep{index - 1}" if index else "pytorch"])
-    with CaptureQueriesContext(connection) as captured:
+    with (
+        CaptureQueriesContext(connection) as captured,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
         depths = get_reverse_dependencies(name="pytorch", transitive=True)
     assert len(captured) == 2
     assert depths["dep49"] == 50
@@ -66,6 +72,29 @@ def test_reverse_dependencies_use_two_queries_whatever_the_catalog(chain):
     with CaptureQueriesContext(connection) as captured:
         assert get_reverse_dependencies(name="dep10") == {"dep11": 1}
     assert len(captured) == 1
+
+
+def test_a_graph_read_in_a_rolled_back_transaction_is_never_cached(
+    chain, django_capture_on_commit_callbacks
+):
+    """The rolled-back transaction saw revisions that a later commit reaches again with other
+    builds: a graph cached under them would hide the later build."""
+    neighbour = Build.objects.get(name="kornia-app")
+    channel, subdir = neighbour.channel, neighbour.subdir
+
+    def read_then_roll_back():
+        with transaction.atomic():
+            BuildFactory(name="rolled-back", depends=["kornia"], channel=channel, subdir=subdir)
+            assert "rolled-back" in get_reverse_dependencies(name="kornia")
+            raise RuntimeError("roll back")
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with pytest.raises(RuntimeError):
+            read_then_roll_back()
+        assert callbacks == []
+        # The same subdir as the rolled-back build: its revision is the same number again.
+        BuildFactory(name="committed", depends=["kornia"], channel=channel, subdir=subdir)
+        assert get_reverse_dependencies(name="kornia") == {"kornia-app": 1, "committed": 1}
 
 
 def test_reverse_dependencies_see_new_and_withdrawn_builds_at_once(chain):
