@@ -17,6 +17,7 @@ from packages_app.selectors.catalog import list_versions
 from testing_app.selectors.badges import list_badge_snippets
 from testing_app.selectors.home import get_recent_activity
 from testing_app.selectors.maintenance import get_package_health
+from testing_app.selectors.matrix import list_supported_releases
 from testing_app.selectors.package_matrix import get_package_matrix
 from testing_app.selectors.pinned_retests import retests_of_dependent
 
@@ -62,6 +63,7 @@ def package_detail(request, name):
     registered = set(
         Package.objects.filter(name__in=reverse_dependencies).values_list("name", flat=True)
     )
+    supported_releases = list_supported_releases()  # the badges' and the matrix's columns
     return render(
         request,
         "packages_app/package_detail.html",
@@ -80,13 +82,20 @@ def package_detail(request, name):
             "build_states": Build.State,
             "health": get_package_health(name=name, package=package, versions=versions),
             "install": get_install_command(name=name) if package else None,
-            "badges": list_badge_snippets(name=name, site_url=settings.SITE_URL) if package else [],
+            "badges": (
+                list_badge_snippets(
+                    name=name, site_url=settings.SITE_URL, supported_releases=supported_releases
+                )
+                if package
+                else []
+            ),
             "pinned_retests": retests_of_dependent(name=name),
             "test_matrix": get_package_matrix(
                 name=name,
                 versions=versions,
                 requested_version=request.GET.get("mv", ""),
                 all_columns=request.GET.get("mcols") == "all",
+                supported_releases=supported_releases,
             ),
         },
     )

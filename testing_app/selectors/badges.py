@@ -71,12 +71,17 @@ class BadgeSnippet:
     markdown: str
 
 
-def list_badge_snippets(*, name: str, site_url: str) -> list[BadgeSnippet]:
-    """The package's badge, then one per supported PyTorch release, as absolute-URL Markdown."""
+def list_badge_snippets(
+    *, name: str, site_url: str, supported_releases: list[TorchRelease] | None = None
+) -> list[BadgeSnippet]:
+    """The package's badge, then one per supported PyTorch release, as absolute-URL Markdown.
+    `supported_releases` (newest first) saves the page that already read them a query."""
     package_path = reverse("packages:package-detail", kwargs={"name": name})
     snippets = []
     paths = [("All supported PyTorch releases", reverse("testing:badge-package", args=[name]))]
-    for release in list_supported_releases():
+    if supported_releases is None:
+        supported_releases = list_supported_releases()
+    for release in supported_releases:
         path = reverse("testing:badge-package-release", args=[name, release.version])
         paths.append((f"PyTorch {release.version}", path))
     for title, path in paths:

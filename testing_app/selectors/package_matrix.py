@@ -238,13 +238,19 @@ def _rows(
 
 
 def get_package_matrix(
-    *, name: str, versions: list[str], requested_version: str = "", all_columns: bool = False
+    *,
+    name: str,
+    versions: list[str],
+    requested_version: str = "",
+    all_columns: bool = False,
+    supported_releases: list[TorchRelease] | None = None,
 ) -> PackageMatrix:
     """The matrix of one version of `name` (the requested one, else the newest in `versions`).
 
     `versions` are the package's live versions, newest first (packages_app's list_versions).
     By default only the releases with a result other than "not applicable" are columns;
-    `all_columns` shows every supported release.
+    `all_columns` shows every supported release. `supported_releases` saves the page that
+    already read them a query.
     """
     matrix = PackageMatrix(name=name, versions=versions)
     if not versions:
@@ -259,10 +265,11 @@ def get_package_matrix(
     matrix.has_results = True
     matrix.last_known_good = _last_known_good(cells)
     version_cells = [c for c in cells if c.build_version == matrix.version]
-    columns = {
-        pk: Column(pk, version)
-        for pk, version in TorchRelease.objects.filter(supported=True).values_list("pk", "version")
-    }
+    if supported_releases is None:
+        supported = TorchRelease.objects.filter(supported=True).values_list("pk", "version")
+    else:
+        supported = [(release.pk, release.version) for release in supported_releases]
+    columns = {pk: Column(pk, version) for pk, version in supported}
     columns.update({c.release_id: Column(c.release_id, c.release_version) for c in version_cells})
     matrix.total_columns = len(columns)
     if not all_columns:
