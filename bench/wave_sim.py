@@ -21,7 +21,8 @@ medians, different per-cell noise), as a real deployment would have them.
 Printed: the makespan (from the planning commit to the last job's end), the lower bound
 LB = max(longest job, for every set of hosts the work only that set can serve / its size,
 total work / hosts) over the jobs' simulated durations, the ratio, and each host's time (busy,
-asleep, idle before its first job, between jobs, after its last job). The bound ignores the
+asleep, idle before its first job, between jobs, after its last job, install checks taken and
+the time inside them). The bound ignores the
 per-job overhead and the install check -> test precedence, so it is below what any schedule
 can reach on this machine; the bench also prints it with this run's measured per-job cost
 added to every job.
@@ -349,7 +350,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script
     print(f"... and the median gap between jobs too (this machine's whole per-job cost): "
           f"{with_gaps:.1f} s; ratio {makespan / with_gaps:.3f} (the schedule alone)")  # fmt: skip
     print("host          capabilities                        queues  jobs  busy s  asleep s  "
-          "before first s  between s  after last s")  # fmt: skip
+          "before first s  between s  after last s  checks  checks s")  # fmt: skip
     for worker in sorted(workers, key=lambda w: w.host.name):
         name = worker.host.name
         mine = sorted(by_host[name], key=lambda j: j.started_at)
@@ -357,9 +358,11 @@ def main() -> None:  # noqa: PLR0915 - one linear script
         first = (mine[0].started_at - planned_at).total_seconds() if mine else makespan
         last = (end - mine[-1].finished_at).total_seconds() if mine else 0.0
         between = makespan - busy[name] - first - last
+        checks = [j for j in mine if j.kind == "install_check"]
+        checks_s = sum((j.finished_at - j.started_at).total_seconds() for j in checks)
         print(f"{name:<13} {describe(worker):<36} {len(worker.queues):>6} {len(mine):>5} "
               f"{busy[name]:>7.1f} {asleep:>9.1f} {first:>15.1f} {between:>10.1f} "
-              f"{last:>13.1f}")  # fmt: skip
+              f"{last:>13.1f} {len(checks):>7} {checks_s:>9.1f}")  # fmt: skip
     flush_redis()
 
 

@@ -132,6 +132,11 @@ class Job(models.Model):
     # test it unlocks), from the cell's history (selectors/job_estimates.py): the order jobs
     # are pushed in (longest first) and each queue's remaining work (services/queue_work.py).
     expected_s = models.FloatField(default=0)
+    # An install check's share of expected_s that is the test it unlocks, and the queue that
+    # test will go to: while the check is queued or running, that queue's remaining work counts
+    # the test too (its latent work, services/queue_work.py). 0 and "" for a test.
+    unlocks_s = models.FloatField(default=0)
+    unlocks_queue = models.CharField(max_length=100, blank=True)
     attempt = models.PositiveSmallIntegerField(default=1)
     max_attempts = models.PositiveSmallIntegerField(default=3)
     retry_of = models.ForeignKey(

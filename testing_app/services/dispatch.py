@@ -36,8 +36,8 @@ from testing_app.models import Variant
 from testing_app.services.bulk import insert_jobs
 from testing_app.services.bulk import mark_cells_queued
 from testing_app.services.bulk import mark_enqueued
-from testing_app.services.queue_work import QUEUED_WORK_KEY
 from testing_app.services.queue_work import add_queued_work
+from testing_app.services.queue_work import pushed_work
 from testing_app.services.queues import queue_for_cell
 from testing_app.services.queues import queue_serializer
 from testing_app.services.rq_push import RqCall
@@ -68,6 +68,9 @@ class Dispatch:
     priority: int = 0
     expected_s: float = 0.0
     share_key: int = 0
+    # An install check's test, latent until the check ends (services/queue_work.py).
+    unlocks_queue: str = ""
+    unlocks_s: float = 0.0
 
     @property
     def rq_job_id(self) -> str:
@@ -86,6 +89,8 @@ class Dispatch:
             priority=job.priority,
             expected_s=job.expected_s,
             share_key=share_key,
+            unlocks_queue=job.unlocks_queue,
+            unlocks_s=job.unlocks_s,
         )
 
 
@@ -163,6 +168,18 @@ def _prepare(
         variant_name=variant[job.variant_id],
         runner=job.required_runner if job.kind == Job.Kind.TEST else "",
     )
+    # The queue of the test a passing check queues (install_checks.enqueue_test_after_check:
+    # this cell, this runner, routed here again as a test).
+    job.unlocks_queue = (
+        queue_for_cell(
+            kind=Job.Kind.TEST,
+            subdir=subdir,
+            variant_name=variant[job.variant_id],
+            runner=job.required_runner,
+        )
+        if job.kind == Job.Kind.INSTALL_CHECK
+        else ""
+    )
 
 
 def push_after_commit(dispatches: Sequence[Dispatch], *, stamp: bool = True) -> None:
@@ -187,8 +204,9 @@ def push_jobs(dispatches: Iterable[Dispatch], *, stamp: bool = True) -> int:
     (RQ's scheduler, run by every distro_worker) for retries waiting out a backoff. Stamps
     `enqueued_at` unless the caller already did (enqueue_jobs writes it with the rows, which
     saves updating 100,000 rows again). Each queue gets its jobs in push_order (longest first,
-    packages in turn) and counts their expected work (services/queue_work.py). Returns how
-    many were pushed."""
+    packages in turn) and counts their expected work, and an install check's test counts in
+    its test queue, in the push's own pipeline (services/queue_work.py). Returns how many were
+    pushed."""
     due, later = defaultdict(list), []
     now = timezone.now()
     for dispatch in dispatches:
@@ -205,7 +223,7 @@ def push_jobs(dispatches: Iterable[Dispatch], *, stamp: bool = True) -> int:
             chunk = items[start : start + PUSH_CHUNK]
             with connection.pipeline() as pipe:
                 if queue.is_async:
-                    add_queued_work(pipe, {name: sum(d.expected_s for d in chunk)})
+                    add_queued_work(pipe, pushed_work(chunk))
                 if queue.is_async:
                     calls = [_rq_call(d) for d in chunk]
                     enqueue_calls(
@@ -216,17 +234,21 @@ def push_jobs(dispatches: Iterable[Dispatch], *, stamp: bool = True) -> int:
                 pipe.execute()
             pushed.extend(d.pk for d in chunk)
     for dispatch in later:
-        rq_queue(dispatch.queue_name).enqueue_at(
-            dispatch.not_before,
-            EXECUTE_FUNCTION,
-            dispatch.pk,
-            job_id=dispatch.rq_job_id,
-            job_timeout=dispatch.timeout_s + settings.JOB_TIMEOUT_MARGIN_S,
-            result_ttl=RESULT_TTL_S,
-            failure_ttl=FAILURE_TTL_S,
-        )
-        if rq_queue(dispatch.queue_name).is_async:
-            connection.hincrbyfloat(QUEUED_WORK_KEY, dispatch.queue_name, dispatch.expected_s)
+        queue = rq_queue(dispatch.queue_name)
+        with connection.pipeline() as pipe:
+            queue.enqueue_at(
+                dispatch.not_before,
+                EXECUTE_FUNCTION,
+                dispatch.pk,
+                job_id=dispatch.rq_job_id,
+                job_timeout=dispatch.timeout_s + settings.JOB_TIMEOUT_MARGIN_S,
+                result_ttl=RESULT_TTL_S,
+                failure_ttl=FAILURE_TTL_S,
+                pipeline=pipe,
+            )
+            if queue.is_async:
+                add_queued_work(pipe, pushed_work([dispatch]))
+            pipe.execute()
         pushed.append(dispatch.pk)
     if pushed and stamp:
         mark_enqueued(pushed)

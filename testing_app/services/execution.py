@@ -41,6 +41,8 @@ from testing_app.services.notices import notify_job_finished
 from testing_app.services.outcomes import Declined
 from testing_app.services.outcomes import JobOutcome
 from testing_app.services.outcomes import JobRunner
+from testing_app.services.queue_work import ended_work
+from testing_app.services.queue_work import started_work
 from testing_app.services.queue_work import take_queued_work
 from testing_app.services.queues import Capabilities
 from testing_app.services.queues import serves_variant
@@ -198,9 +200,7 @@ def start_job(*, job_id: int, worker: WorkerProcess | None) -> Job | Declined | 
     if worker is not None:
         WorkerProcess.objects.filter(pk=worker.pk).update(current_job=job)
     _cell_rows(job).filter(latest_job=job).update(verdict=Verdict.RUNNING, updated_at=now)
-    transaction.on_commit(
-        partial(take_queued_work, queue_name=job.queue_name, seconds=job.expected_s)
-    )
+    transaction.on_commit(partial(take_queued_work, started_work(job)))
     return job
 
 
@@ -301,6 +301,9 @@ def finish_job(*, job_id: int, outcome: JobOutcome) -> Job | None:
     job.save(update_fields=OUTCOME_FIELDS)
     if job.worker_id:
         WorkerProcess.objects.filter(pk=job.worker_id, current_job=job).update(current_job=None)
+    # An install check's test is no longer latent: queued below if the check passed (with its
+    # own expected_s), or not at all. Registered first, so it is taken before that push adds.
+    transaction.on_commit(partial(take_queued_work, ended_work(job, was_queued=False)))
     retry = _automatic_retry(job, retryable=outcome.retryable)
     if job.kind == Job.Kind.INSTALL_CHECK and job.verdict == Verdict.PASSED:
         # The environment solves: now the GPU (or CPU) test of the same cell, in the same run.
@@ -381,6 +384,10 @@ def _automatic_retry(job: Job, *, retryable: bool) -> Job | None:
         retry_of=job,
         avoid_host_ids=avoid,
         not_before=timezone.now() + timedelta(seconds=delay) if delay else None,
+        # Same kind, same cell: the same estimate, and an install check's test stays latent.
+        expected_s=job.expected_s,
+        unlocks_queue=job.unlocks_queue,
+        unlocks_s=job.unlocks_s,
     )
     retry.save()
     dispatch = Dispatch.of(retry)
@@ -493,6 +500,9 @@ def cancel_job(*, job: Job, reason: str = "") -> Job | None:
     """queued|running -> cancelled, guarded. A running job's worker sees its result ignored.
     The cell goes back to the verdict it had before this job, when it still points here."""
     now = timezone.now()
+    # Locked first: whether it was still queued decides what leaves the queued work.
+    before = Job.objects.select_for_update().filter(pk=job.pk).values_list("status", flat=True)
+    was_queued = before.first() == Job.Status.QUEUED
     updated = Job.objects.filter(
         Q(status=Job.Status.QUEUED) | Q(status=Job.Status.RUNNING), pk=job.pk
     ).update(status=Job.Status.CANCELLED, finished_at=now, error_message=reason[:2000])
@@ -510,4 +520,5 @@ def cancel_job(*, job: Job, reason: str = "") -> Job | None:
         WorkerProcess.objects.filter(pk=job.worker_id, current_job=job).update(current_job=None)
     _update_run_state(job.run_id, now=now)
     transaction.on_commit(lambda: withdraw_from_redis(job.rq_job_id, queue_name=job.queue_name))
+    transaction.on_commit(partial(take_queued_work, ended_work(job, was_queued=was_queued)))
     return job

@@ -8,7 +8,8 @@
    (the scheduler died with its worker and its locks outlive it; RQ's workers only try to take
    them over every maintenance tick, about 10 minutes) are moved now.
 4. RQ entries of ours that no longer match a queued or running job are removed.
-5. Each queue's remaining work (services/queue_work.py) is recounted from the queued rows.
+5. Each queue's remaining work (services/queue_work.py) is recounted from the queued rows and
+   the install checks still queued or running (the tests they unlock).
 6. A running run without a queued or running job left is finished (its last job's check
    after commit was lost with its process: services/execution.py, _update_run_state).
 A worker starting on a host also ends, at once, the jobs of that host's earlier worker processes
@@ -189,25 +190,29 @@ def restore_queued_jobs(*, grace_s: int) -> int:
     cutoff = timezone.now() - timedelta(seconds=grace_s)
     candidates = Job.objects.filter(status=Job.Status.QUEUED, created_at__lte=cutoff)
     by_queue: dict[str, list[Dispatch]] = {}
-    fields = ("pk", "queue_name", "timeout_s", "not_before", "priority", "expected_s", "build_id")
-    for (
-        pk,
-        queue_name,
-        timeout_s,
-        not_before,
-        priority,
-        expected_s,
-        build_id,
-    ) in candidates.values_list(*fields).iterator(chunk_size=READ_CHUNK):
-        by_queue.setdefault(queue_name, []).append(
+    fields = (
+        "pk",
+        "queue_name",
+        "timeout_s",
+        "not_before",
+        "priority",
+        "expected_s",
+        "build_id",
+        "unlocks_queue",
+        "unlocks_s",
+    )
+    for row in candidates.values_list(*fields, named=True).iterator(chunk_size=READ_CHUNK):
+        by_queue.setdefault(row.queue_name, []).append(
             Dispatch(
-                pk,
-                queue_name,
-                timeout_s,
-                not_before,
-                priority=priority,
-                expected_s=expected_s,
-                share_key=build_id,
+                row.pk,
+                row.queue_name,
+                row.timeout_s,
+                row.not_before,
+                priority=row.priority,
+                expected_s=row.expected_s,
+                share_key=row.build_id,
+                unlocks_queue=row.unlocks_queue,
+                unlocks_s=row.unlocks_s,
             )
         )
     missing: list[Dispatch] = []

@@ -11,7 +11,10 @@ Within one push (a release wave, a full run, a new build and its reverse depende
    so one package with many cells does not hold back everyone else's verdicts.
 
 An install check stands for the test it unlocks as well (its expected_s includes the test's),
-so a long test's install check goes first too and its test reaches the queue early.
+so a long test's install check goes first too and its test reaches the queue early. The test's
+share is also kept apart on the check (Job.unlocks_s, with the queue the test will go to,
+Job.unlocks_queue): until the check ends, that queue's remaining work counts the test as
+latent work (services/queue_work.py), so the hosts that alone can run it see it coming.
 """
 
 import math
@@ -32,7 +35,8 @@ class Orderable(Protocol):
 
 def fill_expected_durations(jobs: Sequence[Job], *, package_of: dict[int, int | None]) -> None:
     """Set expected_s on jobs that have none (0): the job's own expected duration, plus the
-    test's for an install check. One history query per job kind present."""
+    test's for an install check, whose unlocks_s is then that test's. One history query per
+    job kind present."""
     todo = [job for job in jobs if not job.expected_s]
     if not todo:
         return
@@ -50,10 +54,12 @@ def fill_expected_durations(jobs: Sequence[Job], *, package_of: dict[int, int | 
             "variant_id": job.variant_id,
             "platform_id": job.platform_id,
         }
-        expected = tests.expected_s(**cell)
+        test_s = tests.expected_s(**cell)
         if job.kind == Job.Kind.INSTALL_CHECK and checks is not None:
-            expected += checks.expected_s(**cell)
-        job.expected_s = expected
+            job.unlocks_s = test_s
+            job.expected_s = test_s + checks.expected_s(**cell)
+        else:
+            job.expected_s = test_s
 
 
 def duration_band(seconds: float) -> int:

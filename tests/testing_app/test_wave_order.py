@@ -131,14 +131,16 @@ def test_enqueue_estimates_orders_and_counts_work_and_start_takes_it(history, cp
     assert (no_history.expected_s, known.expected_s) == (5.0, 20.0)
     assert check.expected_s == 21.0  # its own (default) + the test it unlocks
     assert _queued_ids("test.linux-64.cpu") == [known.pk, no_history.pk]  # longest first
-    assert _queued_work() == {"test.linux-64.cpu": 25.0, "install": 21.0}
+    assert (check.unlocks_s, check.unlocks_queue) == (20.0, "test.linux-64.cpu")
+    # The check's test counts in its test queue already (latent work, test_queue_work.py).
+    assert _queued_work() == {"test.linux-64.cpu": 45.0, "install": 21.0}
     with transaction.atomic():
         start_job(job_id=known.pk, worker=None)
-    assert _queued_work()["test.linux-64.cpu"] == 5.0
+    assert _queued_work()["test.linux-64.cpu"] == 25.0
     # PostgreSQL is the truth: a lost update is corrected by the recount.
     django_rq.get_connection("default").hset(QUEUED_WORK_KEY, "test.linux-64.cpu", 999)
-    assert recount_queued_work() == {"test.linux-64.cpu": 5.0, "install": 21.0}
-    assert _queued_work() == {"test.linux-64.cpu": 5.0, "install": 21.0}
+    assert recount_queued_work() == {"test.linux-64.cpu": 25.0, "install": 21.0}
+    assert _queued_work() == {"test.linux-64.cpu": 25.0, "install": 21.0}
 
 
 def test_busiest_queue_per_serving_worker_goes_first(settings):
