@@ -21,6 +21,7 @@ from packages_app.models import Package
 from packages_app.models import PackageToken
 from packages_app.models import Proposal
 from packages_app.models import ProposalNote
+from packages_app.models import SubdirRevision
 from packages_app.models import TorchRelease
 from packages_app.models import TrustedPublisher
 from packages_app.models import UsedPublishingToken
@@ -282,6 +283,12 @@ def _package_verdict_counts(n: int) -> list:
     return list(PackageVerdictCount.objects.filter(package__in=[c.package_id for c in cells]))
 
 
+def _subdir_revisions(n: int) -> list:
+    """Rows the triggers write: one per (channel, subdir) whose builds a statement changed."""
+    builds = factories.BuildFactory.create_batch(n)
+    return list(SubdirRevision.objects.filter(channel__in=[b.channel_id for b in builds]))
+
+
 def _job_day_counts(n: int) -> list:
     """Rows the triggers write: one per finished job's (day, host, kind, verdict)."""
     jobs = [
@@ -357,6 +364,7 @@ MAKERS: dict[type, Callable[[int], list]] = {
     SetPartnerSolve: _set_partner_solves,
     PackageVerdictCount: _package_verdict_counts,
     JobDayCount: _job_day_counts,
+    SubdirRevision: _subdir_revisions,
     Notification: _notifications,
     ReleaseImpact: _release_impacts,
     PackageStatusEvent: _status_events,
@@ -368,7 +376,7 @@ MAKERS: dict[type, Callable[[int], list]] = {
 # Proposal notes are an audit trail written by the review pages; worker rows by the workers.
 # Lifecycle events are taken (and notified) by the maintenance service only. Used OIDC token
 # ids are written by the API alone (trusted publishing). Solver rows are written by their jobs,
-# and the rollup counts by database triggers.
+# and the rollup counts and subdir revisions by database triggers.
 NO_ADD = {
     PackageToken,
     UsedPublishingToken,
@@ -379,6 +387,7 @@ NO_ADD = {
     SetPartnerSolve,
     PackageVerdictCount,
     JobDayCount,
+    SubdirRevision,
 }
 MODELS = pytest.mark.parametrize("model", list(MAKERS), ids=lambda m: m.__name__)
 

@@ -8,6 +8,7 @@ from packages_app.admin.actions import promote_builds
 from packages_app.admin.base import LargeTableAdmin
 from packages_app.models import Build
 from packages_app.models import Channel
+from packages_app.models import SubdirRevision
 from packages_app.models import TorchRelease
 from testing_app.models import Platform
 
@@ -147,3 +148,24 @@ class TorchReleaseAdmin(admin.ModelAdmin):
     @admin.display(description="platforms")
     def platform_names(self, obj: TorchRelease) -> str:
         return ", ".join(p.subdir for p in obj.platforms.all())
+
+
+@admin.register(SubdirRevision)
+class SubdirRevisionAdmin(admin.ModelAdmin):
+    """Change counters kept by database triggers (packages_app/models/revisions.py): shown to
+    check a sync's record index against, never edited (an edit could make a sync trust an index
+    that no longer describes the catalog)."""
+
+    list_display = ("channel", "subdir", "revision")
+    list_select_related = ("channel",)
+    list_filter = ("subdir",)
+    ordering = ("channel__name", "subdir")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
