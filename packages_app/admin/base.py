@@ -69,6 +69,20 @@ class EstimatedCountPaginator(Paginator):
         return row[0] if row and row[0] >= 0 else None
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows something else writes (an audit trail, counts kept by database triggers): shown to
+    check them, never added, edited or deleted here."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class LargeTableAdmin(admin.ModelAdmin):
     """Base for tables that grow to millions of rows (builds, jobs, cell results, runs).
 

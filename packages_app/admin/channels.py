@@ -6,6 +6,7 @@ from django.template.defaultfilters import filesizeformat
 from packages_app.admin.actions import has_promote_permission
 from packages_app.admin.actions import promote_builds
 from packages_app.admin.base import LargeTableAdmin
+from packages_app.admin.base import ReadOnlyAdmin
 from packages_app.models import Build
 from packages_app.models import Channel
 from packages_app.models import SubdirRevision
@@ -151,7 +152,7 @@ class TorchReleaseAdmin(admin.ModelAdmin):
 
 
 @admin.register(SubdirRevision)
-class SubdirRevisionAdmin(admin.ModelAdmin):
+class SubdirRevisionAdmin(ReadOnlyAdmin):
     """Change counters kept by database triggers (packages_app/models/revisions.py): shown to
     check a sync's record index against, never edited (an edit could make a sync trust an index
     that no longer describes the catalog)."""
@@ -160,12 +161,3 @@ class SubdirRevisionAdmin(admin.ModelAdmin):
     list_select_related = ("channel",)
     list_filter = ("subdir",)
     ordering = ("channel__name", "subdir")
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

@@ -5,6 +5,7 @@ from django.utils.html import format_html
 from django.utils.html import format_html_join
 from django.utils.timesince import timesince
 
+from packages_app.admin.base import ReadOnlyAdmin
 from packages_app.admin.base import related_count
 from packages_app.admin.base import secret_prefix
 from packages_app.models import OPEN_PROPOSAL_STATES
@@ -277,7 +278,7 @@ class ProposalAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProposalNote)
-class ProposalNoteAdmin(admin.ModelAdmin):
+class ProposalNoteAdmin(ReadOnlyAdmin):
     """The audit trail of every proposal: read-only here (the review pages write it)."""
 
     list_display = (
@@ -305,15 +306,6 @@ class ProposalNoteAdmin(admin.ModelAdmin):
         "email_error",
     )
     fields = readonly_fields
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="email failed", boolean=True)
     def email_failed(self, obj: ProposalNote) -> bool:

@@ -6,6 +6,7 @@ from django.db.models.functions import Coalesce
 from django.utils.html import format_html
 
 from packages_app.admin.base import LargeTableAdmin
+from packages_app.admin.base import ReadOnlyAdmin
 from packages_app.admin.base import related_count
 from testing_app.models import CellResult
 from testing_app.models import Job
@@ -301,20 +302,11 @@ class PinnedCellResultAdmin(LargeTableAdmin):
     readonly_fields = ("package", "verdict", "previous_verdict", "latest_job", "updated_at")
 
 
-class RollupAdmin(admin.ModelAdmin):
+class RollupAdmin(ReadOnlyAdmin):
     """Counts kept by database triggers (testing_app/models/rollups.py): shown to check them,
     never edited (an edit would make them disagree with the rows they count)."""
 
     show_full_result_count = False
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(PackageVerdictCount)

@@ -203,21 +203,24 @@ def _sqlite_down(spec: dict, row: str) -> str:
     )
 
 
+def sqlite_install_statements(spec: dict) -> list[str]:
+    """One rollup's backfill and triggers (also used by later migrations that rebuild its
+    table, which drops the triggers on SQLite)."""
+    name, table = spec["function"], spec["table"]
+    return [
+        f"DELETE FROM {spec['rollup']};",
+        f"INSERT INTO {spec['rollup']} ({spec['columns']}, {spec['count']}) {spec['backfill']};",
+        f"CREATE TRIGGER {name}_insert AFTER INSERT ON {table} "
+        f"BEGIN\n{_sqlite_up(spec, 'NEW')}END;",
+        f"CREATE TRIGGER {name}_update AFTER UPDATE OF {spec['watched']} ON {table} "
+        f"BEGIN\n{_sqlite_down(spec, 'OLD')}{_sqlite_up(spec, 'NEW')}END;",
+        f"CREATE TRIGGER {name}_delete AFTER DELETE ON {table} "
+        f"BEGIN\n{_sqlite_down(spec, 'OLD')}END;",
+    ]
+
+
 def sqlite_install_sql() -> list[str]:
-    statements = []
-    for spec in _SQLITE_KEYS.values():
-        name, table = spec["function"], spec["table"]
-        statements += [
-            f"DELETE FROM {spec['rollup']};",
-            f"INSERT INTO {spec['rollup']} ({spec['columns']}, {spec['count']}) {spec['backfill']};",
-            f"CREATE TRIGGER {name}_insert AFTER INSERT ON {table} "
-            f"BEGIN\n{_sqlite_up(spec, 'NEW')}END;",
-            f"CREATE TRIGGER {name}_update AFTER UPDATE OF {spec['watched']} ON {table} "
-            f"BEGIN\n{_sqlite_down(spec, 'OLD')}{_sqlite_up(spec, 'NEW')}END;",
-            f"CREATE TRIGGER {name}_delete AFTER DELETE ON {table} "
-            f"BEGIN\n{_sqlite_down(spec, 'OLD')}END;",
-        ]
-    return statements
+    return [sql for spec in _SQLITE_KEYS.values() for sql in sqlite_install_statements(spec)]
 
 
 def sqlite_uninstall_sql() -> list[str]:

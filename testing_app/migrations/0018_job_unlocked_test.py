@@ -15,18 +15,8 @@ def reinstall_sqlite_job_triggers(apps, schema_editor):
     if schema_editor.connection.vendor != "sqlite":
         return
     spec = rollups._SQLITE_KEYS["jobs"]
-    name, table = spec["function"], spec["table"]
-    statements = [f"DROP TRIGGER IF EXISTS {name}_{op};" for op in rollups.OPERATIONS]
-    statements += [
-        f"DELETE FROM {spec['rollup']};",
-        f"INSERT INTO {spec['rollup']} ({spec['columns']}, {spec['count']}) {spec['backfill']};",
-        f"CREATE TRIGGER {name}_insert AFTER INSERT ON {table} "
-        f"BEGIN\n{rollups._sqlite_up(spec, 'NEW')}END;",
-        f"CREATE TRIGGER {name}_update AFTER UPDATE OF {spec['watched']} ON {table} "
-        f"BEGIN\n{rollups._sqlite_down(spec, 'OLD')}{rollups._sqlite_up(spec, 'NEW')}END;",
-        f"CREATE TRIGGER {name}_delete AFTER DELETE ON {table} "
-        f"BEGIN\n{rollups._sqlite_down(spec, 'OLD')}END;",
-    ]
+    statements = [f"DROP TRIGGER IF EXISTS {spec['function']}_{op};" for op in rollups.OPERATIONS]
+    statements += rollups.sqlite_install_statements(spec)
     for statement in statements:
         schema_editor.execute(statement, params=None)
 
